@@ -1,0 +1,469 @@
+//! The one configuration type. [`Options`] is parsed by clap from flags and environment variables;
+//! its [`PolicyOptions`] part is also what a proxy may push in a configure event, deserialized from
+//! the same kebab-case names and validated the same way ([`PolicyOptions::patched`]).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+/// Default Unix socket path (the one the Sentinel documentation uses for this agent).
+pub const DEFAULT_SOCKET: &str = "/tmp/sentinel-ws.sock";
+
+/// Everything the agent can be told at start-up.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "sentinel-ws-agent",
+    version,
+    about = "WebSocket frame inspection agent for the Sentinel and Zentinel reverse proxies",
+    long_about = None
+)]
+pub struct Options {
+    /// Unix socket the proxy connects to (serves protocol v1 JSON and v2 binary).
+    #[arg(long, env = "AGENT_SOCKET", default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+
+    /// Also serve gRPC on HOST:PORT (keep it on loopback or behind TLS).
+    #[arg(long, env = "AGENT_GRPC_ADDRESS", value_name = "HOST:PORT")]
+    pub grpc_address: Option<String>,
+
+    /// Serve /metrics, /healthz and /readyz over HTTP on HOST:PORT (off by default).
+    #[arg(long, env = "WS_METRICS_ADDRESS", value_name = "HOST:PORT")]
+    pub metrics_address: Option<String>,
+
+    /// Number of detector actors (default: the number of CPUs).
+    #[arg(long, env = "WS_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: Option<u16>,
+
+    /// Seconds to keep serving in-flight requests after SIGTERM/SIGINT before exiting.
+    #[arg(long, env = "WS_DRAIN_TIMEOUT", default_value_t = 30)]
+    pub drain_timeout: u64,
+
+    /// Inspection policy; the part a proxy may replace with a configure event.
+    #[command(flatten)]
+    pub policy: PolicyOptions,
+}
+
+impl Options {
+    /// Parses flags and environment, with the `WS_PATTERNS` escaping rule applied.
+    pub fn parse_from_env() -> Result<Self, clap::Error> {
+        Self::parse_args(std::env::args_os())
+    }
+
+    /// Parses the given arguments (the first is the program name) and the environment.
+    pub fn parse_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = Self::command().try_get_matches_from(args)?;
+        let mut options = Self::from_arg_matches(&matches)?;
+        options.policy.custom_patterns =
+            split_env_patterns(&matches, options.policy.custom_patterns);
+        Ok(options)
+    }
+
+    /// The number of detector actors to start.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            Some(n) => usize::from(n),
+            None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+/// A flag given on the command line keeps commas; the `WS_PATTERNS` variable is a comma-separated
+/// list in which `\,` stands for a literal comma.
+fn split_env_patterns(matches: &ArgMatches, patterns: Vec<String>) -> Vec<String> {
+    if matches.value_source("custom_patterns") != Some(ValueSource::EnvVariable) {
+        return patterns;
+    }
+    patterns
+        .iter()
+        .flat_map(|value| split_escaped_commas(value))
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// Splits on commas not preceded by a backslash; `\,` becomes `,`, every other backslash stays.
+pub fn split_escaped_commas(value: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&',') => {
+                current.push(',');
+                chars.next();
+            }
+            ',' => parts.push(std::mem::take(&mut current)),
+            _ => current.push(c),
+        }
+    }
+    parts.push(current);
+    parts
+}
+
+/// Which direction's text messages the JSON schema applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SchemaDirection {
+    /// Messages from the WebSocket client only.
+    #[default]
+    Client,
+    /// Messages from the upstream server only.
+    Server,
+    /// Both directions.
+    Both,
+}
+
+/// Where a schema comes from: a file path (flags, env, configure) or an inline JSON object
+/// (configure only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SchemaSource {
+    /// A path to a JSON file.
+    Path(PathBuf),
+    /// The schema itself.
+    Inline(serde_json::Map<String, Value>),
+}
+
+impl std::str::FromStr for SchemaSource {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(SchemaSource::Path(PathBuf::from(s)))
+    }
+}
+
+/// The inspection policy: detection, validation, limits and modes. Field names in kebab-case are
+/// the keys of a pushed configuration.
+#[derive(Debug, Clone, PartialEq, Args, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct PolicyOptions {
+    /// Detect cross-site scripting in messages.
+    #[arg(long, env = "WS_XSS", default_value_t = true, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    #[serde(deserialize_with = "flexible_bool")]
+    pub xss_detection: bool,
+
+    /// Detect SQL injection in messages.
+    #[arg(long, env = "WS_SQLI", default_value_t = true, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    #[serde(deserialize_with = "flexible_bool")]
+    pub sqli_detection: bool,
+
+    /// Detect shell command injection in messages.
+    #[arg(long, env = "WS_CMD", default_value_t = true, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    #[serde(deserialize_with = "flexible_bool")]
+    pub command_injection: bool,
+
+    /// Extra regular expression to block (repeat the flag; in WS_PATTERNS separate with commas and
+    /// write a literal comma as `\,`).
+    #[arg(long = "custom-patterns", env = "WS_PATTERNS", value_name = "REGEX", action = clap::ArgAction::Append)]
+    #[serde(deserialize_with = "string_or_list")]
+    pub custom_patterns: Vec<String>,
+
+    /// JSON Schema every text message must match.
+    #[arg(long, env = "WS_JSON_SCHEMA", value_name = "PATH")]
+    pub json_schema: Option<SchemaSource>,
+
+    /// Which direction the JSON schema applies to.
+    #[arg(long, env = "WS_SCHEMA_DIRECTION", value_enum, default_value_t = SchemaDirection::Client)]
+    pub schema_direction: SchemaDirection,
+
+    /// Binary messages must be exactly one valid MessagePack value.
+    #[arg(long, env = "WS_MSGPACK", default_value_t = false, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    #[serde(deserialize_with = "flexible_bool")]
+    pub msgpack_validation: bool,
+
+    /// JSON Schema for decoded MessagePack messages (default: the JSON schema).
+    #[arg(long, env = "WS_MSGPACK_SCHEMA", value_name = "PATH")]
+    pub msgpack_schema: Option<SchemaSource>,
+
+    /// Messages per second a client may send on one connection (0 = unlimited).
+    #[arg(long, env = "WS_RATE_MESSAGES", default_value_t = 0)]
+    pub max_messages_per_sec: u32,
+
+    /// Payload bytes per second a client may send on one connection (0 = unlimited).
+    #[arg(long, env = "WS_RATE_BYTES", default_value_t = 0)]
+    pub max_bytes_per_sec: u64,
+
+    /// Messages a client may send at once above the per-second rate.
+    #[arg(long, env = "WS_RATE_BURST", default_value_t = 10)]
+    pub rate_limit_burst: u32,
+
+    /// Largest text frame in bytes (0 = unlimited); fragments count against their message's type.
+    #[arg(long, env = "WS_MAX_TEXT", default_value_t = 0)]
+    pub max_text_frame_size: u64,
+
+    /// Largest binary frame in bytes (0 = unlimited).
+    #[arg(long, env = "WS_MAX_BINARY", default_value_t = 0)]
+    pub max_binary_frame_size: u64,
+
+    /// Largest message in bytes, all fragments together (0 = unlimited).
+    #[arg(long, env = "WS_MAX_MESSAGE", default_value_t = 0)]
+    pub max_message_size: u64,
+
+    /// Close violating connections; when false, only tag them (`detect-only`).
+    #[arg(long, env = "WS_BLOCK_MODE", default_value_t = true, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    #[serde(deserialize_with = "flexible_bool")]
+    pub block_mode: bool,
+
+    /// Allow frames whose inspection cannot complete (otherwise close them with 1011).
+    #[arg(long, env = "WS_FAIL_OPEN", default_value_t = false, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    #[serde(deserialize_with = "flexible_bool")]
+    pub fail_open: bool,
+
+    /// Log an escaped excerpt (at most 64 bytes) of each blocked payload.
+    #[arg(long, env = "WS_LOG_FRAMES", default_value_t = false, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    #[serde(deserialize_with = "flexible_bool")]
+    pub log_frames: bool,
+
+    /// Run the content detectors on binary messages too.
+    #[arg(long, env = "WS_INSPECT_BINARY", default_value_t = false, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    #[serde(deserialize_with = "flexible_bool")]
+    pub inspect_binary: bool,
+
+    /// Forget a WebSocket connection after this many seconds without a frame.
+    #[arg(long, env = "WS_IDLE_TIMEOUT", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout: u64,
+
+    /// Most WebSocket connections tracked at once; the least recently seen are evicted first.
+    #[arg(long, env = "WS_MAX_CONNECTIONS", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
+}
+
+impl Default for PolicyOptions {
+    /// The same values as the flag defaults above (a unit test keeps the two in step).
+    fn default() -> Self {
+        PolicyOptions {
+            xss_detection: true,
+            sqli_detection: true,
+            command_injection: true,
+            custom_patterns: Vec::new(),
+            json_schema: None,
+            schema_direction: SchemaDirection::Client,
+            msgpack_validation: false,
+            msgpack_schema: None,
+            max_messages_per_sec: 0,
+            max_bytes_per_sec: 0,
+            rate_limit_burst: 10,
+            max_text_frame_size: 0,
+            max_binary_frame_size: 0,
+            max_message_size: 0,
+            block_mode: true,
+            fail_open: false,
+            log_frames: false,
+            inspect_binary: false,
+            idle_timeout: 300,
+            max_connections: 100_000,
+        }
+    }
+}
+
+/// A pushed configuration that cannot be applied; names the offending key.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    /// The configuration is not a JSON object.
+    #[error("configuration must be a JSON object of option names, got {0}")]
+    NotAnObject(&'static str),
+    /// A key that is not an option of this agent.
+    #[error("unknown option `{key}` (options are kebab-case names such as `block-mode`)")]
+    UnknownKey {
+        /// The key as received (cut to 64 bytes).
+        key: String,
+    },
+    /// A known key with a value of the wrong type or range.
+    #[error("invalid value for `{key}`: {message}")]
+    InvalidValue {
+        /// The option name.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl PolicyOptions {
+    /// Applies a pushed configuration on top of `self` (normally the start-up policy), so that the
+    /// same configuration applied twice gives the same result. Keys absent from `config` keep their
+    /// value from `self`; `null` (or an empty object) changes nothing.
+    pub fn patched(&self, config: &Value) -> Result<PolicyOptions, ConfigError> {
+        let object = match config {
+            Value::Null => return Ok(self.clone()),
+            Value::Object(object) => object,
+            Value::Bool(_) => return Err(ConfigError::NotAnObject("a boolean")),
+            Value::Number(_) => return Err(ConfigError::NotAnObject("a number")),
+            Value::String(_) => return Err(ConfigError::NotAnObject("a string")),
+            Value::Array(_) => return Err(ConfigError::NotAnObject("an array")),
+        };
+        let Value::Object(mut merged) = serde_json::to_value(self).expect("options serialize")
+        else {
+            unreachable!("PolicyOptions serializes to an object")
+        };
+        let known: BTreeMap<String, ()> = merged.keys().map(|k| (k.clone(), ())).collect();
+        for (key, value) in object {
+            if !known.contains_key(key) {
+                return Err(ConfigError::UnknownKey {
+                    key: crate::util::cut(key, 64).into_owned(),
+                });
+            }
+            // Deserialize the key alone so that a type error is reported against its name.
+            let single = Value::Object([(key.clone(), value.clone())].into_iter().collect());
+            if let Err(error) = serde_json::from_value::<PolicyOptions>(single) {
+                return Err(ConfigError::InvalidValue {
+                    key: key.clone(),
+                    message: crate::util::cut(&error.to_string(), 160).into_owned(),
+                });
+            }
+            merged.insert(key.clone(), value.clone());
+        }
+        let patched: PolicyOptions =
+            serde_json::from_value(Value::Object(merged)).map_err(|error| {
+                ConfigError::InvalidValue {
+                    key: "configuration".into(),
+                    message: error.to_string(),
+                }
+            })?;
+        patched.check_ranges()?;
+        Ok(patched)
+    }
+
+    /// Range checks clap enforces for flags, repeated for pushed values.
+    fn check_ranges(&self) -> Result<(), ConfigError> {
+        if self.idle_timeout == 0 {
+            return Err(ConfigError::InvalidValue {
+                key: "idle-timeout".into(),
+                message: "must be at least 1 second".into(),
+            });
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::InvalidValue {
+                key: "max-connections".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Parses `true/false/1/0/yes/no/on/off` (any case).
+pub fn parse_bool(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        other => Err(format!("expected true or false, got `{other}`")),
+    }
+}
+
+fn flexible_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flexible {
+        Bool(bool),
+        Int(u64),
+        Text(String),
+    }
+    match Flexible::deserialize(deserializer)
+        .map_err(|_| serde::de::Error::custom("expected true or false"))?
+    {
+        Flexible::Bool(b) => Ok(b),
+        Flexible::Int(0) => Ok(false),
+        Flexible::Int(1) => Ok(true),
+        Flexible::Int(n) => Err(serde::de::Error::custom(format!(
+            "expected true or false, got {n}"
+        ))),
+        Flexible::Text(text) => parse_bool(&text).map_err(serde::de::Error::custom),
+    }
+}
+
+fn string_or_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    match OneOrMany::deserialize(deserializer)
+        .map_err(|_| serde::de::Error::custom("expected a pattern or an array of patterns"))?
+    {
+        OneOrMany::One(pattern) => Ok(vec![pattern]),
+        OneOrMany::Many(patterns) => Ok(patterns),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(args: &[&str]) -> Options {
+        let mut all = vec!["sentinel-ws-agent"];
+        all.extend_from_slice(args);
+        Options::parse_args(all).expect("parses")
+    }
+
+    #[test]
+    fn flag_defaults_match_default_impl() {
+        assert_eq!(parse(&[]).policy, PolicyOptions::default());
+    }
+
+    #[test]
+    fn booleans_accept_every_spelling() {
+        assert!(!parse(&["--block-mode", "false"]).policy.block_mode);
+        assert!(!parse(&["--block-mode=false"]).policy.block_mode);
+        assert!(parse(&["--fail-open"]).policy.fail_open);
+        assert!(
+            parse(&["--fail-open", "--block-mode", "0"])
+                .policy
+                .fail_open
+        );
+        assert!(
+            !parse(&["--fail-open", "--block-mode", "0"])
+                .policy
+                .block_mode
+        );
+        assert!(parse(&["--inspect-binary", "true"]).policy.inspect_binary);
+    }
+
+    #[test]
+    fn repeated_pattern_flags_keep_commas() {
+        let options = parse(&["--custom-patterns", "a{1,3}", "--custom-patterns", "b"]);
+        assert_eq!(options.policy.custom_patterns, vec!["a{1,3}", "b"]);
+    }
+
+    #[test]
+    fn env_patterns_split_on_unescaped_commas() {
+        assert_eq!(
+            split_escaped_commas(r"foo,x{1\,3},bar\d"),
+            vec!["foo", "x{1,3}", r"bar\d"]
+        );
+    }
+
+    #[test]
+    fn patch_overlays_and_is_idempotent() {
+        let base = PolicyOptions::default();
+        let config =
+            json!({"block-mode": false, "custom-patterns": "evil", "max-messages-per-sec": 5});
+        let once = base.patched(&config).unwrap();
+        assert!(!once.block_mode);
+        assert_eq!(once.custom_patterns, vec!["evil"]);
+        assert_eq!(once.max_messages_per_sec, 5);
+        assert_eq!(base.patched(&config).unwrap(), once);
+        assert_eq!(base.patched(&Value::Null).unwrap(), base);
+    }
+
+    #[test]
+    fn patch_errors_name_the_key() {
+        let base = PolicyOptions::default();
+        let err = base.patched(&json!({"xss-detecton": true})).unwrap_err();
+        assert!(err.to_string().contains("xss-detecton"), "{err}");
+        let err = base
+            .patched(&json!({"max-messages-per-sec": "lots"}))
+            .unwrap_err();
+        assert!(err.to_string().contains("max-messages-per-sec"), "{err}");
+        let err = base.patched(&json!({"idle-timeout": 0})).unwrap_err();
+        assert!(err.to_string().contains("idle-timeout"), "{err}");
+        assert!(base.patched(&json!([1])).is_err());
+    }
+}
