@@ -1,11 +1,24 @@
 //! sentinel-ws-agent: a WebSocket Inspector agent for the Sentinel and Zentinel reverse proxies.
 //!
-//! A frame travels transport -> router registry -> connection actor -> detector pool -> transport.
-//! See `README.md` for the operator's view and `docs/` for design notes.
+//! A frame travels transport ([`transport`]) -> router registry -> connection actor ([`actors`];
+//! rate buckets and reassembly from [`limits`]) -> detector pool ([`pipeline`], [`inspect`],
+//! [`validate`]) -> back to the transport as a [`model::Verdict`]. See `README.md` for the
+//! operator's view.
 
 #![warn(missing_docs)]
 
+pub mod actors;
+pub mod agent;
+pub mod clock;
 pub mod inspect;
+pub mod lifecycle;
+pub mod limits;
 pub mod model;
 pub mod options;
+pub mod pipeline;
+pub mod policy;
+pub mod server;
+pub mod telemetry;
+pub mod transport;
 pub mod util;
+pub mod validate;

@@ -1,6 +1,33 @@
-//! The `sentinel-ws-agent` binary: parses options, starts the agent, waits for shutdown.
+//! The `sentinel-ws-agent` binary: parses options, sets up logging, runs the agent.
+
+use anyhow::Context;
+use sentinel_agent_websocket_inspector::options::{LogFormat, Options};
+use sentinel_agent_websocket_inspector::server;
+use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
-    let _options = sentinel_agent_websocket_inspector::options::Options::parse_from_env()?;
-    Ok(())
+    let options = Options::parse_from_env().unwrap_or_else(|e| e.exit());
+    init_logging(options.log_format);
+    let workers = options.worker_count();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(workers.clamp(1, 64))
+        .thread_name("ws-agent")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(server::run(options)).map_err(|e| {
+        tracing::error!(error = %e, "sentinel-ws-agent cannot start");
+        anyhow::Error::new(e)
+    })
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
 }

@@ -42,6 +42,10 @@ pub struct Options {
     #[arg(long, env = "WS_DRAIN_TIMEOUT", default_value_t = 30)]
     pub drain_timeout: u64,
 
+    /// Log line format.
+    #[arg(long, env = "WS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// Inspection policy; the part a proxy may replace with a configure event.
     #[command(flatten)]
     pub policy: PolicyOptions,
@@ -105,6 +109,16 @@ pub fn split_escaped_commas(value: &str) -> Vec<String> {
     }
     parts.push(current);
     parts
+}
+
+/// How log lines are written (to standard error; `RUST_LOG` sets the level).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Which direction's text messages the JSON schema applies to.

@@ -1,0 +1,328 @@
+//! One actor per WebSocket connection (`correlation_id`, both directions, whatever transport
+//! connection each frame arrived on). It owns the connection's token buckets, per-direction
+//! reassembly and last-seen time; it answers control frames and limit violations itself and hands
+//! messages (or windows of unfinished ones) to the detector pool.
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+use super::detector::DetectorPool;
+use super::reply::Responder;
+use crate::clock;
+use crate::inspect::MessagePart;
+use crate::limits::reassembly::{Assembled, MessageKind, Reassembly, ReassemblyError};
+use crate::limits::TokenBucket;
+use crate::model::{
+    AuditTag, Direction, Frame, Opcode, Verdict, CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION,
+};
+use crate::pipeline::{violation, InspectJob};
+use crate::policy::{Policy, PolicyCache, SharedPolicy};
+use crate::telemetry::Telemetry;
+
+/// A message to a connection actor.
+#[derive(Debug)]
+pub enum ConnMsg {
+    /// A frame of this WebSocket to decide.
+    Frame {
+        /// The frame.
+        frame: Frame,
+        /// Where its decision goes.
+        reply: Responder,
+    },
+}
+
+/// Figures about one connection that the router and observers read without messaging the actor.
+#[derive(Debug, Default)]
+pub struct ConnectionShared {
+    /// [`clock::now_nanos`] of the last frame.
+    pub last_seen_nanos: AtomicU64,
+    /// When the state was created.
+    pub created_nanos: AtomicU64,
+    /// Frames seen, per direction (index: [`Direction::index`]).
+    pub frames: [AtomicU64; 2],
+    /// Payload bytes seen, per direction.
+    pub bytes: [AtomicU64; 2],
+    /// The proxy's route id, from the first frame that carried one.
+    pub route_id: OnceLock<Arc<str>>,
+    /// The client's IP, from the first frame that carried one.
+    pub client_ip: OnceLock<Arc<str>>,
+}
+
+/// What every connection actor shares: the running policy and the detector pool.
+#[derive(Debug)]
+pub struct ConnectionContext {
+    /// The running policy.
+    pub policy: Arc<SharedPolicy>,
+    /// Where inspection jobs go.
+    pub detectors: Arc<DetectorPool>,
+}
+
+/// Start-up arguments of a connection actor.
+#[derive(Debug)]
+pub struct ConnectionArgs {
+    /// Shared figures (also held by the registry).
+    pub shared: Arc<ConnectionShared>,
+    /// Policy and detectors.
+    pub context: Arc<ConnectionContext>,
+}
+
+/// The actor.
+#[derive(Debug, Default)]
+pub struct ConnectionActor;
+
+/// The per-connection state.
+#[derive(Debug)]
+pub struct ConnectionState {
+    shared: Arc<ConnectionShared>,
+    context: Arc<ConnectionContext>,
+    policy: PolicyCache,
+    reassembly: [Reassembly; 2],
+    /// Bytes currently held in `reassembly`, as last reported to the gauge.
+    reported_buffer_bytes: usize,
+    message_bucket: Option<TokenBucket>,
+    byte_bucket: Option<TokenBucket>,
+    close_seen: [bool; 2],
+}
+
+impl Actor for ConnectionActor {
+    type Msg = ConnMsg;
+    type State = ConnectionState;
+    type Arguments = ConnectionArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(ConnectionState {
+            policy: PolicyCache::new(&args.context.policy),
+            shared: args.shared,
+            context: args.context,
+            reassembly: Default::default(),
+            reported_buffer_bytes: 0,
+            message_bucket: None,
+            byte_bucket: None,
+            close_seen: [false; 2],
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let ConnMsg::Frame { frame, reply } = message;
+        let ended = state.on_frame(frame, reply);
+        state.report_buffer_bytes();
+        if ended {
+            myself.stop(Some("close".into()));
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        for r in &mut state.reassembly {
+            r.clear();
+        }
+        state.report_buffer_bytes();
+        Ok(())
+    }
+}
+
+impl ConnectionState {
+    /// Decides or dispatches one frame. Returns true when the connection has ended (a close frame
+    /// was seen in both directions).
+    fn on_frame(&mut self, frame: Frame, reply: Responder) -> bool {
+        let now = clock::now_nanos();
+        let shared = &self.shared;
+        shared.last_seen_nanos.store(now, Ordering::Relaxed);
+        let dir = frame.direction.index();
+        shared.frames[dir].fetch_add(1, Ordering::Relaxed);
+        shared.bytes[dir].fetch_add(frame.payload.len() as u64, Ordering::Relaxed);
+        if let Some(route) = &frame.route_id {
+            let _ = shared.route_id.set(Arc::clone(route));
+        }
+        if let Some(ip) = &frame.client_ip {
+            let _ = shared.client_ip.set(Arc::clone(ip));
+        }
+        let policy = Arc::clone(self.policy.get(&self.context.policy));
+        match frame.opcode {
+            Opcode::Ping | Opcode::Pong | Opcode::Reserved => {
+                reply.send(Verdict::allow(), None, false);
+                false
+            }
+            Opcode::Close => {
+                reply.send(Verdict::allow(), None, false);
+                self.close_seen[dir] = true;
+                self.reassembly[dir].clear();
+                self.close_seen[0] && self.close_seen[1]
+            }
+            Opcode::Text | Opcode::Binary | Opcode::Continuation => {
+                self.on_data(frame, reply, &policy, now);
+                false
+            }
+        }
+    }
+
+    fn on_data(&mut self, frame: Frame, reply: Responder, policy: &Arc<Policy>, now: u64) {
+        let options = &policy.options;
+        let mut prior = Verdict::allow();
+        if frame.direction == Direction::ClientToServer {
+            if let Some(rate_verdict) = self.check_rates(&frame, policy, now) {
+                if options.block_mode {
+                    // The frame is refused; keep reassembly consistent with what passes.
+                    let _ = self.reassembly[0].push(
+                        frame.opcode,
+                        frame.fin,
+                        frame.payload.clone(),
+                        &policy.limits,
+                    );
+                    reply.send(rate_verdict, Some(&frame.payload), options.log_frames);
+                    return;
+                }
+                prior = rate_verdict;
+            }
+        }
+        let dir = frame.direction.index();
+        let assembled = self.reassembly[dir].push(
+            frame.opcode,
+            frame.fin,
+            frame.payload.clone(),
+            &policy.limits,
+        );
+        let (kind, part, data) = match assembled {
+            Err(error) => {
+                let verdict = size_verdict(policy, error);
+                reply.send(
+                    crate::pipeline::merge(prior, verdict),
+                    Some(&frame.payload),
+                    options.log_frames,
+                );
+                return;
+            }
+            Ok(Assembled::Nothing { .. }) => {
+                reply.send(prior, None, false);
+                return;
+            }
+            Ok(Assembled::Partial { kind, window }) => (kind, MessagePart::Partial, window),
+            Ok(Assembled::Complete { kind, message }) => (kind, MessagePart::Complete, message),
+        };
+        let needs_inspection = match kind {
+            MessageKind::Text => !policy.inspector.is_empty() || !policy.validator.is_empty(),
+            MessageKind::Binary => options.inspect_binary || !policy.validator.is_empty(),
+        };
+        if !needs_inspection {
+            reply.send(prior, None, false);
+            return;
+        }
+        let job = InspectJob {
+            policy: Arc::clone(policy),
+            kind,
+            part,
+            data,
+            direction: frame.direction,
+            prior,
+        };
+        self.context.detectors.submit(job, reply);
+    }
+
+    /// Applies the client's message and byte buckets; returns the violation verdict if one is
+    /// exceeded. Only data frames reach here, and a message is counted on its first frame.
+    fn check_rates(&mut self, frame: &Frame, policy: &Policy, now: u64) -> Option<Verdict> {
+        let options = &policy.options;
+        let starts_message = matches!(frame.opcode, Opcode::Text | Opcode::Binary);
+        if options.max_messages_per_sec > 0 && starts_message {
+            let rate = f64::from(options.max_messages_per_sec);
+            let capacity = rate + f64::from(options.rate_limit_burst);
+            let bucket = self
+                .message_bucket
+                .get_or_insert_with(|| TokenBucket::full(capacity, now));
+            if !bucket.try_take(1.0, rate, capacity, now) {
+                return Some(violation(
+                    options,
+                    AuditTag::RateLimit,
+                    CLOSE_POLICY_VIOLATION,
+                    Cow::Borrowed("Policy violation: message rate limit exceeded"),
+                    "message-rate",
+                ));
+            }
+        }
+        if options.max_bytes_per_sec > 0 {
+            let rate = options.max_bytes_per_sec as f64;
+            let bucket = self
+                .byte_bucket
+                .get_or_insert_with(|| TokenBucket::full(rate, now));
+            if !bucket.try_take(frame.payload.len() as f64, rate, rate, now) {
+                return Some(violation(
+                    options,
+                    AuditTag::RateLimit,
+                    CLOSE_POLICY_VIOLATION,
+                    Cow::Borrowed("Policy violation: byte rate limit exceeded"),
+                    "byte-rate",
+                ));
+            }
+        }
+        None
+    }
+
+    fn report_buffer_bytes(&mut self) {
+        let now = self.reassembly[0].buffered_bytes() + self.reassembly[1].buffered_bytes();
+        if now != self.reported_buffer_bytes {
+            Telemetry::get().add_reassembly_bytes(now as i64 - self.reported_buffer_bytes as i64);
+            self.reported_buffer_bytes = now;
+        }
+    }
+}
+
+/// 1009 for size limits; a full reassembly buffer is an inspection limit, decided by fail-open.
+fn size_verdict(policy: &Policy, error: ReassemblyError) -> Verdict {
+    let options = &policy.options;
+    let (reason_code, reason): (&'static str, Cow<'static, str>) = match error {
+        ReassemblyError::FrameTooBig {
+            kind: MessageKind::Text,
+            limit,
+            ..
+        } => (
+            "text-frame-size",
+            format!("Message too big: text frame over {limit} bytes").into(),
+        ),
+        ReassemblyError::FrameTooBig {
+            kind: MessageKind::Binary,
+            limit,
+            ..
+        } => (
+            "binary-frame-size",
+            format!("Message too big: binary frame over {limit} bytes").into(),
+        ),
+        ReassemblyError::MessageTooBig { limit, .. } => (
+            "message-size",
+            format!("Message too big: message over {limit} bytes").into(),
+        ),
+        ReassemblyError::BufferFull { limit, .. } => {
+            if options.fail_open {
+                let mut verdict = Verdict::failure(true, "reassembly-buffer");
+                verdict.add_tag(AuditTag::SizeLimit);
+                return verdict;
+            }
+            (
+                "reassembly-buffer",
+                format!("Message too big to inspect: over {limit} bytes").into(),
+            )
+        }
+    };
+    violation(
+        options,
+        AuditTag::SizeLimit,
+        CLOSE_MESSAGE_TOO_BIG,
+        reason,
+        reason_code,
+    )
+}

@@ -1,0 +1,158 @@
+//! The detector pool: stateless actors that run [`crate::pipeline::evaluate`] on inspection jobs.
+//! Each actor has a bounded queue (counted here, since ractor mailboxes are unbounded); a job that
+//! finds every queue full is decided by `--fail-open` at once and counted. A crashed detector is
+//! replaced by the router; the jobs it held are answered by their responders' fail-open path.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+use super::reply::Responder;
+use crate::pipeline::{evaluate, InspectJob, PipelineScratch};
+use crate::telemetry::Telemetry;
+
+/// Jobs one detector may have queued before the pool counts it as full.
+pub const DETECTOR_QUEUE_CAPACITY: usize = 1024;
+
+/// A message to a detector.
+#[derive(Debug)]
+pub enum DetectorMsg {
+    /// Inspect and answer.
+    Inspect {
+        /// What to inspect.
+        job: InspectJob,
+        /// Where the verdict goes.
+        reply: Responder,
+    },
+}
+
+/// One pool slot: the current actor in it and its queue depth.
+#[derive(Debug, Default)]
+pub struct DetectorSlot {
+    actor: RwLock<Option<ActorRef<DetectorMsg>>>,
+    queued: AtomicUsize,
+}
+
+impl DetectorSlot {
+    /// Puts a (new) actor in the slot; its predecessor's queue is gone, so the depth restarts at 0.
+    pub fn install(&self, actor: ActorRef<DetectorMsg>) {
+        *self.actor.write().unwrap_or_else(|e| e.into_inner()) = Some(actor);
+        self.queued.store(0, Ordering::Release);
+    }
+
+    /// The actor currently in the slot, if any.
+    pub fn actor(&self) -> Option<ActorRef<DetectorMsg>> {
+        self.actor.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Jobs queued on this slot's actor.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+}
+
+/// The pool the connection actors submit jobs to.
+#[derive(Debug)]
+pub struct DetectorPool {
+    slots: Box<[Arc<DetectorSlot>]>,
+    next: AtomicUsize,
+    queue_capacity: usize,
+}
+
+impl DetectorPool {
+    /// A pool of `size` empty slots (the router fills them).
+    pub fn new(size: usize, queue_capacity: usize) -> Self {
+        DetectorPool {
+            slots: (0..size.max(1)).map(|_| Arc::default()).collect(),
+            next: AtomicUsize::new(0),
+            queue_capacity: queue_capacity.max(1),
+        }
+    }
+
+    /// The slots, for the router to fill and supervise.
+    pub fn slots(&self) -> &[Arc<DetectorSlot>] {
+        &self.slots
+    }
+
+    /// Jobs the whole pool can hold at once.
+    pub fn capacity(&self) -> usize {
+        self.slots.len() * self.queue_capacity
+    }
+
+    /// Jobs queued over all detectors.
+    pub fn queued(&self) -> usize {
+        self.slots.iter().map(|s| s.queued()).sum()
+    }
+
+    /// Hands `job` to the least loaded of two detectors; decides by `--fail-open` when both are
+    /// full (or gone).
+    pub fn submit(&self, job: InspectJob, reply: Responder) {
+        let n = self.slots.len();
+        let first = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let second = (first + n / 2 + 1) % n;
+        let slot = if self.slots[second].queued() < self.slots[first].queued() {
+            &self.slots[second]
+        } else {
+            &self.slots[first]
+        };
+        if slot.queued.fetch_add(1, Ordering::AcqRel) >= self.queue_capacity {
+            slot.queued.fetch_sub(1, Ordering::AcqRel);
+            Telemetry::get().record_saturation();
+            reply.fail("detector-saturated");
+            return;
+        }
+        let Some(actor) = slot.actor() else {
+            slot.queued.fetch_sub(1, Ordering::AcqRel);
+            reply.fail("detector-unavailable");
+            return;
+        };
+        if let Err(error) = actor.send_message(DetectorMsg::Inspect { job, reply }) {
+            slot.queued.fetch_sub(1, Ordering::AcqRel);
+            // The message comes back with the error; dropping it answers through the responder.
+            drop(error);
+        }
+    }
+}
+
+/// A stateless detector actor.
+#[derive(Debug, Default)]
+pub struct Detector;
+
+/// A detector's reusable buffers and the slot whose depth it maintains.
+#[derive(Debug)]
+pub struct DetectorState {
+    scratch: PipelineScratch,
+    slot: Arc<DetectorSlot>,
+}
+
+impl Actor for Detector {
+    type Msg = DetectorMsg;
+    type State = DetectorState;
+    type Arguments = Arc<DetectorSlot>;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        slot: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(DetectorState {
+            scratch: PipelineScratch::default(),
+            slot,
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let DetectorMsg::Inspect { job, reply } = message;
+        let verdict = evaluate(&job, &mut state.scratch);
+        let log_frames = job.policy.options.log_frames;
+        reply.send(verdict, Some(&job.data), log_frames);
+        state.slot.queued.fetch_sub(1, Ordering::AcqRel);
+        Ok(())
+    }
+}

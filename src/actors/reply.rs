@@ -1,0 +1,153 @@
+//! The single exit of every frame: a [`Responder`] carries where the answer goes and what the frame
+//! was, records the decision's figures and log line, and, if it is dropped unanswered (an actor
+//! crashed or a queue was torn down), answers by `--fail-open` itself.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
+
+use crate::clock;
+use crate::model::{Direction, Frame, Opcode, Verdict};
+use crate::telemetry::Telemetry;
+use crate::util::escaped_excerpt;
+
+/// Bytes of payload a block log line may show (with `--log-frames`).
+const LOG_EXCERPT_BYTES: usize = 64;
+
+/// A decided frame on its way back to a multiplexing transport.
+#[derive(Debug)]
+pub struct Answer {
+    /// The WebSocket connection the frame belonged to.
+    pub correlation_id: Arc<str>,
+    /// The decision.
+    pub verdict: Verdict,
+    /// Released once the answer is written, bounding a transport connection's in-flight frames.
+    pub permit: Option<OwnedSemaphorePermit>,
+}
+
+/// Where a decision goes.
+#[derive(Debug)]
+pub enum ReplyTarget {
+    /// A caller awaiting this one frame.
+    Oneshot(oneshot::Sender<Verdict>),
+    /// A transport connection's outbound queue (answers may leave out of order).
+    Queue {
+        /// The connection's writer queue.
+        queue: mpsc::UnboundedSender<Answer>,
+        /// The in-flight slot this frame holds.
+        permit: Option<OwnedSemaphorePermit>,
+    },
+}
+
+/// What a log line and the metrics need to know about the frame.
+#[derive(Debug, Clone)]
+struct FrameMeta {
+    correlation_id: Arc<str>,
+    route_id: Option<Arc<str>>,
+    client_ip: Option<Arc<str>>,
+    direction: Direction,
+    opcode: Opcode,
+    received_nanos: u64,
+}
+
+/// The promise of one answer for one frame.
+#[derive(Debug)]
+pub struct Responder {
+    target: Option<ReplyTarget>,
+    meta: FrameMeta,
+    fail_open: bool,
+}
+
+impl Responder {
+    /// A responder for `frame`, received at `received_nanos` ([`clock::now_nanos`]).
+    pub fn new(frame: &Frame, target: ReplyTarget, fail_open: bool, received_nanos: u64) -> Self {
+        Responder {
+            target: Some(target),
+            meta: FrameMeta {
+                correlation_id: Arc::clone(&frame.correlation_id),
+                route_id: frame.route_id.clone(),
+                client_ip: frame.client_ip.clone(),
+                direction: frame.direction,
+                opcode: frame.opcode,
+                received_nanos,
+            },
+            fail_open,
+        }
+    }
+
+    /// The frame's direction.
+    pub fn direction(&self) -> Direction {
+        self.meta.direction
+    }
+
+    /// Answers with `verdict`. `payload` is logged (escaped, cut to 64 bytes) on a violation when
+    /// `log_frames` is on.
+    pub fn send(mut self, verdict: Verdict, payload: Option<&[u8]>, log_frames: bool) {
+        self.deliver(verdict, payload.filter(|_| log_frames));
+    }
+
+    /// Answers by `--fail-open` because inspection could not complete.
+    pub fn fail(mut self, reason_code: &'static str) {
+        let verdict = Verdict::failure(self.fail_open, reason_code);
+        self.deliver(verdict, None);
+    }
+
+    fn deliver(&mut self, verdict: Verdict, excerpt: Option<&[u8]>) {
+        let Some(target) = self.target.take() else {
+            return;
+        };
+        let meta = &self.meta;
+        let latency = clock::now_nanos().saturating_sub(meta.received_nanos) as f64 / 1e9;
+        Telemetry::get().record_decision(meta.direction, meta.opcode, &verdict, latency);
+        if !verdict.tags.is_empty() {
+            log_verdict(meta, &verdict, excerpt);
+        }
+        match target {
+            ReplyTarget::Oneshot(sender) => {
+                let _ = sender.send(verdict);
+            }
+            ReplyTarget::Queue { queue, permit } => {
+                let _ = queue.send(Answer {
+                    correlation_id: Arc::clone(&meta.correlation_id),
+                    verdict,
+                    permit,
+                });
+            }
+        }
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        if self.target.is_some() {
+            let verdict = Verdict::failure(self.fail_open, "inspection-lost");
+            self.deliver(verdict, None);
+        }
+    }
+}
+
+/// One structured line per violation (or fail-open decision).
+fn log_verdict(meta: &FrameMeta, verdict: &Verdict, excerpt: Option<&[u8]>) {
+    let decision = match &verdict.action {
+        crate::model::Action::Allow => "allow",
+        crate::model::Action::Drop => "drop",
+        crate::model::Action::Close { .. } => "close",
+    };
+    let tag = verdict.primary_tag().map_or("", |t| t.as_str());
+    let rule_id = verdict.rule_ids.first().map_or("", |r| r.as_ref());
+    let excerpt = excerpt.map(|bytes| escaped_excerpt(bytes, LOG_EXCERPT_BYTES));
+    tracing::warn!(
+        correlation_id = %crate::util::cut(&meta.correlation_id, 128),
+        route = meta.route_id.as_deref().map(|r| crate::util::cut(r, 128)).as_deref().unwrap_or(""),
+        client_ip = meta.client_ip.as_deref().map(|r| crate::util::cut(r, 64)).as_deref().unwrap_or(""),
+        direction = meta.direction.as_str(),
+        opcode = meta.opcode.as_str(),
+        tag,
+        rule_id,
+        tags = ?verdict.tags.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+        reason_codes = ?verdict.reason_codes,
+        decision,
+        payload = excerpt.as_deref().unwrap_or(""),
+        "frame violation"
+    );
+}

@@ -1,0 +1,319 @@
+//! The router: owns the registry `correlation_id -> connection actor` (transports read it
+//! directly; only the router adds and removes), creates connection actors on first sight, evicts
+//! idle ones and the least recently seen at capacity, and supervises every connection and detector
+//! actor (a failed detector is replaced; a failed connection's state is dropped and starts fresh on
+//! its next frame).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+
+use super::connection::{
+    ConnMsg, ConnectionActor, ConnectionArgs, ConnectionContext, ConnectionShared,
+};
+use super::detector::Detector;
+use crate::clock;
+use crate::policy::PolicyCache;
+use crate::telemetry::{EvictionReason, Telemetry};
+
+/// A tracked WebSocket connection.
+#[derive(Debug, Clone)]
+pub struct ConnectionEntry {
+    /// Its actor.
+    pub actor: ActorRef<ConnMsg>,
+    /// Figures readable without messaging the actor.
+    pub shared: Arc<ConnectionShared>,
+}
+
+/// `correlation_id -> connection`.
+pub type Registry = DashMap<Arc<str>, ConnectionEntry>;
+
+/// Messages to the router.
+#[derive(Debug)]
+pub enum RouterMsg {
+    /// Return the connection actor for an id, creating it if needed.
+    Open {
+        /// The correlation id.
+        id: Arc<str>,
+        /// The actor, or `None` if it could not be started.
+        reply: RpcReplyPort<Option<ActorRef<ConnMsg>>>,
+    },
+    /// Evict connections idle for longer than the idle timeout.
+    Sweep,
+}
+
+/// Start-up arguments.
+#[derive(Debug)]
+pub struct RouterArgs {
+    /// The registry transports read.
+    pub registry: Arc<Registry>,
+    /// Policy and detector pool shared with connection actors.
+    pub context: Arc<ConnectionContext>,
+}
+
+/// The router actor.
+#[derive(Debug, Default)]
+pub struct Router;
+
+/// The router's state.
+#[derive(Debug)]
+pub struct RouterState {
+    registry: Arc<Registry>,
+    context: Arc<ConnectionContext>,
+    policy: PolicyCache,
+    /// Which correlation id each live connection actor serves.
+    connection_ids: HashMap<ActorId, Arc<str>>,
+    /// Connection actors the router is evicting (their termination is already counted).
+    evicting: HashMap<ActorId, EvictionReason>,
+    /// Which pool slot each detector actor fills.
+    detector_slots: HashMap<ActorId, usize>,
+    stopping: bool,
+}
+
+impl Actor for Router {
+    type Msg = RouterMsg;
+    type State = RouterState;
+    type Arguments = RouterArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let mut state = RouterState {
+            policy: PolicyCache::new(&args.context.policy),
+            registry: args.registry,
+            context: args.context,
+            connection_ids: HashMap::new(),
+            evicting: HashMap::new(),
+            detector_slots: HashMap::new(),
+            stopping: false,
+        };
+        for index in 0..state.context.detectors.slots().len() {
+            state.spawn_detector(&myself, index).await?;
+        }
+        Ok(state)
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let idle = state.policy.get(&state.context.policy).options.idle_timeout;
+        myself.send_interval(sweep_period(idle), || RouterMsg::Sweep);
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            RouterMsg::Open { id, reply } => {
+                let actor = state.open(&myself, id).await;
+                let _ = reply.send(actor);
+            }
+            RouterMsg::Sweep => state.sweep_idle(),
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                state.on_child_exit(&myself, cell.get_id(), false).await;
+            }
+            SupervisionEvent::ActorFailed(cell, error) => {
+                tracing::error!(actor = %cell.get_id(), error = %crate::util::cut(&error.to_string(), 256), "actor failed");
+                state.on_child_exit(&myself, cell.get_id(), true).await;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state.stopping = true;
+        myself.stop_children(Some("agent stopping".into()));
+        state.registry.clear();
+        Telemetry::get().set_tracked_connections(0);
+        Ok(())
+    }
+}
+
+/// How often idle connections are looked for: a quarter of the timeout, within 250 ms .. 5 s.
+fn sweep_period(idle_timeout_secs: u64) -> Duration {
+    Duration::from_millis((idle_timeout_secs.saturating_mul(250)).clamp(250, 5_000))
+}
+
+impl RouterState {
+    async fn spawn_detector(
+        &mut self,
+        myself: &ActorRef<RouterMsg>,
+        index: usize,
+    ) -> Result<(), ActorProcessingErr> {
+        let slot = Arc::clone(&self.context.detectors.slots()[index]);
+        let (actor, _) =
+            Detector::spawn_linked(None, Detector, Arc::clone(&slot), myself.get_cell()).await?;
+        self.detector_slots.insert(actor.get_id(), index);
+        slot.install(actor);
+        Ok(())
+    }
+
+    async fn open(
+        &mut self,
+        myself: &ActorRef<RouterMsg>,
+        id: Arc<str>,
+    ) -> Option<ActorRef<ConnMsg>> {
+        if let Some(entry) = self.registry.get(&id) {
+            return Some(entry.actor.clone());
+        }
+        if self.stopping {
+            return None;
+        }
+        let max = usize::try_from(
+            self.policy
+                .get(&self.context.policy)
+                .options
+                .max_connections,
+        )
+        .unwrap_or(usize::MAX);
+        if self.registry.len() >= max {
+            self.evict_least_recent(max);
+        }
+        let now = clock::now_nanos();
+        let shared = Arc::new(ConnectionShared::default());
+        shared.last_seen_nanos.store(now, Ordering::Relaxed);
+        shared.created_nanos.store(now, Ordering::Relaxed);
+        let args = ConnectionArgs {
+            shared: Arc::clone(&shared),
+            context: Arc::clone(&self.context),
+        };
+        let actor =
+            match ConnectionActor::spawn_linked(None, ConnectionActor, args, myself.get_cell())
+                .await
+            {
+                Ok((actor, _)) => actor,
+                Err(error) => {
+                    tracing::error!(%error, "cannot start a connection actor");
+                    return None;
+                }
+            };
+        self.connection_ids.insert(actor.get_id(), Arc::clone(&id));
+        self.registry.insert(
+            id,
+            ConnectionEntry {
+                actor: actor.clone(),
+                shared,
+            },
+        );
+        Telemetry::get().set_tracked_connections(self.registry.len());
+        Some(actor)
+    }
+
+    /// Evicts the least recently seen connections so that one more fits under `max`, plus 1% of
+    /// `max` so that a stream of new ids does not pay a full scan each.
+    fn evict_least_recent(&mut self, max: usize) {
+        let excess = self.registry.len() + 1 - max.min(self.registry.len() + 1);
+        let count = (excess + max / 100).max(1);
+        let mut by_age: Vec<(u64, Arc<str>)> = self
+            .registry
+            .iter()
+            .map(|e| {
+                (
+                    e.shared.last_seen_nanos.load(Ordering::Relaxed),
+                    Arc::clone(e.key()),
+                )
+            })
+            .collect();
+        let count = count.min(by_age.len());
+        if count == 0 {
+            return;
+        }
+        if count < by_age.len() {
+            by_age.select_nth_unstable_by_key(count - 1, |(seen, _)| *seen);
+        }
+        for (_, id) in by_age.into_iter().take(count) {
+            self.evict(&id, EvictionReason::Capacity);
+        }
+    }
+
+    fn sweep_idle(&mut self) {
+        let timeout = clock::secs(self.policy.get(&self.context.policy).options.idle_timeout);
+        let now = clock::now_nanos();
+        let idle: Vec<Arc<str>> = self
+            .registry
+            .iter()
+            .filter(|e| {
+                now.saturating_sub(e.shared.last_seen_nanos.load(Ordering::Relaxed)) > timeout
+            })
+            .map(|e| Arc::clone(e.key()))
+            .collect();
+        for id in &idle {
+            self.evict(id, EvictionReason::Idle);
+        }
+        if !idle.is_empty() {
+            tracing::debug!(evicted = idle.len(), "idle connections evicted");
+        }
+    }
+
+    /// Removes `id` from the registry and lets its actor finish what it holds, then stop.
+    fn evict(&mut self, id: &str, reason: EvictionReason) {
+        if let Some((_, entry)) = self.registry.remove(id) {
+            self.evicting.insert(entry.actor.get_id(), reason);
+            Telemetry::get().record_evictions(reason, 1);
+            if entry.actor.drain().is_err() {
+                entry.actor.stop(None);
+            }
+        }
+        Telemetry::get().set_tracked_connections(self.registry.len());
+    }
+
+    async fn on_child_exit(&mut self, myself: &ActorRef<RouterMsg>, actor: ActorId, failed: bool) {
+        if let Some(index) = self.detector_slots.remove(&actor) {
+            if self.stopping {
+                return;
+            }
+            Telemetry::get().record_detector_restart();
+            tracing::warn!(slot = index, "restarting detector");
+            if let Err(error) = self.spawn_detector(myself, index).await {
+                tracing::error!(%error, "cannot restart a detector");
+            }
+            return;
+        }
+        let Some(id) = self.connection_ids.remove(&actor) else {
+            return;
+        };
+        if self.evicting.remove(&actor).is_some() {
+            return;
+        }
+        let reason = if failed {
+            EvictionReason::Failed
+        } else {
+            EvictionReason::Closed
+        };
+        let removed = self
+            .registry
+            .remove_if(&id, |_, entry| entry.actor.get_id() == actor);
+        if removed.is_some() {
+            Telemetry::get().record_evictions(reason, 1);
+            Telemetry::get().set_tracked_connections(self.registry.len());
+        }
+    }
+}

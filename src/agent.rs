@@ -1,0 +1,177 @@
+//! The agent as the transports see it: hand in a [`Frame`], get a [`Verdict`] (awaited, or
+//! delivered to a queue), push a configuration. Owns the actor system's top (the router) and the
+//! shared state the transports read directly (registry, running policy).
+
+use std::sync::Arc;
+
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorRef, MessagingErr};
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::actors::connection::{ConnMsg, ConnectionContext};
+use crate::actors::detector::{DetectorPool, DETECTOR_QUEUE_CAPACITY};
+use crate::actors::router::{Registry, Router, RouterArgs, RouterMsg};
+use crate::actors::{ReplyTarget, Responder};
+use crate::clock;
+use crate::model::{Frame, Verdict};
+use crate::policy::{ConfigureOutcome, Policy, PolicyError, SharedPolicy};
+use crate::telemetry::Telemetry;
+
+/// The actor system could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the actor system: {0}")]
+pub struct StartError(String);
+
+/// A cheap, cloneable handle to the running agent.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    policy: Arc<SharedPolicy>,
+    registry: Arc<Registry>,
+    detectors: Arc<DetectorPool>,
+    router: ActorRef<RouterMsg>,
+}
+
+impl Agent {
+    /// Starts the router, which starts `workers` detector actors.
+    pub async fn start(
+        policy: Policy,
+        workers: usize,
+    ) -> Result<(Agent, JoinHandle<()>), StartError> {
+        let policy = Arc::new(SharedPolicy::new(policy));
+        let detectors = Arc::new(DetectorPool::new(workers, DETECTOR_QUEUE_CAPACITY));
+        let registry = Arc::new(Registry::default());
+        let context = Arc::new(ConnectionContext {
+            policy: Arc::clone(&policy),
+            detectors: Arc::clone(&detectors),
+        });
+        let (router, handle) = Router::spawn(
+            None,
+            Router,
+            RouterArgs {
+                registry: Arc::clone(&registry),
+                context,
+            },
+        )
+        .await
+        .map_err(|e| StartError(e.to_string()))?;
+        Ok((
+            Agent {
+                inner: Arc::new(Inner {
+                    policy,
+                    registry,
+                    detectors,
+                    router,
+                }),
+            },
+            handle,
+        ))
+    }
+
+    /// The running policy.
+    pub fn policy(&self) -> &SharedPolicy {
+        &self.inner.policy
+    }
+
+    /// The `Arc<str>` already used for `correlation_id` if the connection is tracked, so that most
+    /// frames do not allocate one.
+    pub fn intern(&self, correlation_id: &str) -> Arc<str> {
+        match self.inner.registry.get(correlation_id) {
+            Some(entry) => Arc::clone(entry.key()),
+            None => Arc::from(correlation_id),
+        }
+    }
+
+    /// WebSocket connections currently tracked.
+    pub fn tracked_connections(&self) -> usize {
+        self.inner.registry.len()
+    }
+
+    /// The detector pool (for load figures).
+    pub fn detectors(&self) -> &DetectorPool {
+        &self.inner.detectors
+    }
+
+    /// Hands `frame` in; its verdict goes to `target`. Never fails: if the frame cannot be
+    /// inspected, its responder answers by `--fail-open`.
+    pub async fn submit(&self, frame: Frame, target: ReplyTarget) {
+        let responder = Responder::new(
+            &frame,
+            target,
+            self.inner.policy.fail_open(),
+            clock::now_nanos(),
+        );
+        let id = Arc::clone(&frame.correlation_id);
+        let mut message = ConnMsg::Frame {
+            frame,
+            reply: responder,
+        };
+        // A connection actor being evicted refuses new messages; then ask the router again.
+        for _ in 0..3 {
+            let actor = match self.inner.registry.get(&id) {
+                Some(entry) => entry.actor.clone(),
+                None => match self.open(&id).await {
+                    Some(actor) => actor,
+                    None => return,
+                },
+            };
+            match actor.send_message(message) {
+                Ok(()) => return,
+                Err(MessagingErr::SendErr(returned)) => message = returned,
+                Err(_) => return,
+            }
+        }
+        tracing::error!("connection actor kept refusing a frame; answered by --fail-open");
+    }
+
+    /// Hands `frame` in and waits for its verdict.
+    pub async fn decide(&self, frame: Frame) -> Verdict {
+        let fail_open = self.inner.policy.fail_open();
+        let (sender, receiver) = oneshot::channel();
+        self.submit(frame, ReplyTarget::Oneshot(sender)).await;
+        receiver
+            .await
+            .unwrap_or_else(|_| Verdict::failure(fail_open, "inspection-lost"))
+    }
+
+    async fn open(&self, id: &Arc<str>) -> Option<ActorRef<ConnMsg>> {
+        let id = Arc::clone(id);
+        match self
+            .inner
+            .router
+            .call(|reply| RouterMsg::Open { id, reply }, None)
+            .await
+        {
+            Ok(CallResult::Success(actor)) => actor,
+            _ => None,
+        }
+    }
+
+    /// Applies a configuration pushed by a proxy (validated completely, then swapped in).
+    pub fn configure(&self, config: &Value) -> Result<ConfigureOutcome, PolicyError> {
+        let result = self.inner.policy.configure(config);
+        match &result {
+            Ok(ConfigureOutcome::Applied) => {
+                Telemetry::get().record_configure(Ok(true));
+                tracing::info!("configuration applied");
+            }
+            Ok(ConfigureOutcome::Unchanged) => Telemetry::get().record_configure(Ok(false)),
+            Err(error) => {
+                Telemetry::get().record_configure(Err(()));
+                tracing::warn!(%error, "configuration rejected; the running configuration stays");
+            }
+        }
+        result
+    }
+
+    /// Stops the actor system (after the transports are done).
+    pub fn stop(&self) {
+        self.inner.router.stop(Some("agent stopping".into()));
+    }
+}

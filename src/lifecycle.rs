@@ -1,0 +1,160 @@
+//! Signals, drain and shutdown, in the style of mini-redis: one [`Lifecycle`] broadcasts "stop
+//! accepting" to every listener, counts the proxy connections still open, and lets `main` wait for
+//! them to finish or for the drain deadline.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+
+/// Shared drain state.
+#[derive(Debug)]
+pub struct Lifecycle {
+    draining: AtomicBool,
+    stop_accepting: watch::Sender<bool>,
+    open_connections: AtomicUsize,
+    connection_closed: Notify,
+}
+
+/// Held by every proxy connection task; dropping it marks the connection closed.
+#[derive(Debug)]
+pub struct ConnectionGuard {
+    lifecycle: Arc<Lifecycle>,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        if self
+            .lifecycle
+            .open_connections
+            .fetch_sub(1, Ordering::AcqRel)
+            == 1
+        {
+            self.lifecycle.connection_closed.notify_waiters();
+        }
+        crate::telemetry::Telemetry::get().transport_connection_closed();
+    }
+}
+
+/// How the drain ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrainOutcome {
+    /// Every proxy connection closed.
+    Idle,
+    /// The deadline passed with connections still open.
+    TimedOut,
+}
+
+impl Lifecycle {
+    /// A lifecycle in the serving state.
+    pub fn new() -> Arc<Self> {
+        let (stop_accepting, _) = watch::channel(false);
+        Arc::new(Lifecycle {
+            draining: AtomicBool::new(false),
+            stop_accepting,
+            open_connections: AtomicUsize::new(0),
+            connection_closed: Notify::new(),
+        })
+    }
+
+    /// True once draining started.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Starts draining: listeners stop accepting; open connections keep being served.
+    pub fn start_drain(&self) {
+        self.draining.store(true, Ordering::Release);
+        self.stop_accepting.send_replace(true);
+    }
+
+    /// A receiver that turns `true` when listeners must stop accepting.
+    pub fn stop_accepting(&self) -> watch::Receiver<bool> {
+        self.stop_accepting.subscribe()
+    }
+
+    /// Waits until listeners must stop accepting.
+    pub async fn accepting_stopped(&self) {
+        let mut receiver = self.stop_accepting();
+        let _ = receiver.wait_for(|stop| *stop).await;
+    }
+
+    /// Registers an open proxy connection.
+    pub fn connection_opened(self: &Arc<Self>) -> ConnectionGuard {
+        self.open_connections.fetch_add(1, Ordering::AcqRel);
+        crate::telemetry::Telemetry::get().transport_connection_opened();
+        ConnectionGuard {
+            lifecycle: Arc::clone(self),
+        }
+    }
+
+    /// Proxy connections currently open.
+    pub fn open_connections(&self) -> usize {
+        self.open_connections.load(Ordering::Acquire)
+    }
+
+    /// Waits until no proxy connection is open, or `deadline` passes.
+    pub async fn wait_idle(&self, deadline: Duration) -> DrainOutcome {
+        let wait = async {
+            loop {
+                let closed = self.connection_closed.notified();
+                if self.open_connections() == 0 {
+                    return;
+                }
+                closed.await;
+            }
+        };
+        match tokio::time::timeout(deadline, wait).await {
+            Ok(()) => DrainOutcome::Idle,
+            Err(_) => DrainOutcome::TimedOut,
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn termination_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return "SIGINT";
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn drain_waits_for_open_connections() {
+        let lifecycle = Lifecycle::new();
+        let guard = lifecycle.connection_opened();
+        lifecycle.start_drain();
+        assert!(lifecycle.is_draining());
+        assert_eq!(
+            lifecycle.wait_idle(Duration::from_millis(20)).await,
+            DrainOutcome::TimedOut
+        );
+        let waiter = {
+            let lifecycle = Arc::clone(&lifecycle);
+            tokio::spawn(async move { lifecycle.wait_idle(Duration::from_secs(30)).await })
+        };
+        drop(guard);
+        assert_eq!(waiter.await.unwrap(), DrainOutcome::Idle);
+    }
+}

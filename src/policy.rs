@@ -1,0 +1,204 @@
+//! A compiled inspection policy ([`Policy`]) and the one shared slot that holds the running policy
+//! ([`SharedPolicy`]). Readers on the hot path keep a [`PolicyCache`] that costs one atomic load per
+//! frame and takes the lock only when a configure event swapped the policy.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde_json::Value;
+
+use crate::inspect::{DetectionSettings, InspectError, Inspector};
+use crate::limits::reassembly::SizeLimits;
+use crate::options::{ConfigError, PolicyOptions};
+use crate::validate::{ValidateError, Validator};
+
+/// Most bytes one unfinished message may hold: the largest message a v2 proxy can send.
+pub const REASSEMBLY_BUFFER_CAP: usize = 16 * 1024 * 1024;
+/// Bytes of earlier fragments inspected again with each new fragment.
+pub const FRAGMENT_WINDOW_CONTEXT: usize = 1024;
+
+/// Why a policy cannot be used; names the option.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// A pushed configuration has an unknown key or a bad value.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A custom pattern does not compile.
+    #[error("custom-patterns: {0}")]
+    Pattern(#[from] InspectError),
+    /// A schema or validation setting is unusable.
+    #[error(transparent)]
+    Validation(#[from] ValidateError),
+}
+
+/// Everything inspection needs, compiled once per configuration.
+#[derive(Debug)]
+pub struct Policy {
+    /// The options this policy was compiled from.
+    pub options: PolicyOptions,
+    /// The content detectors.
+    pub inspector: Inspector,
+    /// The schema validators.
+    pub validator: Validator,
+    /// Frame and message size limits.
+    pub limits: SizeLimits,
+}
+
+impl Policy {
+    /// Compiles `options`; every error names the option at fault.
+    pub fn compile(options: PolicyOptions) -> Result<Self, PolicyError> {
+        let inspector = Inspector::new(&DetectionSettings {
+            xss: options.xss_detection,
+            sqli: options.sqli_detection,
+            command_injection: options.command_injection,
+            custom_patterns: &options.custom_patterns,
+        })?;
+        let validator = Validator::new(&options)?;
+        let limits = SizeLimits {
+            max_text_frame: options.max_text_frame_size,
+            max_binary_frame: options.max_binary_frame_size,
+            max_message: options.max_message_size,
+            buffer_cap: REASSEMBLY_BUFFER_CAP,
+            window_context: FRAGMENT_WINDOW_CONTEXT,
+            keep_binary: options.inspect_binary || options.msgpack_validation,
+        };
+        Ok(Policy {
+            options,
+            inspector,
+            validator,
+            limits,
+        })
+    }
+}
+
+/// The running policy, replaced atomically by configure events.
+#[derive(Debug)]
+pub struct SharedPolicy {
+    /// The start-up options every pushed configuration is applied on top of.
+    baseline: PolicyOptions,
+    generation: AtomicU64,
+    current: RwLock<Arc<Policy>>,
+    fail_open: AtomicBool,
+    /// Serializes configure events so two of them cannot interleave compile and swap.
+    configure_lock: Mutex<()>,
+}
+
+/// What a configure event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigureOutcome {
+    /// The policy was replaced.
+    Applied,
+    /// The configuration equals the running one; nothing changed.
+    Unchanged,
+}
+
+impl SharedPolicy {
+    /// Holds `policy` as the running policy and its options as the baseline.
+    pub fn new(policy: Policy) -> Self {
+        SharedPolicy {
+            baseline: policy.options.clone(),
+            generation: AtomicU64::new(0),
+            fail_open: AtomicBool::new(policy.options.fail_open),
+            current: RwLock::new(Arc::new(policy)),
+            configure_lock: Mutex::new(()),
+        }
+    }
+
+    /// The running policy (takes a read lock: use a [`PolicyCache`] on hot paths).
+    pub fn load(&self) -> Arc<Policy> {
+        Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Bumped every time the policy is replaced.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The running `--fail-open` setting, readable without a lock.
+    pub fn fail_open(&self) -> bool {
+        self.fail_open.load(Ordering::Relaxed)
+    }
+
+    /// Validates a pushed configuration completely (applied on top of the start-up options), then
+    /// swaps it in. An invalid configuration leaves the running policy untouched.
+    pub fn configure(&self, config: &Value) -> Result<ConfigureOutcome, PolicyError> {
+        let _guard = self
+            .configure_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let options = self.baseline.patched(config)?;
+        if self.load().options == options {
+            return Ok(ConfigureOutcome::Unchanged);
+        }
+        let policy = Policy::compile(options)?;
+        let fail_open = policy.options.fail_open;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(policy);
+        self.fail_open.store(fail_open, Ordering::Relaxed);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        Ok(ConfigureOutcome::Applied)
+    }
+}
+
+/// A reader's copy of the running policy, refreshed only when the generation moved.
+#[derive(Debug, Clone)]
+pub struct PolicyCache {
+    generation: u64,
+    policy: Arc<Policy>,
+}
+
+impl PolicyCache {
+    /// A cache holding the current policy.
+    pub fn new(shared: &SharedPolicy) -> Self {
+        let generation = shared.generation();
+        PolicyCache {
+            generation,
+            policy: shared.load(),
+        }
+    }
+
+    /// The current policy: one atomic load, plus a lock only after a configure event.
+    pub fn get(&mut self, shared: &SharedPolicy) -> &Arc<Policy> {
+        let generation = shared.generation();
+        if generation != self.generation {
+            self.policy = shared.load();
+            self.generation = generation;
+        }
+        &self.policy
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn configure_swaps_validated_policy_and_is_idempotent() {
+        let shared = SharedPolicy::new(Policy::compile(PolicyOptions::default()).unwrap());
+        let mut cache = PolicyCache::new(&shared);
+        let config = json!({"block-mode": false, "fail-open": true});
+        assert_eq!(
+            shared.configure(&config).unwrap(),
+            ConfigureOutcome::Applied
+        );
+        assert_eq!(
+            shared.configure(&config).unwrap(),
+            ConfigureOutcome::Unchanged
+        );
+        assert!(!cache.get(&shared).options.block_mode);
+        assert!(shared.fail_open());
+        assert_eq!(shared.generation(), 1);
+    }
+
+    #[test]
+    fn invalid_configuration_keeps_the_running_policy() {
+        let shared = SharedPolicy::new(Policy::compile(PolicyOptions::default()).unwrap());
+        let err = shared
+            .configure(&json!({"custom-patterns": ["ok", "(unclosed"]}))
+            .unwrap_err();
+        assert!(err.to_string().contains("custom-patterns"), "{err}");
+        assert!(err.to_string().contains("#1"), "{err}");
+        assert!(shared.load().options.custom_patterns.is_empty());
+        assert_eq!(shared.generation(), 0);
+    }
+}

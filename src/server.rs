@@ -1,0 +1,104 @@
+//! Wires the pieces together for the binary: compile the policy, start the actor system and the
+//! listeners, then run until a signal and drain.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::agent::{Agent, StartError};
+use crate::lifecycle::{termination_signal, DrainOutcome, Lifecycle};
+use crate::options::Options;
+use crate::policy::{Policy, PolicyError};
+use crate::telemetry;
+use crate::transport::uds::{self, BindError};
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The start-up policy is invalid.
+    #[error("invalid configuration: {0}")]
+    Policy(#[from] PolicyError),
+    /// The Unix socket cannot be bound.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// The actor system did not start.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The metrics endpoint cannot be bound.
+    #[error("cannot serve metrics on {address}: {source}")]
+    Metrics {
+        /// The address given.
+        address: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// An option this build does not serve.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Runs the agent until SIGTERM/SIGINT and the drain that follows.
+pub async fn run(options: Options) -> Result<(), RunError> {
+    if let Some(address) = &options.grpc_address {
+        return Err(RunError::Unsupported(format!(
+            "--grpc-address {address}: the gRPC transport is not available in this build yet; use the Unix socket"
+        )));
+    }
+    let policy = Policy::compile(options.policy.clone())?;
+    let lifecycle = Lifecycle::new();
+    let prometheus = telemetry::install_recorder();
+    telemetry::Telemetry::get();
+
+    if let (Some(address), Some(handle)) = (&options.metrics_address, prometheus) {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|source| RunError::Metrics {
+                address: address.clone(),
+                source,
+            })?;
+        tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving /metrics, /healthz, /readyz");
+        tokio::spawn(telemetry::http::serve(
+            listener,
+            handle,
+            Arc::clone(&lifecycle),
+        ));
+    }
+
+    let workers = options.worker_count();
+    let (agent, router_handle) = Agent::start(policy, workers).await?;
+    let socket = uds::bind(&options.socket).await?;
+    tracing::info!(
+        socket = %options.socket.display(),
+        workers,
+        version = env!("CARGO_PKG_VERSION"),
+        "sentinel-ws-agent listening (protocol v1 and v2)"
+    );
+    let listener = tokio::spawn(uds::serve(
+        socket,
+        agent.clone(),
+        Arc::clone(&lifecycle),
+        Arc::from(crate::transport::v2::AGENT_NAME),
+    ));
+
+    let signal = termination_signal().await;
+    tracing::info!(
+        signal,
+        open_connections = lifecycle.open_connections(),
+        "draining"
+    );
+    lifecycle.start_drain();
+    let _ = listener.await;
+    let drain_timeout = Duration::from_secs(options.drain_timeout);
+    tokio::select! {
+        outcome = lifecycle.wait_idle(drain_timeout) => match outcome {
+            DrainOutcome::Idle => tracing::info!("drained: no proxy connection left"),
+            DrainOutcome::TimedOut => tracing::warn!(
+                open_connections = lifecycle.open_connections(),
+                "drain timeout reached; exiting with connections open"
+            ),
+        },
+        signal = termination_signal() => tracing::warn!(signal, "second signal: exiting at once"),
+    }
+    agent.stop();
+    let _ = tokio::time::timeout(Duration::from_secs(2), router_handle).await;
+    Ok(())
+}

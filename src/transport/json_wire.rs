@@ -1,0 +1,269 @@
+//! The JSON shapes v1 and v2 UDS share: the WebSocket frame event (decoded into a [`Frame`]) and
+//! the agent response (encoded from a [`Verdict`]). Verified against the upstream crates; see
+//! `docs/protocol.md` sections 3.1 and 4.1 of the shared reference.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Action, Direction, Frame, Opcode, Verdict};
+
+/// Why a frame event could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameDecodeError {
+    /// Not JSON, or not the frame event's shape.
+    #[error("malformed frame event: {0}")]
+    Json(String),
+    /// `opcode` is not one the proxy sends.
+    #[error("unknown opcode `{0}`")]
+    Opcode(String),
+    /// `data` is not standard base64.
+    #[error("frame data is not valid base64: {0}")]
+    Base64(String),
+}
+
+/// The frame event as the proxies write it (`WebSocketFrameEvent`, both crates).
+#[derive(Debug, Deserialize)]
+struct WireFrameEvent<'a> {
+    #[serde(borrow)]
+    correlation_id: Cow<'a, str>,
+    #[serde(borrow)]
+    opcode: Cow<'a, str>,
+    #[serde(borrow, default)]
+    data: Cow<'a, str>,
+    client_to_server: bool,
+    #[serde(default)]
+    frame_index: u64,
+    #[serde(default = "default_fin")]
+    fin: bool,
+    #[serde(borrow, default)]
+    route_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    client_ip: Option<Cow<'a, str>>,
+}
+
+fn default_fin() -> bool {
+    true
+}
+
+/// Only the correlation id of an event, for answering events we do not otherwise read.
+#[derive(Debug, Deserialize)]
+struct WireCorrelation<'a> {
+    #[serde(borrow)]
+    correlation_id: Cow<'a, str>,
+}
+
+/// The top-level `correlation_id` of a JSON event, if it has one.
+pub fn correlation_id_of(json: &[u8]) -> Option<String> {
+    serde_json::from_slice::<WireCorrelation<'_>>(json)
+        .ok()
+        .map(|c| c.correlation_id.into_owned())
+}
+
+/// Interns strings that repeat from frame to frame on one transport connection (route, client
+/// IP, correlation id) so that most frames do not allocate them.
+#[derive(Debug, Default)]
+pub struct FrameInterner {
+    route_id: Option<Arc<str>>,
+    client_ip: Option<Arc<str>>,
+}
+
+impl FrameInterner {
+    fn intern(slot: &mut Option<Arc<str>>, value: Option<Cow<'_, str>>) -> Option<Arc<str>> {
+        let value = value?;
+        match slot {
+            Some(cached) if **cached == *value => Some(Arc::clone(cached)),
+            _ => {
+                let fresh: Arc<str> = Arc::from(value.as_ref());
+                *slot = Some(Arc::clone(&fresh));
+                Some(fresh)
+            }
+        }
+    }
+}
+
+/// Decodes a JSON frame event. `intern_id` maps the correlation id to a shared string. On error,
+/// the correlation id is returned too when it could be read, so the request can still be answered.
+pub fn decode_frame(
+    json: &[u8],
+    interner: &mut FrameInterner,
+    intern_id: impl FnOnce(&str) -> Arc<str>,
+) -> Result<Frame, (Option<String>, FrameDecodeError)> {
+    let event: WireFrameEvent<'_> = serde_json::from_slice(json).map_err(|e| {
+        (
+            correlation_id_of(json),
+            FrameDecodeError::Json(e.to_string()),
+        )
+    })?;
+    let opcode = Opcode::from_name(&event.opcode).ok_or_else(|| {
+        (
+            Some(event.correlation_id.to_string()),
+            FrameDecodeError::Opcode(crate::util::cut(&event.opcode, 32).into_owned()),
+        )
+    })?;
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(event.data.as_bytes())
+        .map_err(|e| {
+            (
+                Some(event.correlation_id.to_string()),
+                FrameDecodeError::Base64(e.to_string()),
+            )
+        })?;
+    Ok(Frame {
+        correlation_id: intern_id(&event.correlation_id),
+        direction: Direction::from_client_flag(event.client_to_server),
+        opcode,
+        fin: event.fin,
+        payload: Bytes::from(payload),
+        frame_index: event.frame_index,
+        route_id: FrameInterner::intern(&mut interner.route_id, event.route_id),
+        client_ip: FrameInterner::intern(&mut interner.client_ip, event.client_ip),
+    })
+}
+
+/// The HTTP-level decision field (ignored by the proxies for frames, required on the wire).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WireDecision<'a> {
+    /// Let it through.
+    Allow,
+    /// Refuse (used to reject a configure event).
+    Block {
+        /// HTTP-style status.
+        status: u16,
+        /// Human-readable reason.
+        body: Option<&'a str>,
+    },
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum WireWebSocketDecision<'a> {
+    Allow,
+    Drop,
+    Close { code: u16, reason: &'a str },
+}
+
+#[derive(Debug, Serialize)]
+struct WireCustom<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correlation_id: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+struct WireAudit<'a> {
+    tags: Vec<&'a str>,
+    rule_ids: &'a [Cow<'static, str>],
+    reason_codes: &'a [Cow<'static, str>],
+    custom: WireCustom<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct WireResponse<'a> {
+    version: u32,
+    decision: WireDecision<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    websocket_decision: Option<WireWebSocketDecision<'a>>,
+    audit: WireAudit<'a>,
+}
+
+/// Appends the JSON response for a frame verdict. `correlation_id` goes into
+/// `audit.custom.correlation_id` (v2 routes responses by it; v1 ignores it).
+pub fn encode_frame_response(
+    out: &mut Vec<u8>,
+    version: u32,
+    verdict: &Verdict,
+    correlation_id: Option<&str>,
+) {
+    let websocket_decision = match &verdict.action {
+        Action::Allow => WireWebSocketDecision::Allow,
+        Action::Drop => WireWebSocketDecision::Drop,
+        Action::Close { code, reason } => WireWebSocketDecision::Close {
+            code: *code,
+            reason,
+        },
+    };
+    let response = WireResponse {
+        version,
+        decision: WireDecision::Allow,
+        websocket_decision: Some(websocket_decision),
+        audit: WireAudit {
+            tags: verdict.tags.iter().map(|t| t.as_str()).collect(),
+            rule_ids: &verdict.rule_ids,
+            reason_codes: &verdict.reason_codes,
+            custom: WireCustom { correlation_id },
+        },
+    };
+    serde_json::to_writer(out, &response).expect("serializing to a Vec cannot fail");
+}
+
+/// Appends a JSON response with only an HTTP-level decision (configure and non-frame events).
+pub fn encode_plain_response(
+    out: &mut Vec<u8>,
+    version: u32,
+    decision: WireDecision<'_>,
+    reason_codes: &[Cow<'static, str>],
+    correlation_id: Option<&str>,
+) {
+    let response = WireResponse {
+        version,
+        decision,
+        websocket_decision: None,
+        audit: WireAudit {
+            tags: Vec::new(),
+            rule_ids: &[],
+            reason_codes,
+            custom: WireCustom { correlation_id },
+        },
+    };
+    serde_json::to_writer(out, &response).expect("serializing to a Vec cannot fail");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AuditTag, CLOSE_MESSAGE_TOO_BIG};
+
+    #[test]
+    fn decodes_the_verified_wire_example() {
+        let json = br#"{"client_ip":"127.0.0.1","client_to_server":true,"correlation_id":"trace-1","data":"aGk=","fin":true,"frame_index":0,"opcode":"text","route_id":"ws-route"}"#;
+        let frame = decode_frame(json, &mut FrameInterner::default(), |id: &str| {
+            Arc::from(id)
+        })
+        .unwrap();
+        assert_eq!(&*frame.correlation_id, "trace-1");
+        assert_eq!(frame.opcode, Opcode::Text);
+        assert_eq!(&frame.payload[..], b"hi");
+        assert_eq!(frame.direction, Direction::ClientToServer);
+        assert_eq!(frame.route_id.as_deref(), Some("ws-route"));
+    }
+
+    #[test]
+    fn bad_base64_keeps_the_correlation_id() {
+        let json =
+            br#"{"client_to_server":true,"correlation_id":"c","data":"!!!","opcode":"text"}"#;
+        let (id, err) = decode_frame(json, &mut FrameInterner::default(), |id: &str| {
+            Arc::from(id)
+        })
+        .unwrap_err();
+        assert_eq!(id.as_deref(), Some("c"));
+        assert!(matches!(err, FrameDecodeError::Base64(_)));
+    }
+
+    #[test]
+    fn encodes_close_with_audit_and_correlation_id() {
+        let mut verdict = Verdict::close(CLOSE_MESSAGE_TOO_BIG, "too big");
+        verdict.add_tag(AuditTag::SizeLimit);
+        let mut out = Vec::new();
+        encode_frame_response(&mut out, 2, &verdict, Some("cid"));
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(value["version"], 2);
+        assert_eq!(value["decision"], "allow");
+        assert_eq!(value["websocket_decision"]["close"]["code"], 1009);
+        assert_eq!(value["audit"]["tags"][0], "ws-size-limit");
+        assert_eq!(value["audit"]["custom"]["correlation_id"], "cid");
+    }
+}

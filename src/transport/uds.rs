@@ -1,0 +1,161 @@
+//! The Unix socket listener: binds safely (replaces a stale socket, refuses to touch anything that
+//! is not a socket, removes its file on exit), accepts proxy connections until draining starts,
+//! and sends each connection to v1 or v2 by the byte after its first length prefix.
+
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::io::AsyncReadExt;
+use tokio::net::{UnixListener, UnixStream};
+
+use super::framing::{self, FramingError};
+use super::{v1, v2};
+use crate::agent::Agent;
+use crate::lifecycle::Lifecycle;
+use crate::telemetry::Telemetry;
+
+/// The socket cannot be bound.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// Something that is not a socket is at the path.
+    #[error("refusing to replace {path}: it exists and is not a Unix socket (remove it or choose another --socket)")]
+    NotASocket {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Another process is serving on the socket.
+    #[error("{path} is in use by a running process (stop it or choose another --socket)")]
+    InUse {
+        /// The path.
+        path: PathBuf,
+    },
+    /// An I/O error binding or inspecting the path.
+    #[error("cannot bind {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+}
+
+/// A bound socket; the file is removed when this is dropped (if it is still ours).
+#[derive(Debug)]
+pub struct BoundSocket {
+    listener: UnixListener,
+    path: PathBuf,
+    inode: u64,
+}
+
+impl Drop for BoundSocket {
+    fn drop(&mut self) {
+        // Only remove the file if it is still the socket we created.
+        if let Ok(meta) = std::fs::symlink_metadata(&self.path) {
+            if meta.file_type().is_socket() && meta.ino() == self.inode {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
+    }
+}
+
+/// Binds `path`, replacing a stale socket file left by a dead process.
+pub async fn bind(path: &Path) -> Result<BoundSocket, BindError> {
+    let io_error = |source| BindError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if UnixStream::connect(path).await.is_ok() {
+                return Err(BindError::InUse {
+                    path: path.to_owned(),
+                });
+            }
+            tracing::info!(path = %path.display(), "removing stale socket file");
+            std::fs::remove_file(path).map_err(io_error)?;
+        }
+        Ok(_) => {
+            return Err(BindError::NotASocket {
+                path: path.to_owned(),
+            })
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_error(e)),
+    }
+    let listener = UnixListener::bind(path).map_err(io_error)?;
+    let inode = std::fs::symlink_metadata(path).map_err(io_error)?.ino();
+    Ok(BoundSocket {
+        listener,
+        path: path.to_owned(),
+        inode,
+    })
+}
+
+/// Accepts connections until the lifecycle stops accepting.
+pub async fn serve(
+    socket: BoundSocket,
+    agent: Agent,
+    lifecycle: Arc<Lifecycle>,
+    agent_id: Arc<str>,
+) {
+    let mut stop = lifecycle.stop_accepting();
+    loop {
+        let accepted = tokio::select! {
+            accepted = socket.listener.accept() => accepted,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                // Out of file descriptors and similar: back off briefly instead of spinning.
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let guard = lifecycle.connection_opened();
+        let agent = agent.clone();
+        let agent_id = Arc::clone(&agent_id);
+        tokio::spawn(async move {
+            let result = serve_connection(stream, agent, agent_id).await;
+            match result {
+                Ok(()) | Err(FramingError::Closed) => {}
+                Err(error) => {
+                    Telemetry::get().record_protocol_error();
+                    tracing::warn!(%error, "proxy connection ended with an error");
+                }
+            }
+            drop(guard);
+        });
+    }
+    tracing::info!(path = %socket.path.display(), "stopped accepting on the Unix socket");
+    drop(socket);
+}
+
+async fn serve_connection(
+    mut stream: UnixStream,
+    agent: Agent,
+    agent_id: Arc<str>,
+) -> Result<(), FramingError> {
+    let length = framing::read_length(&mut stream).await? as usize;
+    if length == 0 {
+        return Err(FramingError::Empty);
+    }
+    let first = stream.read_u8().await?;
+    match first {
+        v2::message_type::HANDSHAKE_REQUEST => v2::serve(stream, agent, agent_id, length).await,
+        b'{' => v1::serve(stream, agent, length, first).await,
+        other => {
+            tracing::error!(
+                first_byte = other,
+                "unknown protocol: expected 0x01 (v2 handshake) or '{{' (v1 JSON); closing the connection"
+            );
+            Err(FramingError::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "unknown protocol",
+            )))
+        }
+    }
+}

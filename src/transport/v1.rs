@@ -1,0 +1,189 @@
+//! Protocol v1 over the Unix socket (Sentinel 0.4.x): 4-byte big-endian length + JSON
+//! `{"version":1,"event_type":...,"payload":...}`, strictly one request then one response, in
+//! order. Events: `web_socket_frame` (inspected), `configure` (applied; allow when valid), every
+//! other known event is allowed untouched.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+
+use super::framing::{self, FramingError, V1_MAX_MESSAGE};
+use super::json_wire::{self, FrameInterner, WireDecision};
+use crate::agent::Agent;
+use crate::model::Verdict;
+use crate::telemetry::Telemetry;
+use crate::util::cut;
+
+/// The response `version` v1 proxies require.
+const V1_VERSION: u32 = 1;
+
+/// Event names the v1 protocol defines besides the two we act on.
+const OTHER_EVENTS: [&str; 6] = [
+    "request_headers",
+    "request_body_chunk",
+    "response_headers",
+    "response_body_chunk",
+    "request_complete",
+    "guardrail_inspect",
+];
+
+#[derive(Debug, Deserialize)]
+struct WireRequest<'a> {
+    #[serde(default)]
+    version: Option<u64>,
+    #[serde(borrow)]
+    event_type: Cow<'a, str>,
+    #[serde(borrow)]
+    payload: &'a RawValue,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireConfigure {
+    #[serde(default)]
+    config: serde_json::Value,
+}
+
+/// Serves one v1 connection whose first message's length and first body byte were already read.
+pub async fn serve<S>(
+    stream: S,
+    agent: Agent,
+    first_length: usize,
+    first_byte: u8,
+) -> Result<(), FramingError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (reader, mut writer) = tokio::io::split(stream);
+    let mut reader = BufReader::with_capacity(64 * 1024, reader);
+    let mut request = Vec::new();
+    let mut response = Vec::with_capacity(512);
+    let mut interner = FrameInterner::default();
+    let mut pending_first = Some((first_length, first_byte));
+    loop {
+        request.clear();
+        let length = match pending_first.take() {
+            Some((length, byte)) => {
+                request.push(byte);
+                length
+            }
+            None => match framing::read_length(&mut reader).await {
+                Ok(length) => length as usize,
+                Err(FramingError::Closed) => return Ok(()),
+                Err(error) => return Err(error),
+            },
+        };
+        if let Err(error) = framing::check_length(length as u32, V1_MAX_MESSAGE) {
+            // The body cannot be skipped without reading it: answer, then drop the connection.
+            tracing::error!(%error, "v1 request too large; answering by --fail-open and closing the connection");
+            Telemetry::get().record_protocol_error();
+            response.clear();
+            let verdict = Verdict::failure(agent.policy().fail_open(), "request-too-large");
+            json_wire::encode_frame_response(&mut response, V1_VERSION, &verdict, None);
+            write_message(&mut writer, &response).await?;
+            return Err(error);
+        }
+        let remaining = length.saturating_sub(request.len());
+        framing::read_body(&mut reader, remaining, &mut request).await?;
+        response.clear();
+        handle_request(&agent, &request, &mut interner, &mut response).await;
+        write_message(&mut writer, &response).await?;
+    }
+}
+
+async fn write_message<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    body: &[u8],
+) -> Result<(), FramingError> {
+    let length = u32::try_from(body.len()).unwrap_or(u32::MAX).to_be_bytes();
+    writer.write_all(&length).await?;
+    writer.write_all(body).await?;
+    writer.flush().await?;
+    Ok(())
+}
+
+/// Answers one request into `out`.
+async fn handle_request(
+    agent: &Agent,
+    json: &[u8],
+    interner: &mut FrameInterner,
+    out: &mut Vec<u8>,
+) {
+    let request: WireRequest<'_> = match serde_json::from_slice(json) {
+        Ok(request) => request,
+        Err(error) => {
+            reject_malformed(agent, out, &format!("malformed v1 request: {error}"));
+            return;
+        }
+    };
+    if request.version.is_some_and(|v| v != u64::from(V1_VERSION)) {
+        tracing::debug!(version = ?request.version, "v1 request with an unexpected version; serving it anyway");
+    }
+    match request.event_type.as_ref() {
+        "web_socket_frame" => {
+            let decoded =
+                json_wire::decode_frame(request.payload.get().as_bytes(), interner, |id| {
+                    agent.intern(id)
+                });
+            let verdict = match decoded {
+                Ok(frame) => agent.decide(frame).await,
+                Err((correlation_id, error)) => {
+                    Telemetry::get().record_protocol_error();
+                    tracing::error!(
+                        correlation_id = correlation_id.as_deref().map(|c| cut(c, 128)).as_deref().unwrap_or(""),
+                        %error,
+                        "undecodable WebSocket frame; answering by --fail-open"
+                    );
+                    Verdict::failure(agent.policy().fail_open(), "undecodable-frame")
+                }
+            };
+            json_wire::encode_frame_response(out, V1_VERSION, &verdict, None);
+        }
+        "configure" => {
+            let result = serde_json::from_str::<WireConfigure>(request.payload.get())
+                .map_err(|e| format!("malformed configure event: {e}"))
+                .and_then(|c| agent.configure(&c.config).map_err(|e| e.to_string()));
+            match result {
+                Ok(_) => json_wire::encode_plain_response(
+                    out,
+                    V1_VERSION,
+                    WireDecision::Allow,
+                    &[],
+                    None,
+                ),
+                Err(reason) => {
+                    let reason = cut(&reason, 512);
+                    json_wire::encode_plain_response(
+                        out,
+                        V1_VERSION,
+                        WireDecision::Block {
+                            status: 400,
+                            body: Some(&reason),
+                        },
+                        &[Cow::Borrowed("invalid-configuration")],
+                        None,
+                    );
+                }
+            }
+        }
+        other if OTHER_EVENTS.contains(&other) => {
+            tracing::debug!(
+                event = other,
+                "v1 event this agent does not inspect; allowed"
+            );
+            json_wire::encode_plain_response(out, V1_VERSION, WireDecision::Allow, &[], None);
+        }
+        other => {
+            let message = format!("unknown v1 event type `{}`", cut(other, 64));
+            reject_malformed(agent, out, &message);
+        }
+    }
+}
+
+fn reject_malformed(agent: &Agent, out: &mut Vec<u8>, message: &str) {
+    Telemetry::get().record_protocol_error();
+    tracing::error!(error = %cut(message, 256), "bad v1 request; answering by --fail-open");
+    let verdict = Verdict::failure(agent.policy().fail_open(), "malformed-request");
+    json_wire::encode_frame_response(out, V1_VERSION, &verdict, None);
+}

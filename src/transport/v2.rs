@@ -1,0 +1,415 @@
+//! Protocol v2 over the Unix socket (Zentinel 0.6.54+, Sentinel with `protocol-version "v2"`):
+//! `[u32 length][u8 type][payload]`, length counting the type byte. A JSON handshake (0x01/0x02)
+//! opens the connection; then frames (0x15) are answered with 0x20 responses carrying
+//! `audit.custom.correlation_id`, out of order, as detectors finish. Configure (0x17) is applied
+//! idempotently, Ping (0x41) is echoed as Pong (0x42), Cancel (0x40) is accepted silently.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::sync::{mpsc, Semaphore};
+
+use super::framing::{self, FramingError, V2_MAX_MESSAGE};
+use super::json_wire::{self, FrameInterner, WireDecision};
+use crate::actors::{Answer, ReplyTarget};
+use crate::agent::Agent;
+use crate::model::Verdict;
+use crate::telemetry::Telemetry;
+use crate::util::cut;
+
+/// Message type bytes (shared reference, section 1.4).
+pub mod message_type {
+    /// Proxy -> agent handshake.
+    pub const HANDSHAKE_REQUEST: u8 = 0x01;
+    /// Agent -> proxy handshake.
+    pub const HANDSHAKE_RESPONSE: u8 = 0x02;
+    /// First HTTP event type.
+    pub const REQUEST_HEADERS: u8 = 0x10;
+    /// Last HTTP event type before the frame event.
+    pub const REQUEST_COMPLETE: u8 = 0x14;
+    /// A WebSocket frame.
+    pub const WEBSOCKET_FRAME: u8 = 0x15;
+    /// Guardrail inspection (answered with allow: this agent does not inspect it).
+    pub const GUARDRAIL_INSPECT: u8 = 0x16;
+    /// Configuration push.
+    pub const CONFIGURE: u8 = 0x17;
+    /// Agent response.
+    pub const AGENT_RESPONSE: u8 = 0x20;
+    /// Cancel a request.
+    pub const CANCEL: u8 = 0x40;
+    /// Ping.
+    pub const PING: u8 = 0x41;
+    /// Pong.
+    pub const PONG: u8 = 0x42;
+}
+
+/// The response `version` on v2 (proxies accept any value).
+const V2_VERSION: u32 = 2;
+/// Frames one transport connection may have in flight before the agent stops reading from it.
+pub const MAX_IN_FLIGHT_PER_CONNECTION: usize = 1024;
+/// Name reported in capabilities.
+pub const AGENT_NAME: &str = "sentinel-ws-agent";
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+struct HandshakeRequest {
+    supported_versions: Vec<u32>,
+    proxy_id: String,
+    proxy_version: String,
+    config: Value,
+    supported_encodings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct HandshakeResponse<'a> {
+    protocol_version: u32,
+    capabilities: Capabilities<'a>,
+    success: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    encoding: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct Capabilities<'a> {
+    agent_id: &'a str,
+    name: &'static str,
+    version: &'static str,
+    supported_events: [i32; 2],
+    features: Features,
+    limits: Limits,
+}
+
+#[derive(Debug, Serialize)]
+struct Features {
+    streaming_body: bool,
+    websocket: bool,
+    guardrails: bool,
+    config_push: bool,
+    metrics_export: bool,
+    concurrent_requests: u32,
+    cancellation: bool,
+    flow_control: bool,
+    health_reporting: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Limits {
+    max_body_size: u64,
+    max_concurrency: u32,
+    preferred_chunk_size: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct ConfigureMessage<'a> {
+    #[serde(default)]
+    config: Value,
+    #[serde(borrow)]
+    correlation_id: Cow<'a, str>,
+}
+
+/// Things the reader asks the writer to send besides frame answers.
+#[derive(Debug)]
+enum Control {
+    /// A complete message: type byte and payload.
+    Message(u8, Vec<u8>),
+}
+
+/// Serves one v2 connection whose first message's length and type byte (0x01) were already read.
+pub async fn serve<S>(
+    stream: S,
+    agent: Agent,
+    agent_id: Arc<str>,
+    first_length: usize,
+) -> Result<(), FramingError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (reader, writer) = tokio::io::split(stream);
+    let mut reader = BufReader::with_capacity(64 * 1024, reader);
+    let mut writer = BufWriter::with_capacity(64 * 1024, writer);
+    framing::check_length(first_length as u32, V2_MAX_MESSAGE)?;
+    let mut payload = Vec::new();
+    framing::read_body(&mut reader, first_length - 1, &mut payload).await?;
+    let (response, accepted) = handshake(&agent, &agent_id, &payload);
+    write_message(&mut writer, message_type::HANDSHAKE_RESPONSE, &response).await?;
+    writer.flush().await?;
+    if !accepted {
+        return Ok(());
+    }
+
+    let (answers_tx, answers_rx) = mpsc::unbounded_channel::<Answer>();
+    let (control_tx, control_rx) = mpsc::unbounded_channel::<Control>();
+    let writer_task = tokio::spawn(write_loop(writer, answers_rx, control_rx));
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT_PER_CONNECTION));
+    let result = read_loop(&mut reader, &agent, &answers_tx, &control_tx, &in_flight).await;
+    drop(answers_tx);
+    drop(control_tx);
+    // Answers still being decided are written before the connection is released.
+    let written = writer_task.await.unwrap_or(Ok(()));
+    result.and(written)
+}
+
+fn handshake(agent: &Agent, agent_id: &str, payload: &[u8]) -> (Vec<u8>, bool) {
+    let mut error = None;
+    match serde_json::from_slice::<HandshakeRequest>(payload) {
+        Ok(request) => {
+            tracing::info!(
+                proxy_id = %cut(&request.proxy_id, 64),
+                proxy_version = %cut(&request.proxy_version, 32),
+                versions = ?request.supported_versions.iter().take(8).collect::<Vec<_>>(),
+                encodings = ?request.supported_encodings.iter().take(8).map(|e| cut(e, 16)).collect::<Vec<_>>(),
+                "v2 handshake"
+            );
+            if !request.config.is_null() {
+                if let Err(e) = agent.configure(&request.config) {
+                    error = Some(format!("configuration rejected: {e}"));
+                }
+            }
+        }
+        Err(e) => {
+            Telemetry::get().record_protocol_error();
+            error = Some(format!("malformed handshake: {e}"));
+        }
+    }
+    let policy = agent.policy().load();
+    let options = &policy.options;
+    let concurrency = u32::try_from(agent.detectors().capacity()).unwrap_or(u32::MAX);
+    let frame_limit = options
+        .max_text_frame_size
+        .max(options.max_binary_frame_size);
+    let max_body_size = [options.max_message_size, frame_limit]
+        .into_iter()
+        .find(|limit| *limit > 0)
+        .unwrap_or(V2_MAX_MESSAGE as u64);
+    let response = HandshakeResponse {
+        protocol_version: 2,
+        capabilities: Capabilities {
+            agent_id,
+            name: AGENT_NAME,
+            version: env!("CARGO_PKG_VERSION"),
+            // 6 = WebSocketFrame, 0 = Configure in the UDS capability encoding.
+            supported_events: [6, 0],
+            features: Features {
+                streaming_body: false,
+                websocket: true,
+                guardrails: false,
+                config_push: true,
+                metrics_export: false,
+                concurrent_requests: concurrency,
+                cancellation: true,
+                flow_control: false,
+                health_reporting: false,
+            },
+            limits: Limits {
+                max_body_size,
+                max_concurrency: concurrency,
+                preferred_chunk_size: 64 * 1024,
+            },
+        },
+        success: error.is_none(),
+        error: error.clone(),
+        encoding: "json",
+    };
+    if let Some(error) = &error {
+        tracing::error!(%error, "v2 handshake refused");
+    }
+    (
+        serde_json::to_vec(&response).expect("serializes"),
+        error.is_none(),
+    )
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    agent: &Agent,
+    answers: &mpsc::UnboundedSender<Answer>,
+    control: &mpsc::UnboundedSender<Control>,
+    in_flight: &Arc<Semaphore>,
+) -> Result<(), FramingError> {
+    let mut payload = Vec::new();
+    let mut interner = FrameInterner::default();
+    loop {
+        let length = match framing::read_length(reader).await {
+            Ok(length) => length,
+            Err(FramingError::Closed) => return Ok(()),
+            Err(error) => return Err(error),
+        };
+        let length = framing::check_length(length, V2_MAX_MESSAGE)?;
+        if length == 0 {
+            return Err(FramingError::Empty);
+        }
+        let mut kind = [0u8; 1];
+        reader.read_exact(&mut kind).await?;
+        payload.clear();
+        framing::read_body(reader, length - 1, &mut payload).await?;
+        match kind[0] {
+            message_type::WEBSOCKET_FRAME => {
+                let permit = Arc::clone(in_flight).acquire_owned().await.ok();
+                match json_wire::decode_frame(&payload, &mut interner, |id| agent.intern(id)) {
+                    Ok(frame) => {
+                        let target = ReplyTarget::Queue {
+                            queue: answers.clone(),
+                            permit,
+                        };
+                        agent.submit(frame, target).await;
+                    }
+                    Err((correlation_id, error)) => {
+                        Telemetry::get().record_protocol_error();
+                        tracing::error!(
+                            correlation_id = correlation_id.as_deref().map(|c| cut(c, 128)).as_deref().unwrap_or(""),
+                            %error,
+                            "undecodable WebSocket frame; answering by --fail-open"
+                        );
+                        if let Some(id) = correlation_id {
+                            let verdict =
+                                Verdict::failure(agent.policy().fail_open(), "undecodable-frame");
+                            let _ = answers.send(Answer {
+                                correlation_id: Arc::from(id),
+                                verdict,
+                                permit,
+                            });
+                        }
+                    }
+                }
+            }
+            message_type::CONFIGURE => {
+                let _ = control.send(configure(agent, &payload));
+            }
+            message_type::PING => {
+                let _ = control.send(Control::Message(message_type::PONG, payload.clone()));
+            }
+            message_type::CANCEL => {
+                tracing::debug!("cancel accepted");
+            }
+            message_type::REQUEST_HEADERS..=message_type::REQUEST_COMPLETE
+            | message_type::GUARDRAIL_INSPECT => {
+                // Not ours to inspect; answer at once so the proxy does not wait out its timeout.
+                if let Some(id) = json_wire::correlation_id_of(&payload) {
+                    let mut body = Vec::with_capacity(128);
+                    json_wire::encode_plain_response(
+                        &mut body,
+                        V2_VERSION,
+                        WireDecision::Allow,
+                        &[],
+                        Some(&id),
+                    );
+                    let _ = control.send(Control::Message(message_type::AGENT_RESPONSE, body));
+                }
+            }
+            other => {
+                Telemetry::get().record_protocol_error();
+                tracing::error!(message_type = other, "unexpected v2 message type; ignored");
+                if let Some(id) = json_wire::correlation_id_of(&payload) {
+                    let verdict =
+                        Verdict::failure(agent.policy().fail_open(), "unknown-message-type");
+                    let _ = answers.send(Answer {
+                        correlation_id: Arc::from(id),
+                        verdict,
+                        permit: None,
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn configure(agent: &Agent, payload: &[u8]) -> Control {
+    let (correlation_id, result) = match serde_json::from_slice::<ConfigureMessage<'_>>(payload) {
+        Ok(message) => (
+            Some(message.correlation_id.into_owned()),
+            agent.configure(&message.config).map_err(|e| e.to_string()),
+        ),
+        Err(error) => {
+            Telemetry::get().record_protocol_error();
+            (
+                json_wire::correlation_id_of(payload),
+                Err(format!("malformed configure message: {error}")),
+            )
+        }
+    };
+    let mut body = Vec::with_capacity(256);
+    match result {
+        Ok(_) => json_wire::encode_plain_response(
+            &mut body,
+            V2_VERSION,
+            WireDecision::Allow,
+            &[],
+            correlation_id.as_deref(),
+        ),
+        Err(reason) => {
+            let reason = cut(&reason, 512);
+            json_wire::encode_plain_response(
+                &mut body,
+                V2_VERSION,
+                WireDecision::Block {
+                    status: 500,
+                    body: Some(&reason),
+                },
+                &[Cow::Borrowed("invalid-configuration")],
+                correlation_id.as_deref(),
+            );
+        }
+    }
+    Control::Message(message_type::AGENT_RESPONSE, body)
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: BufWriter<W>,
+    mut answers: mpsc::UnboundedReceiver<Answer>,
+    mut control: mpsc::UnboundedReceiver<Control>,
+) -> Result<(), FramingError> {
+    let mut body = Vec::with_capacity(512);
+    let mut answers_open = true;
+    let mut control_open = true;
+    while answers_open || control_open {
+        tokio::select! {
+            answer = answers.recv(), if answers_open => match answer {
+                Some(answer) => write_answer(&mut writer, &mut body, answer).await?,
+                None => answers_open = false,
+            },
+            message = control.recv(), if control_open => match message {
+                Some(Control::Message(kind, payload)) => write_message(&mut writer, kind, &payload).await?,
+                None => control_open = false,
+            },
+        }
+        // Batch whatever else is ready into the same flush.
+        while let Ok(answer) = answers.try_recv() {
+            write_answer(&mut writer, &mut body, answer).await?;
+        }
+        writer.flush().await?;
+    }
+    Ok(())
+}
+
+async fn write_answer<W: AsyncWrite + Unpin>(
+    writer: &mut BufWriter<W>,
+    body: &mut Vec<u8>,
+    answer: Answer,
+) -> Result<(), FramingError> {
+    body.clear();
+    json_wire::encode_frame_response(
+        body,
+        V2_VERSION,
+        &answer.verdict,
+        Some(&answer.correlation_id),
+    );
+    write_message(writer, message_type::AGENT_RESPONSE, body).await?;
+    drop(answer.permit);
+    Ok(())
+}
+
+async fn write_message<W: AsyncWrite + Unpin>(
+    writer: &mut BufWriter<W>,
+    kind: u8,
+    payload: &[u8],
+) -> Result<(), FramingError> {
+    let length = u32::try_from(payload.len() + 1).unwrap_or(u32::MAX);
+    writer.write_all(&length.to_be_bytes()).await?;
+    writer.write_all(&[kind]).await?;
+    writer.write_all(payload).await?;
+    Ok(())
+}
