@@ -170,6 +170,11 @@ impl Agent {
         result
     }
 
+    /// True while the actor system runs.
+    pub fn is_serving(&self) -> bool {
+        matches!(self.inner.router.get_status(), ractor::ActorStatus::Running)
+    }
+
     /// Stops the actor system (after the transports are done).
     pub fn stop(&self) {
         self.inner.router.stop(Some("agent stopping".into()));

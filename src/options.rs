@@ -38,6 +38,15 @@ pub struct Options {
     #[arg(long, env = "WS_WORKERS", value_parser = clap::value_parser!(u16).range(1..))]
     pub workers: Option<u16>,
 
+    /// Agent id reported to proxies in capabilities, health and metrics reports.
+    #[arg(long, env = "AGENT_ID", default_value = "sentinel-ws-agent")]
+    pub agent_id: String,
+
+    /// Milliseconds between health and metrics reports on v2 connections and gRPC streams
+    /// (health is also reported at once on every change).
+    #[arg(long, env = "WS_REPORT_INTERVAL_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..))]
+    pub report_interval_ms: u64,
+
     /// Seconds to keep serving in-flight requests after SIGTERM/SIGINT before exiting.
     #[arg(long, env = "WS_DRAIN_TIMEOUT", default_value_t = 30)]
     pub drain_timeout: u64,

@@ -5,11 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::agent::{Agent, StartError};
+use crate::health;
 use crate::lifecycle::{termination_signal, DrainOutcome, Lifecycle};
 use crate::options::Options;
 use crate::policy::{Policy, PolicyError};
 use crate::telemetry;
 use crate::transport::uds::{self, BindError};
+use crate::transport::{grpc, TransportContext};
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -31,18 +33,18 @@ pub enum RunError {
         /// The cause.
         source: std::io::Error,
     },
-    /// An option this build does not serve.
-    #[error("{0}")]
-    Unsupported(String),
+    /// The gRPC address cannot be bound.
+    #[error("cannot serve gRPC on {address}: {source}")]
+    Grpc {
+        /// The address given.
+        address: String,
+        /// The cause.
+        source: std::io::Error,
+    },
 }
 
 /// Runs the agent until SIGTERM/SIGINT and the drain that follows.
 pub async fn run(options: Options) -> Result<(), RunError> {
-    if let Some(address) = &options.grpc_address {
-        return Err(RunError::Unsupported(format!(
-            "--grpc-address {address}: the gRPC transport is not available in this build yet; use the Unix socket"
-        )));
-    }
     let policy = Policy::compile(options.policy.clone())?;
     let lifecycle = Lifecycle::new();
     let prometheus = telemetry::install_recorder();
@@ -66,18 +68,42 @@ pub async fn run(options: Options) -> Result<(), RunError> {
     let workers = options.worker_count();
     let (agent, router_handle) = Agent::start(policy, workers).await?;
     let socket = uds::bind(&options.socket).await?;
+    let context = TransportContext {
+        health: health::spawn_monitor(agent.clone(), Arc::clone(&lifecycle)),
+        agent: agent.clone(),
+        lifecycle: Arc::clone(&lifecycle),
+        agent_id: Arc::from(options.agent_id.as_str()),
+        report_interval: Duration::from_millis(options.report_interval_ms),
+    };
     tracing::info!(
         socket = %options.socket.display(),
         workers,
         version = env!("CARGO_PKG_VERSION"),
         "sentinel-ws-agent listening (protocol v1 and v2)"
     );
-    let listener = tokio::spawn(uds::serve(
-        socket,
-        agent.clone(),
-        Arc::clone(&lifecycle),
-        Arc::from(crate::transport::v2::AGENT_NAME),
-    ));
+    let listener = tokio::spawn(uds::serve(socket, context.clone()));
+    if let Some(address) = &options.grpc_address {
+        let grpc = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|source| RunError::Grpc {
+                address: address.clone(),
+                source,
+            })?;
+        let local = grpc.local_addr().map_err(|source| RunError::Grpc {
+            address: address.clone(),
+            source,
+        })?;
+        if !local.ip().is_loopback() {
+            tracing::warn!(address = %local, "gRPC is served without TLS on a non-loopback address; keep it on loopback or behind TLS");
+        }
+        tracing::info!(address = %local, "serving gRPC (sentinel.agent.v1, sentinel.agent.v2, zentinel.agent.v2)");
+        let context = context.clone();
+        tokio::spawn(async move {
+            if let Err(error) = grpc::serve(grpc, context).await {
+                tracing::error!(%error, "gRPC server failed");
+            }
+        });
+    }
 
     let signal = termination_signal().await;
     tracing::info!(

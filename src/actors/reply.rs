@@ -2,12 +2,13 @@
 //! was, records the decision's figures and log line, and, if it is dropped unanswered (an actor
 //! crashed or a queue was torn down), answers by `--fail-open` itself.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use crate::clock;
-use crate::model::{Direction, Frame, Opcode, Verdict};
+use crate::model::{AuditTag, Direction, Frame, Opcode, Verdict};
 use crate::telemetry::Telemetry;
 use crate::util::escaped_excerpt;
 
@@ -98,7 +99,17 @@ impl Responder {
         };
         let meta = &self.meta;
         let latency = clock::now_nanos().saturating_sub(meta.received_nanos) as f64 / 1e9;
-        Telemetry::get().record_decision(meta.direction, meta.opcode, &verdict, latency);
+        let telemetry = Telemetry::get();
+        telemetry.record_decision(meta.direction, meta.opcode, &verdict, latency);
+        if verdict
+            .tags
+            .iter()
+            .any(|t| matches!(t, AuditTag::FailOpen | AuditTag::InspectionError))
+        {
+            if let Some(Cow::Borrowed(reason)) = verdict.reason_codes.first() {
+                telemetry.record_uninspected(meta.direction, reason);
+            }
+        }
         if !verdict.tags.is_empty() {
             log_verdict(meta, &verdict, excerpt);
         }

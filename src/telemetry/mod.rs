@@ -4,6 +4,7 @@
 //! endpoint ([`http`]) renders the same registry.
 
 pub mod http;
+pub mod snapshot;
 
 use std::sync::OnceLock;
 
@@ -95,6 +96,7 @@ pub struct Telemetry {
 }
 
 static TELEMETRY: OnceLock<Telemetry> = OnceLock::new();
+static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the Prometheus recorder as the global `metrics` recorder. Call once, before anything
 /// records a figure; later calls return `None`.
@@ -107,7 +109,15 @@ pub fn install_recorder() -> Option<PrometheusHandle> {
         .ok()?
         .install_recorder()
         .ok()?;
+    let _ = PROMETHEUS.set(handle.clone());
     Some(handle)
+}
+
+/// Every figure in the registry now (`None` when no recorder is installed, as in unit tests).
+pub fn snapshot() -> Option<snapshot::MetricsSnapshot> {
+    let handle = PROMETHEUS.get()?;
+    handle.run_upkeep();
+    Some(snapshot::MetricsSnapshot::parse(&handle.render()))
 }
 
 impl Telemetry {
@@ -155,6 +165,10 @@ impl Telemetry {
         describe_counter!(
             "ws_agent_protocol_errors_total",
             "Malformed or unexpected messages from the proxy"
+        );
+        describe_counter!(
+            "ws_agent_frames_uninspected_total",
+            "Frames decided by --fail-open without complete inspection, by direction and reason"
         );
         describe_gauge!(
             "ws_agent_transport_connections",
@@ -217,6 +231,14 @@ impl Telemetry {
             }
         }
         self.latency.record(latency_secs);
+    }
+
+    /// Counts a frame decided without complete inspection, by the reason code of its failure.
+    pub fn record_uninspected(&self, direction: Direction, reason_code: &'static str) {
+        counter!("ws_agent_frames_uninspected_total",
+            "direction" => direction.as_str(),
+            "reason" => reason_code)
+        .increment(1);
     }
 
     /// Sets the number of tracked WebSocket connections.

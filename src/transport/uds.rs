@@ -11,9 +11,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{UnixListener, UnixStream};
 
 use super::framing::{self, FramingError};
-use super::{v1, v2};
-use crate::agent::Agent;
-use crate::lifecycle::Lifecycle;
+use super::{v1, v2, TransportContext};
 use crate::telemetry::Telemetry;
 
 /// The socket cannot be bound.
@@ -94,12 +92,8 @@ pub async fn bind(path: &Path) -> Result<BoundSocket, BindError> {
 }
 
 /// Accepts connections until the lifecycle stops accepting.
-pub async fn serve(
-    socket: BoundSocket,
-    agent: Agent,
-    lifecycle: Arc<Lifecycle>,
-    agent_id: Arc<str>,
-) {
+pub async fn serve(socket: BoundSocket, context: TransportContext) {
+    let lifecycle = Arc::clone(&context.lifecycle);
     let mut stop = lifecycle.stop_accepting();
     loop {
         let accepted = tokio::select! {
@@ -116,10 +110,9 @@ pub async fn serve(
             }
         };
         let guard = lifecycle.connection_opened();
-        let agent = agent.clone();
-        let agent_id = Arc::clone(&agent_id);
+        let context = context.clone();
         tokio::spawn(async move {
-            let result = serve_connection(stream, agent, agent_id).await;
+            let result = serve_connection(stream, context).await;
             match result {
                 Ok(()) | Err(FramingError::Closed) => {}
                 Err(error) => {
@@ -136,8 +129,7 @@ pub async fn serve(
 
 async fn serve_connection(
     mut stream: UnixStream,
-    agent: Agent,
-    agent_id: Arc<str>,
+    context: TransportContext,
 ) -> Result<(), FramingError> {
     let length = framing::read_length(&mut stream).await? as usize;
     if length == 0 {
@@ -145,8 +137,8 @@ async fn serve_connection(
     }
     let first = stream.read_u8().await?;
     match first {
-        v2::message_type::HANDSHAKE_REQUEST => v2::serve(stream, agent, agent_id, length).await,
-        b'{' => v1::serve(stream, agent, length, first).await,
+        v2::message_type::HANDSHAKE_REQUEST => v2::serve(stream, context, length).await,
+        b'{' => v1::serve(stream, context.agent, length, first).await,
         other => {
             tracing::error!(
                 first_byte = other,

@@ -14,10 +14,13 @@ use tokio::sync::{mpsc, Semaphore};
 
 use super::framing::{self, FramingError, V2_MAX_MESSAGE};
 use super::json_wire::{self, FrameInterner, WireDecision};
+use super::reports::{self, ReportFigures, AGENT_NAME};
+use super::TransportContext;
 use crate::actors::{Answer, ReplyTarget};
 use crate::agent::Agent;
+use crate::health::HealthReport;
 use crate::model::Verdict;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{self, Telemetry};
 use crate::util::cut;
 
 /// Message type bytes (shared reference, section 1.4).
@@ -38,6 +41,10 @@ pub mod message_type {
     pub const CONFIGURE: u8 = 0x17;
     /// Agent response.
     pub const AGENT_RESPONSE: u8 = 0x20;
+    /// Health status report.
+    pub const HEALTH_STATUS: u8 = 0x30;
+    /// Metrics report.
+    pub const METRICS_REPORT: u8 = 0x31;
     /// Cancel a request.
     pub const CANCEL: u8 = 0x40;
     /// Ping.
@@ -50,8 +57,6 @@ pub mod message_type {
 const V2_VERSION: u32 = 2;
 /// Frames one transport connection may have in flight before the agent stops reading from it.
 pub const MAX_IN_FLIGHT_PER_CONNECTION: usize = 1024;
-/// Name reported in capabilities.
-pub const AGENT_NAME: &str = "sentinel-ws-agent";
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(default)]
@@ -121,20 +126,20 @@ enum Control {
 /// Serves one v2 connection whose first message's length and type byte (0x01) were already read.
 pub async fn serve<S>(
     stream: S,
-    agent: Agent,
-    agent_id: Arc<str>,
+    context: TransportContext,
     first_length: usize,
 ) -> Result<(), FramingError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let agent = context.agent.clone();
     let (reader, writer) = tokio::io::split(stream);
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     framing::check_length(first_length as u32, V2_MAX_MESSAGE)?;
     let mut payload = Vec::new();
     framing::read_body(&mut reader, first_length - 1, &mut payload).await?;
-    let (response, accepted) = handshake(&agent, &agent_id, &payload);
+    let (response, accepted) = handshake(&context, &payload);
     write_message(&mut writer, message_type::HANDSHAKE_RESPONSE, &response).await?;
     writer.flush().await?;
     if !accepted {
@@ -144,8 +149,11 @@ where
     let (answers_tx, answers_rx) = mpsc::unbounded_channel::<Answer>();
     let (control_tx, control_rx) = mpsc::unbounded_channel::<Control>();
     let writer_task = tokio::spawn(write_loop(writer, answers_rx, control_rx));
+    let reporter = tokio::spawn(report_loop(context.clone(), control_tx.clone()));
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT_PER_CONNECTION));
     let result = read_loop(&mut reader, &agent, &answers_tx, &control_tx, &in_flight).await;
+    reporter.abort();
+    let _ = reporter.await;
     drop(answers_tx);
     drop(control_tx);
     // Answers still being decided are written before the connection is released.
@@ -153,7 +161,8 @@ where
     result.and(written)
 }
 
-fn handshake(agent: &Agent, agent_id: &str, payload: &[u8]) -> (Vec<u8>, bool) {
+fn handshake(context: &TransportContext, payload: &[u8]) -> (Vec<u8>, bool) {
+    let agent = &context.agent;
     let mut error = None;
     match serde_json::from_slice::<HandshakeRequest>(payload) {
         Ok(request) => {
@@ -175,20 +184,11 @@ fn handshake(agent: &Agent, agent_id: &str, payload: &[u8]) -> (Vec<u8>, bool) {
             error = Some(format!("malformed handshake: {e}"));
         }
     }
-    let policy = agent.policy().load();
-    let options = &policy.options;
-    let concurrency = u32::try_from(agent.detectors().capacity()).unwrap_or(u32::MAX);
-    let frame_limit = options
-        .max_text_frame_size
-        .max(options.max_binary_frame_size);
-    let max_body_size = [options.max_message_size, frame_limit]
-        .into_iter()
-        .find(|limit| *limit > 0)
-        .unwrap_or(V2_MAX_MESSAGE as u64);
+    let figures = reports::capability_figures(context);
     let response = HandshakeResponse {
         protocol_version: 2,
         capabilities: Capabilities {
-            agent_id,
+            agent_id: &context.agent_id,
             name: AGENT_NAME,
             version: env!("CARGO_PKG_VERSION"),
             // 6 = WebSocketFrame, 0 = Configure in the UDS capability encoding.
@@ -198,16 +198,16 @@ fn handshake(agent: &Agent, agent_id: &str, payload: &[u8]) -> (Vec<u8>, bool) {
                 websocket: true,
                 guardrails: false,
                 config_push: true,
-                metrics_export: false,
-                concurrent_requests: concurrency,
+                metrics_export: true,
+                concurrent_requests: figures.concurrency,
                 cancellation: true,
                 flow_control: false,
-                health_reporting: false,
+                health_reporting: true,
             },
             limits: Limits {
-                max_body_size,
-                max_concurrency: concurrency,
-                preferred_chunk_size: 64 * 1024,
+                max_body_size: figures.max_body_size,
+                max_concurrency: figures.concurrency,
+                preferred_chunk_size: figures.preferred_chunk_size,
             },
         },
         success: error.is_none(),
@@ -221,6 +221,182 @@ fn handshake(agent: &Agent, agent_id: &str, payload: &[u8]) -> (Vec<u8>, bool) {
         serde_json::to_vec(&response).expect("serializes"),
         error.is_none(),
     )
+}
+
+/// Sends health (0x30) at once on every change and at the report interval, and metrics (0x31) at
+/// the report interval, until the connection ends.
+async fn report_loop(context: TransportContext, control: mpsc::UnboundedSender<Control>) {
+    let mut health = context.health.clone();
+    let mut ticker = tokio::time::interval(context.report_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let interval_ms = u64::try_from(context.report_interval.as_millis()).unwrap_or(u64::MAX);
+    loop {
+        let send_metrics = tokio::select! {
+            _ = ticker.tick() => true,
+            changed = health.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                false
+            }
+        };
+        let report = health.borrow_and_update().clone();
+        let message = Control::Message(
+            message_type::HEALTH_STATUS,
+            encode_health(&context.agent_id, &report),
+        );
+        if control.send(message).is_err() {
+            return;
+        }
+        if send_metrics {
+            if let Some(snapshot) = telemetry::snapshot() {
+                let figures = reports::report_figures(snapshot);
+                let body = encode_metrics(&context.agent_id, interval_ms, &figures);
+                if control
+                    .send(Control::Message(message_type::METRICS_REPORT, body))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct WireHealth<'a> {
+    agent_id: &'a str,
+    state: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+    load: WireLoad,
+    timestamp_ms: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct WireLoad {
+    queue_depth: u32,
+    capacity: u32,
+}
+
+/// The JSON of a 0x30 message: `state` is what the proxies read; the rest helps people.
+fn encode_health(agent_id: &str, report: &HealthReport) -> Vec<u8> {
+    let wire = WireHealth {
+        agent_id,
+        state: report.state.code(),
+        message: report.message.as_deref(),
+        load: WireLoad {
+            queue_depth: report.queue_depth,
+            capacity: report.capacity,
+        },
+        timestamp_ms: now_ms(),
+    };
+    serde_json::to_vec(&wire).expect("serializes")
+}
+
+#[derive(Debug, Serialize)]
+struct WireMetricsReport<'a> {
+    agent_id: &'a str,
+    timestamp_ms: u64,
+    interval_ms: u64,
+    counters: Vec<WireSample<'a, u64>>,
+    gauges: Vec<WireSample<'a, f64>>,
+    histograms: Vec<WireHistogram<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct WireSample<'a, V> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    help: Option<&'a str>,
+    labels: &'a std::collections::BTreeMap<String, String>,
+    value: V,
+}
+
+#[derive(Debug, Serialize)]
+struct WireHistogram<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    help: Option<&'a str>,
+    labels: &'a std::collections::BTreeMap<String, String>,
+    sum: f64,
+    count: u64,
+    buckets: Vec<WireBucket>,
+}
+
+#[derive(Debug, Serialize)]
+struct WireBucket {
+    le: WireBound,
+    count: u64,
+}
+
+/// A bucket bound: a number, or the string "+Inf" as the proxies' reader expects.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum WireBound {
+    Finite(f64),
+    Infinite(&'static str),
+}
+
+/// The JSON of a 0x31 message, in the shape of the proxies' `MetricsReport`.
+fn encode_metrics(agent_id: &str, interval_ms: u64, figures: &ReportFigures) -> Vec<u8> {
+    let help = |name: &str| figures.help.get(name).map(String::as_str);
+    let report = WireMetricsReport {
+        agent_id,
+        timestamp_ms: now_ms(),
+        interval_ms,
+        counters: figures
+            .counters
+            .iter()
+            .map(|s| WireSample {
+                name: &s.name,
+                help: help(&s.name),
+                labels: &s.labels,
+                value: s.value as u64,
+            })
+            .collect(),
+        gauges: figures
+            .gauges
+            .iter()
+            .map(|s| WireSample {
+                name: &s.name,
+                help: help(&s.name),
+                labels: &s.labels,
+                value: s.value,
+            })
+            .collect(),
+        histograms: figures
+            .histograms
+            .iter()
+            .map(|h| WireHistogram {
+                name: &h.name,
+                help: help(&h.name),
+                labels: &h.labels,
+                sum: h.sum,
+                count: h.count,
+                buckets: h
+                    .buckets
+                    .iter()
+                    .map(|(le, count)| WireBucket {
+                        le: if le.is_finite() {
+                            WireBound::Finite(*le)
+                        } else {
+                            WireBound::Infinite("+Inf")
+                        },
+                        count: *count,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    serde_json::to_vec(&report).expect("serializes")
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(

@@ -1,0 +1,115 @@
+//! `sentinel.agent.v1.AgentProcessor`: the gRPC path on which Sentinel 0.4.x can use the agent for
+//! frames (decisions in `AgentResponse` fields 30-32). Frame data arrives as raw bytes.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::proto::sentinel_v1::agent_processor_server::AgentProcessor;
+use super::proto::sentinel_v1::{
+    agent_request, agent_response, AgentRequest, AgentResponse, AllowDecision, AuditMetadata,
+    WebSocketAllowDecision, WebSocketCloseDecision, WebSocketDropDecision,
+};
+use crate::agent::Agent;
+use crate::model::{Action, Direction, Frame, Opcode, Verdict};
+use crate::telemetry::Telemetry;
+
+/// The v1 service.
+#[derive(Debug, Clone)]
+pub struct V1Service {
+    agent: Agent,
+}
+
+impl V1Service {
+    /// Serves frames to `agent`.
+    pub fn new(agent: Agent) -> Self {
+        V1Service { agent }
+    }
+
+    async fn answer(&self, request: AgentRequest) -> AgentResponse {
+        let Some(agent_request::Event::WebsocketFrame(event)) = request.event else {
+            // HTTP events are not ours to inspect.
+            return response(None);
+        };
+        let Some(opcode) = Opcode::from_name(&event.opcode) else {
+            Telemetry::get().record_protocol_error();
+            tracing::error!(opcode = %crate::util::cut(&event.opcode, 32), "unknown opcode in a v1 gRPC frame; answering by --fail-open");
+            return response(Some(&Verdict::failure(
+                self.agent.policy().fail_open(),
+                "undecodable-frame",
+            )));
+        };
+        let frame = Frame {
+            correlation_id: self.agent.intern(&event.correlation_id),
+            direction: Direction::from_client_flag(event.client_to_server),
+            opcode,
+            fin: event.fin,
+            payload: Bytes::from(event.data),
+            frame_index: event.frame_index,
+            route_id: event.route_id.map(Arc::from),
+            client_ip: (!event.client_ip.is_empty()).then(|| Arc::from(event.client_ip)),
+        };
+        let verdict = self.agent.decide(frame).await;
+        response(Some(&verdict))
+    }
+}
+
+/// A v1 response: HTTP decision allow, and the WebSocket decision when there is a verdict.
+fn response(verdict: Option<&Verdict>) -> AgentResponse {
+    let mut response = AgentResponse {
+        version: 1,
+        decision: Some(agent_response::Decision::Allow(AllowDecision {})),
+        ..AgentResponse::default()
+    };
+    if let Some(verdict) = verdict {
+        response.websocket_decision = Some(match &verdict.action {
+            Action::Allow => {
+                agent_response::WebsocketDecision::WebsocketAllow(WebSocketAllowDecision {})
+            }
+            Action::Drop => {
+                agent_response::WebsocketDecision::WebsocketDrop(WebSocketDropDecision {})
+            }
+            Action::Close { code, reason } => {
+                agent_response::WebsocketDecision::WebsocketClose(WebSocketCloseDecision {
+                    code: u32::from(*code),
+                    reason: reason.to_string(),
+                })
+            }
+        });
+        response.audit = Some(AuditMetadata {
+            tags: verdict
+                .tags
+                .iter()
+                .map(|t| t.as_str().to_string())
+                .collect(),
+            rule_ids: verdict.rule_ids.iter().map(Cow::to_string).collect(),
+            reason_codes: verdict.reason_codes.iter().map(Cow::to_string).collect(),
+            ..AuditMetadata::default()
+        });
+    }
+    response
+}
+
+#[tonic::async_trait]
+impl AgentProcessor for V1Service {
+    async fn process_event(
+        &self,
+        request: Request<AgentRequest>,
+    ) -> Result<Response<AgentResponse>, Status> {
+        Ok(Response::new(self.answer(request.into_inner()).await))
+    }
+
+    async fn process_event_stream(
+        &self,
+        request: Request<Streaming<AgentRequest>>,
+    ) -> Result<Response<AgentResponse>, Status> {
+        let mut stream = request.into_inner();
+        let mut last = response(None);
+        while let Some(event) = stream.message().await? {
+            last = self.answer(event).await;
+        }
+        Ok(Response::new(last))
+    }
+}

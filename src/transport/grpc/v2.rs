@@ -1,0 +1,501 @@
+//! `AgentServiceV2` for both proxies' packages (`sentinel.agent.v2`, `zentinel.agent.v2`). The two
+//! packages have identical messages, so one macro generates the service for each.
+//!
+//! On `ProcessStream` (the RPC the proxies open): the handshake reports capabilities; a
+//! `websocket_frame` event is inspected and answered with `allow`, or with `block` whose `status`
+//! is the WebSocket close code (the v2 response has no WebSocket decision), tags and reason in
+//! `audit`; `configure` is applied (a rejected configuration ends the stream with
+//! `INVALID_ARGUMENT` naming the key); `ping` gets a `pong`; `cancel` is accepted; HTTP events are
+//! allowed. Health is reported at once on every change and at the report interval, metrics at the
+//! report interval. Answers may leave out of order (they carry the correlation id).
+
+use bytes::Bytes;
+
+use crate::model::{Action, Direction, Frame, Opcode, Verdict};
+
+/// Frames one stream may have in flight before the agent stops reading from it.
+const MAX_IN_FLIGHT_PER_STREAM: usize = 1024;
+/// Messages buffered towards the proxy per stream.
+const OUTBOUND_CAPACITY: usize = 1024;
+
+/// The v2 proto's frame types (no continuation: each frame is a whole message).
+fn opcode_of(frame_type: i32) -> Opcode {
+    match frame_type {
+        1 => Opcode::Text,
+        2 => Opcode::Binary,
+        3 => Opcode::Ping,
+        4 => Opcode::Pong,
+        5 => Opcode::Close,
+        _ => Opcode::Reserved,
+    }
+}
+
+fn frame(
+    agent: &crate::agent::Agent,
+    correlation_id: &str,
+    client_to_server: bool,
+    frame_type: i32,
+    payload: Vec<u8>,
+) -> Frame {
+    Frame {
+        correlation_id: agent.intern(correlation_id),
+        direction: Direction::from_client_flag(client_to_server),
+        opcode: opcode_of(frame_type),
+        fin: true,
+        payload: Bytes::from(payload),
+        frame_index: 0,
+        route_id: None,
+        client_ip: None,
+    }
+}
+
+/// How a verdict maps onto the HTTP-shaped v2 decision: allow stays allow; close becomes block
+/// with the close code as status and the reason as body; drop becomes block with status 0.
+fn block_of(verdict: &Verdict) -> Option<(u32, String)> {
+    match &verdict.action {
+        Action::Allow => None,
+        Action::Drop => Some((0, "drop".to_string())),
+        Action::Close { code, reason } => Some((u32::from(*code), reason.to_string())),
+    }
+}
+
+fn decision_name(verdict: &Verdict) -> &'static str {
+    match verdict.action {
+        Action::Allow => "allow",
+        Action::Drop => "drop",
+        Action::Close { .. } => "close",
+    }
+}
+
+/// Parses a pushed `config_json` (empty means no configuration).
+fn parse_config(config_json: &str) -> Result<serde_json::Value, String> {
+    if config_json.trim().is_empty() {
+        return Ok(serde_json::Value::Null);
+    }
+    serde_json::from_str(config_json).map_err(|e| format!("configuration is not valid JSON: {e}"))
+}
+
+fn now_ms() -> u64 {
+    crate::transport::v2::now_ms()
+}
+
+macro_rules! agent_service_v2 {
+    ($module:ident, $proto:ident) => {
+        /// `AgentServiceV2` in this package.
+        pub mod $module {
+            use std::collections::HashMap;
+            use std::pin::Pin;
+            use std::sync::Arc;
+
+            use tokio::sync::{mpsc, Semaphore};
+            use tokio_stream::wrappers::ReceiverStream;
+            use tonic::{Request, Response, Status, Streaming};
+
+            use super::super::proto::$proto as pb;
+            use super::{block_of, decision_name, frame, now_ms, parse_config, MAX_IN_FLIGHT_PER_STREAM, OUTBOUND_CAPACITY};
+            use crate::actors::{Answer, ReplyTarget};
+            use crate::health::HealthReport;
+            use crate::model::Verdict;
+            use crate::telemetry;
+            use crate::transport::reports::{self, ReportFigures, AGENT_NAME};
+            use crate::transport::TransportContext;
+            use pb::agent_service_v2_server::AgentServiceV2;
+            use pb::{agent_to_proxy, proxy_to_agent, AgentToProxy, ProxyToAgent};
+
+            /// The service.
+            #[derive(Debug, Clone)]
+            pub struct Service {
+                context: TransportContext,
+            }
+
+            impl Service {
+                /// Serves `context`'s agent.
+                pub fn new(context: TransportContext) -> Self {
+                    Service { context }
+                }
+
+                /// The generated tonic server around this service.
+                pub fn server(self) -> pb::agent_service_v2_server::AgentServiceV2Server<Service> {
+                    pb::agent_service_v2_server::AgentServiceV2Server::new(self)
+                }
+            }
+
+            fn handshake_response(context: &TransportContext, error: Option<String>) -> AgentToProxy {
+                let figures = reports::capability_figures(context);
+                let capabilities = pb::AgentCapabilities {
+                    protocol_version: 2,
+                    agent_id: context.agent_id.to_string(),
+                    name: AGENT_NAME.to_string(),
+                    version: env!("CARGO_PKG_VERSION").to_string(),
+                    supported_events: vec![pb::EventType::WebsocketFrame as i32, pb::EventType::Configure as i32],
+                    features: Some(pb::AgentFeatures {
+                        streaming_body: false,
+                        websocket: true,
+                        guardrails: false,
+                        config_push: true,
+                        metrics_export: true,
+                        concurrent_requests: figures.concurrency,
+                        cancellation: true,
+                        flow_control: false,
+                        health_reporting: true,
+                    }),
+                    limits: Some(pb::AgentLimits {
+                        max_body_size: figures.max_body_size,
+                        max_concurrency: figures.concurrency,
+                        preferred_chunk_size: figures.preferred_chunk_size,
+                        max_memory: None,
+                        max_processing_time_ms: None,
+                    }),
+                    health_config: Some(pb::HealthConfig {
+                        report_interval_ms: figures.report_interval_ms,
+                        include_load_metrics: true,
+                        include_resource_metrics: false,
+                    }),
+                };
+                AgentToProxy {
+                    message: Some(agent_to_proxy::Message::Handshake(pb::HandshakeResponse {
+                        protocol_version: 2,
+                        capabilities: Some(capabilities),
+                        success: error.is_none(),
+                        error,
+                    })),
+                }
+            }
+
+            fn frame_response(correlation_id: &str, verdict: &Verdict) -> AgentToProxy {
+                let decision = match block_of(verdict) {
+                    None => pb::agent_response::Decision::Allow(pb::AllowDecision {}),
+                    Some((status, body)) => pb::agent_response::Decision::Block(pb::BlockDecision {
+                        status,
+                        body: Some(body),
+                        headers: Vec::new(),
+                    }),
+                };
+                let mut custom = HashMap::new();
+                custom.insert("websocket_decision".to_string(), decision_name(verdict).to_string());
+                AgentToProxy {
+                    message: Some(agent_to_proxy::Message::Response(pb::AgentResponse {
+                        correlation_id: correlation_id.to_string(),
+                        decision: Some(decision),
+                        audit: Some(pb::AuditMetadata {
+                            tags: verdict.tags.iter().map(|t| t.as_str().to_string()).collect(),
+                            rule_ids: verdict.rule_ids.iter().map(|r| r.to_string()).collect(),
+                            confidence: None,
+                            reason_codes: verdict.reason_codes.iter().map(|r| r.to_string()).collect(),
+                            custom,
+                        }),
+                        ..pb::AgentResponse::default()
+                    })),
+                }
+            }
+
+            fn allow_response(correlation_id: &str) -> AgentToProxy {
+                AgentToProxy {
+                    message: Some(agent_to_proxy::Message::Response(pb::AgentResponse {
+                        correlation_id: correlation_id.to_string(),
+                        decision: Some(pb::agent_response::Decision::Allow(pb::AllowDecision {})),
+                        ..pb::AgentResponse::default()
+                    })),
+                }
+            }
+
+            fn health_message(agent_id: &str, report: &HealthReport) -> AgentToProxy {
+                AgentToProxy {
+                    message: Some(agent_to_proxy::Message::Health(pb::HealthStatus {
+                        agent_id: agent_id.to_string(),
+                        state: report.state.code(),
+                        message: report.message.clone(),
+                        load: Some(pb::LoadMetrics {
+                            queue_depth: report.queue_depth,
+                            ..pb::LoadMetrics::default()
+                        }),
+                        timestamp_ms: now_ms(),
+                        timeout_multiplier: 1.0,
+                        recoverable: true,
+                        ..pb::HealthStatus::default()
+                    })),
+                }
+            }
+
+            fn metrics_message(agent_id: &str, interval_ms: u64, figures: &ReportFigures) -> AgentToProxy {
+                let labels = |l: &std::collections::BTreeMap<String, String>| {
+                    l.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<HashMap<_, _>>()
+                };
+                let help = |name: &str| figures.help.get(name).cloned();
+                AgentToProxy {
+                    message: Some(agent_to_proxy::Message::Metrics(pb::MetricsReport {
+                        agent_id: agent_id.to_string(),
+                        timestamp_ms: now_ms(),
+                        interval_ms,
+                        counters: figures
+                            .counters
+                            .iter()
+                            .map(|s| pb::CounterMetric {
+                                name: s.name.clone(),
+                                help: help(&s.name),
+                                labels: labels(&s.labels),
+                                value: s.value as u64,
+                            })
+                            .collect(),
+                        gauges: figures
+                            .gauges
+                            .iter()
+                            .map(|s| pb::GaugeMetric {
+                                name: s.name.clone(),
+                                help: help(&s.name),
+                                labels: labels(&s.labels),
+                                value: s.value,
+                            })
+                            .collect(),
+                        histograms: figures
+                            .histograms
+                            .iter()
+                            .map(|h| pb::HistogramMetric {
+                                name: h.name.clone(),
+                                help: help(&h.name),
+                                labels: labels(&h.labels),
+                                sum: h.sum,
+                                count: h.count,
+                                buckets: h
+                                    .buckets
+                                    .iter()
+                                    .map(|(le, count)| pb::HistogramBucket { le: *le, count: *count })
+                                    .collect(),
+                            })
+                            .collect(),
+                    })),
+                }
+            }
+
+            fn pong(ping: &pb::Ping) -> AgentToProxy {
+                AgentToProxy {
+                    message: Some(agent_to_proxy::Message::Pong(pb::Pong {
+                        sequence: ping.sequence,
+                        ping_timestamp_ms: ping.timestamp_ms,
+                        timestamp_ms: now_ms(),
+                    })),
+                }
+            }
+
+            /// Applies a pushed configuration; the error names the key.
+            fn configure(context: &TransportContext, config_json: &str) -> Result<(), String> {
+                let config = parse_config(config_json)?;
+                context.agent.configure(&config).map(|_| ()).map_err(|e| e.to_string())
+            }
+
+            type Outbound = mpsc::Sender<Result<AgentToProxy, Status>>;
+
+            /// Health at once on every change and at the interval; metrics at the interval.
+            async fn report_loop(context: TransportContext, outbound: Outbound) {
+                let mut health = context.health.clone();
+                let mut ticker = tokio::time::interval(context.report_interval);
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let interval_ms = u64::try_from(context.report_interval.as_millis()).unwrap_or(u64::MAX);
+                loop {
+                    let send_metrics = tokio::select! {
+                        _ = ticker.tick() => true,
+                        changed = health.changed() => {
+                            if changed.is_err() {
+                                return;
+                            }
+                            false
+                        }
+                    };
+                    let report = health.borrow_and_update().clone();
+                    if outbound.send(Ok(health_message(&context.agent_id, &report))).await.is_err() {
+                        return;
+                    }
+                    if send_metrics {
+                        if let Some(snapshot) = telemetry::snapshot() {
+                            let figures = reports::report_figures(snapshot);
+                            let message = metrics_message(&context.agent_id, interval_ms, &figures);
+                            if outbound.send(Ok(message)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+
+            /// Forwards decided frames to the proxy until every responder is done.
+            async fn answer_loop(mut answers: mpsc::UnboundedReceiver<Answer>, outbound: Outbound) {
+                while let Some(answer) = answers.recv().await {
+                    let message = frame_response(&answer.correlation_id, &answer.verdict);
+                    if outbound.send(Ok(message)).await.is_err() {
+                        return;
+                    }
+                    drop(answer.permit);
+                }
+            }
+
+            async fn run_stream(context: TransportContext, mut inbound: Streaming<ProxyToAgent>, outbound: Outbound) {
+                let _guard = context.lifecycle.connection_opened();
+                let (answers_tx, answers_rx) = mpsc::unbounded_channel::<Answer>();
+                let answers = tokio::spawn(answer_loop(answers_rx, outbound.clone()));
+                let mut reporter: Option<tokio::task::JoinHandle<()>> = None;
+                let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT_PER_STREAM));
+                loop {
+                    let message = match inbound.message().await {
+                        Ok(Some(message)) => message,
+                        Ok(None) => break,
+                        Err(status) => {
+                            tracing::debug!(%status, "v2 gRPC stream ended with an error");
+                            break;
+                        }
+                    };
+                    let Some(message) = message.message else { continue };
+                    let reply = match message {
+                        proxy_to_agent::Message::Handshake(handshake) => {
+                            tracing::info!(
+                                proxy_id = %crate::util::cut(&handshake.proxy_id, 64),
+                                proxy_version = %crate::util::cut(&handshake.proxy_version, 32),
+                                "v2 gRPC handshake"
+                            );
+                            let error = configure(&context, &handshake.config_json)
+                                .err()
+                                .map(|e| format!("configuration rejected: {e}"));
+                            let refused = error.is_some();
+                            let _ = outbound.send(Ok(handshake_response(&context, error))).await;
+                            if refused {
+                                break;
+                            }
+                            if reporter.is_none() {
+                                reporter = Some(tokio::spawn(report_loop(context.clone(), outbound.clone())));
+                            }
+                            continue;
+                        }
+                        proxy_to_agent::Message::WebsocketFrame(event) => {
+                            let permit = Arc::clone(&in_flight).acquire_owned().await.ok();
+                            let frame = frame(&context.agent, &event.correlation_id, event.client_to_server, event.frame_type, event.payload);
+                            context.agent.submit(frame, ReplyTarget::Queue { queue: answers_tx.clone(), permit }).await;
+                            continue;
+                        }
+                        proxy_to_agent::Message::Configure(event) => match configure(&context, &event.config_json) {
+                            Ok(()) => continue,
+                            Err(reason) => {
+                                // The proxies treat an ended stream as a rejected configuration.
+                                let _ = outbound.send(Err(Status::invalid_argument(reason))).await;
+                                break;
+                            }
+                        },
+                        proxy_to_agent::Message::Ping(ping) => pong(&ping),
+                        proxy_to_agent::Message::Cancel(cancel) => {
+                            tracing::debug!(correlation_id = %crate::util::cut(&cancel.correlation_id, 128), "cancel accepted");
+                            continue;
+                        }
+                        proxy_to_agent::Message::RequestHeaders(event) => {
+                            allow_response(event.metadata.as_ref().map_or("", |m| m.correlation_id.as_str()))
+                        }
+                        proxy_to_agent::Message::RequestBodyChunk(event) | proxy_to_agent::Message::ResponseBodyChunk(event) => {
+                            allow_response(&event.correlation_id)
+                        }
+                        proxy_to_agent::Message::ResponseHeaders(event) => allow_response(&event.correlation_id),
+                        proxy_to_agent::Message::RequestComplete(event) => allow_response(&event.correlation_id),
+                        proxy_to_agent::Message::Guardrail(event) => allow_response(&event.correlation_id),
+                    };
+                    if outbound.send(Ok(reply)).await.is_err() {
+                        break;
+                    }
+                }
+                if let Some(reporter) = reporter {
+                    reporter.abort();
+                }
+                drop(answers_tx);
+                // Frames still being decided are answered before the stream closes.
+                let _ = answers.await;
+            }
+
+            #[tonic::async_trait]
+            impl AgentServiceV2 for Service {
+                type ProcessStreamStream = ReceiverStream<Result<AgentToProxy, Status>>;
+                type ControlStreamStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::ProxyControl, Status>> + Send + 'static>>;
+
+                async fn process_stream(
+                    &self,
+                    request: Request<Streaming<ProxyToAgent>>,
+                ) -> Result<Response<Self::ProcessStreamStream>, Status> {
+                    if self.context.lifecycle.is_draining() {
+                        return Err(Status::unavailable("draining: not accepting new streams"));
+                    }
+                    let (outbound, receiver) = mpsc::channel(OUTBOUND_CAPACITY);
+                    tokio::spawn(run_stream(self.context.clone(), request.into_inner(), outbound));
+                    Ok(Response::new(ReceiverStream::new(receiver)))
+                }
+
+                async fn control_stream(
+                    &self,
+                    request: Request<Streaming<pb::AgentControl>>,
+                ) -> Result<Response<Self::ControlStreamStream>, Status> {
+                    let mut inbound = request.into_inner();
+                    let lifecycle = Arc::clone(&self.context.lifecycle);
+                    let (outbound, receiver) = mpsc::channel::<Result<pb::ProxyControl, Status>>(16);
+                    tokio::spawn(async move {
+                        // The proto types this stream's inbound side as AgentControl, so a peer
+                        // cannot send DrainRequest/ShutdownRequest here; the agent announces its
+                        // own drain instead, and logs what it receives.
+                        loop {
+                            tokio::select! {
+                                message = inbound.message() => match message {
+                                    Ok(Some(message)) => tracing::debug!(?message, "control stream message ignored"),
+                                    _ => return,
+                                },
+                                _ = lifecycle.accepting_stopped() => {
+                                    let drain = pb::ProxyControl {
+                                        message: Some(pb::proxy_control::Message::Drain(pb::DrainRequest {
+                                            duration_ms: 0,
+                                            reason: pb::drain_request::Reason::Manual as i32,
+                                            timestamp_ms: now_ms(),
+                                        })),
+                                    };
+                                    let _ = outbound.send(Ok(drain)).await;
+                                    // Keep the stream open until the peer goes away.
+                                    while let Ok(Some(_)) = inbound.message().await {}
+                                    return;
+                                }
+                            }
+                        }
+                    });
+                    Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+                }
+
+                async fn process_event(&self, request: Request<ProxyToAgent>) -> Result<Response<AgentToProxy>, Status> {
+                    let Some(message) = request.into_inner().message else {
+                        return Err(Status::invalid_argument("empty message"));
+                    };
+                    let context = &self.context;
+                    let reply = match message {
+                        proxy_to_agent::Message::Handshake(handshake) => {
+                            let error = configure(context, &handshake.config_json).err();
+                            handshake_response(context, error)
+                        }
+                        proxy_to_agent::Message::WebsocketFrame(event) => {
+                            let correlation_id = event.correlation_id.clone();
+                            let frame = frame(&context.agent, &event.correlation_id, event.client_to_server, event.frame_type, event.payload);
+                            let verdict = context.agent.decide(frame).await;
+                            frame_response(&correlation_id, &verdict)
+                        }
+                        proxy_to_agent::Message::Configure(event) => {
+                            configure(context, &event.config_json).map_err(Status::invalid_argument)?;
+                            allow_response("")
+                        }
+                        proxy_to_agent::Message::Ping(ping) => pong(&ping),
+                        proxy_to_agent::Message::Cancel(_) => allow_response(""),
+                        proxy_to_agent::Message::RequestHeaders(event) => {
+                            allow_response(event.metadata.as_ref().map_or("", |m| m.correlation_id.as_str()))
+                        }
+                        proxy_to_agent::Message::RequestBodyChunk(event) | proxy_to_agent::Message::ResponseBodyChunk(event) => {
+                            allow_response(&event.correlation_id)
+                        }
+                        proxy_to_agent::Message::ResponseHeaders(event) => allow_response(&event.correlation_id),
+                        proxy_to_agent::Message::RequestComplete(event) => allow_response(&event.correlation_id),
+                        proxy_to_agent::Message::Guardrail(event) => allow_response(&event.correlation_id),
+                    };
+                    Ok(Response::new(reply))
+                }
+            }
+        }
+    };
+}
+
+agent_service_v2!(sentinel, sentinel_v2);
+agent_service_v2!(zentinel, zentinel_v2);

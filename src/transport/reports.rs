@@ -1,0 +1,109 @@
+//! What every v2 transport tells the proxy about the agent, independent of the encoding:
+//! capabilities for the handshake and the figures of a MetricsReport. Built from the running
+//! agent and the one metrics registry.
+
+use crate::agent::Agent;
+use crate::telemetry::snapshot::{HistogramSample, MetricsSnapshot, Sample};
+
+use super::framing::V2_MAX_MESSAGE;
+use super::TransportContext;
+
+/// Name reported in capabilities.
+pub const AGENT_NAME: &str = "sentinel-ws-agent";
+/// Chunk size we would prefer for bodies (we do not inspect bodies; the field is required).
+const PREFERRED_CHUNK_SIZE: u64 = 64 * 1024;
+
+/// The handshake's capability figures.
+#[derive(Debug, Clone)]
+pub struct CapabilityFigures {
+    /// Frames the detector pool can hold at once.
+    pub concurrency: u32,
+    /// The configured frame or message limit, or the v2 maximum.
+    pub max_body_size: u64,
+    /// Preferred body chunk size.
+    pub preferred_chunk_size: u64,
+    /// Health and metrics report interval.
+    pub report_interval_ms: u32,
+}
+
+/// Capability figures for the running agent.
+pub fn capability_figures(context: &TransportContext) -> CapabilityFigures {
+    CapabilityFigures {
+        concurrency: u32::try_from(context.agent.detectors().capacity()).unwrap_or(u32::MAX),
+        max_body_size: max_body_size(&context.agent),
+        preferred_chunk_size: PREFERRED_CHUNK_SIZE,
+        report_interval_ms: u32::try_from(context.report_interval.as_millis()).unwrap_or(u32::MAX),
+    }
+}
+
+fn max_body_size(agent: &Agent) -> u64 {
+    let policy = agent.policy().load();
+    let options = &policy.options;
+    let frame_limit = options
+        .max_text_frame_size
+        .max(options.max_binary_frame_size);
+    [options.max_message_size, frame_limit]
+        .into_iter()
+        .find(|limit| *limit > 0)
+        .unwrap_or(V2_MAX_MESSAGE as u64)
+}
+
+/// The figures of one MetricsReport: every series of the registry, plus the protocol-level
+/// aggregates `frames_processed`, `frames_allowed`, `frames_blocked` and `frames_dropped`
+/// (by direction and reason) computed from the same series.
+#[derive(Debug, Clone, Default)]
+pub struct ReportFigures {
+    /// Counters (values are whole numbers).
+    pub counters: Vec<Sample>,
+    /// Gauges.
+    pub gauges: Vec<Sample>,
+    /// Histograms.
+    pub histograms: Vec<HistogramSample>,
+    /// Help texts by metric name.
+    pub help: std::collections::BTreeMap<String, String>,
+}
+
+/// Builds the report figures from a registry snapshot.
+pub fn report_figures(snapshot: MetricsSnapshot) -> ReportFigures {
+    let mut counters = snapshot.counters;
+    let frames = "ws_agent_frames_total";
+    let total = |filter: &[(&str, &str)]| {
+        counters
+            .iter()
+            .filter(|s| {
+                s.name == frames
+                    && filter
+                        .iter()
+                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|s| s.value)
+            .sum::<f64>()
+    };
+    let aggregate = |name: &str, value: f64| Sample {
+        name: name.to_string(),
+        labels: Default::default(),
+        value,
+    };
+    let derived = [
+        aggregate("frames_processed", total(&[])),
+        aggregate("frames_allowed", total(&[("decision", "allow")])),
+        aggregate("frames_blocked", total(&[("decision", "close")])),
+    ];
+    let dropped: Vec<Sample> = counters
+        .iter()
+        .filter(|s| s.name == "ws_agent_frames_uninspected_total")
+        .map(|s| Sample {
+            name: "frames_dropped".into(),
+            labels: s.labels.clone(),
+            value: s.value,
+        })
+        .collect();
+    counters.extend(derived);
+    counters.extend(dropped);
+    ReportFigures {
+        counters,
+        gauges: snapshot.gauges,
+        histograms: snapshot.histograms,
+        help: snapshot.help,
+    }
+}
