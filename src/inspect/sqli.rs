@@ -225,13 +225,15 @@ fn classify(word: &[u8]) -> (Kind, Kw) {
         | b"aes_decrypt" | b"encode" | b"decode" | b"to_char" | b"to_number" | b"pi"
         | b"rownum" | b"rowid" | b"connection_id" | b"last_insert_id" | b"uuid" | b"@@version"
         | b"banner" | b"utl_raw" | b"dbms_utility" | b"sqlite_version" | b"load_extension"
-        | b"pg_sleep_for" => Kw::SqlFunc,
+        | b"pg_sleep_for" | b"cos" | b"tan" | b"sqrt" | b"log" | b"ln" | b"coercibility"
+        | b"collation" | b"charset" | b"bfilename" | b"current_setting" | b"pg_backend_pid"
+        | b"substring_index" | b"found_rows" => Kw::SqlFunc,
         b"join" | b"inner" | b"outer" | b"cross" | b"natural" | b"on" | b"as" | b"case"
         | b"when" | b"then" | b"else" | b"end" | b"escape" | b"collate" | b"with" | b"using"
         | b"begin" | b"nowait" | b"identified" => Kw::Clause,
         b"and" | b"or" | b"xor" => return (Kind::Logic, Kw::None),
         b"not" => return (Kind::Not, Kw::None),
-        b"div" | b"mod" => return (Kind::Op, Kw::None),
+        b"div" | b"mod" | b"binary" => return (Kind::Op, Kw::None),
         _ => Kw::None,
     };
     (Kind::Word, kw)
@@ -529,6 +531,8 @@ struct Anchor {
     toks: [Tok; ANCHOR_TOKENS],
     /// `comment_after[k]`: a comment directly follows token k.
     comment_after: [bool; ANCHOR_TOKENS],
+    /// `trivial_comment_after[k]`: that comment says nothing (`--`, `#`, `/**/`, `-- -`).
+    trivial_comment_after: [bool; ANCHOR_TOKENS],
     len: usize,
     /// The whole input fit (no significant token after the last one kept).
     complete: bool,
@@ -562,6 +566,7 @@ fn run(view: &[u8], ctx: Context) -> Option<Rule> {
     let mut anchor = Anchor {
         toks: [Tok::NONE; ANCHOR_TOKENS],
         comment_after: [false; ANCHOR_TOKENS],
+        trivial_comment_after: [false; ANCHOR_TOKENS],
         len: 0,
         complete: true,
         leading_comment: false,
@@ -574,6 +579,9 @@ fn run(view: &[u8], ctx: Context) -> Option<Rule> {
                 anchor.leading_comment = true;
             } else if anchor.len <= ANCHOR_TOKENS && seen == anchor.len {
                 anchor.comment_after[anchor.len - 1] = true;
+                let body = text(view, &t);
+                anchor.trivial_comment_after[anchor.len - 1] =
+                    !body.iter().any(|b| b.is_ascii_alphanumeric());
             }
             continue;
         }
@@ -788,7 +796,7 @@ fn arith_expr(a: &Anchor, mut p: usize) -> Option<(usize, bool, usize)> {
             match t.kind {
                 Kind::Op | Kind::Not if matches!(t.kind, Kind::Not) || is_unary(t) => {}
                 Kind::LParen => depth += 1,
-                Kind::Num => {
+                Kind::Num | Kind::Str => {
                     saw_num = true;
                     expect_value = false;
                 }
@@ -802,6 +810,7 @@ fn arith_expr(a: &Anchor, mut p: usize) -> Option<(usize, bool, usize)> {
         } else {
             match t.kind {
                 Kind::Op => expect_value = true,
+                Kind::Comma if depth == 0 && saw_num => expect_value = true,
                 Kind::RParen if depth > 0 => depth -= 1,
                 _ => break,
             }
@@ -874,6 +883,15 @@ fn operand(a: &Anchor, view: &[u8], p: usize) -> Operand {
                 o.func = true;
             }
             Kind::Word if t.kw == Kw::CmpWord => {
+                let next = a.toks.get(q + 1).filter(|_| q + 1 < a.len);
+                let ok = match text(view, t) {
+                    b"is" => next.is_some_and(|n| n.kind == Kind::Not || n.kw == Kw::Const),
+                    b"in" => next.is_some_and(|n| n.kind == Kind::LParen),
+                    _ => next.is_some(),
+                };
+                if !ok || expect_value {
+                    return o;
+                }
                 o.cmp = true;
                 expect_value = true;
             }
@@ -909,7 +927,13 @@ fn operand(a: &Anchor, view: &[u8], p: usize) -> Operand {
             || matches!(
                 a.toks.get(q).map(|t| t.kind),
                 Some(Kind::Semi | Kind::Logic)
-            );
+            )
+            || a.toks.get(q).filter(|_| q < a.len).is_some_and(|t| {
+                matches!(
+                    t.kw,
+                    Kw::Group | Kw::Order | Kw::Having | Kw::Limit | Kw::Union | Kw::Into
+                )
+            });
         o.lone_value = next_ok;
         o.lone_kind_strong = matches!(t.kind, Kind::Num | Kind::Var)
             || (t.kind == Kind::Word && t.kw == Kw::Const && text(view, t) != b"unknown");
@@ -932,10 +956,18 @@ fn statement_shape(a: &Anchor, view: &[u8], p: usize, strict: bool) -> bool {
                 || matches!(n.kw, Kw::SqlFunc | Kw::Distinct | Kw::All | Kw::Catalog)
                 || (n.kind == Kind::Num && !strict);
             if !listish {
-                // `select x from y` style
-                return !strict
-                    && n.is_value()
-                    && next2.is_some_and(|t| matches!(t.kw, Kw::From) || t.kind == Kind::Comma);
+                // `select x, y from z;`: SQL token by token up to FROM and a table.
+                let end = (p + 1..a.len).find(|&k| a.toks[k].kw == Kw::From);
+                return match end {
+                    Some(f) => {
+                        f + 1 < a.len
+                            && a.toks[f + 1].is_value()
+                            && valid_seq(a, p + 1, f)
+                            && (!strict || f > p + 2 || a.toks[f + 1].kw == Kw::Catalog)
+                            && (!strict || valid_seq(a, f + 1, a.len) && a.complete)
+                    }
+                    None => false,
+                };
             }
             if strict {
                 // Look for FROM, a terminator, or a function call shortly after.
@@ -988,6 +1020,86 @@ fn statement_shape(a: &Anchor, view: &[u8], p: usize, strict: bool) -> bool {
     }
 }
 
+/// Token classes for the adjacency check.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Value,
+    Func,
+    LParen,
+    RParen,
+    Comma,
+    Semi,
+    Dot,
+    Op,
+    Cmp,
+    Logic,
+    Keyword,
+    Invalid,
+}
+
+fn class(t: &Tok) -> Class {
+    match t.kind {
+        Kind::Str | Kind::OpenStr | Kind::Num | Kind::Var => Class::Value,
+        Kind::Word => match t.kw {
+            Kw::CmpWord => Class::Cmp,
+            _ if t.is_value() => Class::Value,
+            _ => Class::Keyword,
+        },
+        Kind::Func => Class::Func,
+        Kind::Op | Kind::Not => Class::Op,
+        Kind::Cmp => Class::Cmp,
+        Kind::Logic => Class::Logic,
+        Kind::LParen => Class::LParen,
+        Kind::RParen => Class::RParen,
+        Kind::Comma => Class::Comma,
+        Kind::Semi => Class::Semi,
+        Kind::Dot => Class::Dot,
+        Kind::Comment | Kind::Other => Class::Invalid,
+    }
+}
+
+/// Could tokens `from..to` be a stretch of SQL? Checks every adjacent pair against what SQL's
+/// grammar allows (two values never touch, a function name is followed by `(`, ...). Prose
+/// fails quickly: its words are values that touch.
+fn valid_seq(a: &Anchor, from: usize, to: usize) -> bool {
+    let to = to.min(a.len);
+    let mut prev: Option<Class> = None;
+    for t in &a.toks[from.min(to)..to] {
+        let c = class(t);
+        if c == Class::Invalid {
+            return false;
+        }
+        if let Some(p) = prev {
+            use Class::*;
+            let bad = matches!(
+                (p, c),
+                (Value, Value | Func | LParen)
+                    | (RParen, Value | Func | LParen)
+                    | (LParen, Cmp | Logic | Comma)
+                    | (Cmp, Cmp | Logic | RParen | Comma)
+                    | (Logic, Cmp | Logic | RParen | Comma)
+                    | (Comma, RParen | Comma | Cmp | Logic)
+                    | (Op, RParen | Comma | Logic)
+                    | (Dot, LParen | RParen | Op | Cmp | Logic | Comma | Semi | Dot)
+            ) || (p == Func && c != LParen);
+            if bad {
+                return false;
+            }
+        }
+        prev = Some(c);
+    }
+    prev.is_some()
+}
+
+/// Does a function call or SQL keyword of weight appear in `from..to`?
+fn has_sql_weight(a: &Anchor, from: usize, to: usize) -> bool {
+    a.toks[from.min(a.len)..to.min(a.len)].iter().any(|t| {
+        (t.kind == Kind::Func && matches!(t.kw, Kw::SqlFunc | Kw::TimeFunc | Kw::Danger))
+            || t.kind == Kind::Var
+            || matches!(t.kw, Kw::Select | Kw::Union)
+    })
+}
+
 /// Rules anchored at the break-out point.
 fn anchored(view: &[u8], a: &Anchor, ctx: Context) -> Option<Rule> {
     if a.len == 0 {
@@ -998,7 +1110,10 @@ fn anchored(view: &[u8], a: &Anchor, ctx: Context) -> Option<Rule> {
     if quoted {
         // Comment right after the break-out: `admin'--`, `admin' #`, `admin'/*`.
         let s0 = &a.toks[0];
-        if a.comment_after[0] && (a.len == 1 || a.toks[1].kind == Kind::Semi && a.len == 2) {
+        if a.comment_after[0]
+            && a.trivial_comment_after[0]
+            && (a.len == 1 || a.toks[1].kind == Kind::Semi && a.len == 2)
+        {
             let body = text(view, s0);
             let body = &body[..body.len().saturating_sub(1)];
             if !body.is_empty()
@@ -1030,10 +1145,19 @@ fn anchored(view: &[u8], a: &Anchor, ctx: Context) -> Option<Rule> {
         return None;
     }
     let t = a.toks[p];
+    if quoted {
+        if let Some(r) = breakout_expression(a, view, p) {
+            return Some(r);
+        }
+    }
     match t.kind {
         Kind::Logic => {
             let o = operand(a, view, p + 1);
-            let strong_lone = o.lone_value && o.lone_kind_strong;
+            // A lone number after AND/OR (`1 or 1`) needs a comment to end the query in the bare
+            // context: `1950 or 1960` is prose.
+            let strong_lone = o.lone_value
+                && o.lone_kind_strong
+                && (quoted || a.comment_after[o.end.saturating_sub(1).min(a.len - 1)]);
             if o.valid && (o.cmp || o.func || o.select || strong_lone) {
                 return Some("sqli-tautology");
             }
@@ -1079,7 +1203,7 @@ fn anchored(view: &[u8], a: &Anchor, ctx: Context) -> Option<Rule> {
         Kind::Op | Kind::Cmp if quoted => {
             // `'=0--`, `' - 1 != 2 '`, `'+if(benchmark(...))+'`: the break-out string used as
             // an operand.
-            let o = operand_after_op(a, view, p);
+            let o = operand_after_op(a, p);
             if o {
                 return Some("sqli-expression");
             }
@@ -1100,6 +1224,103 @@ fn anchored(view: &[u8], a: &Anchor, ctx: Context) -> Option<Rule> {
     None
 }
 
+/// After a break-out string: an expression that runs to the application's closing quote (the
+/// last token is an open string) or to a comment, is SQL token by token, and has operators:
+/// `A' && 'B`, `1' * id - '0`, `asd' =- (-'asd') --`.
+fn breakout_expression(a: &Anchor, view: &[u8], p: usize) -> Option<Rule> {
+    // Where the expression ends: the first comment, or the end of the text.
+    let mut end = None;
+    for k in p..a.len {
+        if a.comment_after[k] {
+            end = Some(k + 1);
+            break;
+        }
+    }
+    let end = match end {
+        Some(e) => e,
+        None if a.complete => {
+            if a.toks[a.len - 1].kind != Kind::OpenStr {
+                return None;
+            }
+            a.len
+        }
+        None => return None,
+    };
+    let s0 = text(view, &a.toks[0]);
+    if end <= p || s0.len() > 64 {
+        return None;
+    }
+    let last = &a.toks[end - 1];
+    let open_end = last.kind == Kind::OpenStr && !a.comment_after[end - 1];
+    if open_end {
+        // The application's quote must be the one that closes the final string.
+        let ctx_quote = quote_of(view, &a.toks[0]);
+        if view.get(last.start) != Some(&ctx_quote) {
+            return None;
+        }
+    }
+    // A URL with a query string is not a value an application quotes.
+    let body = &s0[..s0.len().saturating_sub(1)];
+    if body.contains(&b'?') && body.contains(&b'=') {
+        return None;
+    }
+    let strong = a.toks[p..end].iter().any(|t| t.kind == Kind::Cmp) || has_sql_weight(a, p, end);
+    if open_end && view.get(last.start + 1).is_some_and(|&b| is_space(b)) && !strong {
+        return None;
+    }
+    // Prose quotes a word: ` "LIKE" STAMP`, `SMALL "&" SIGN`. A payload's break-out value and
+    // its final string do not both touch spaces, and a prose-like prefix needs real SQL.
+    let s0_spaced = s0.iter().any(|&b| is_space(b));
+    if s0_spaced {
+        let final_spaced = open_end && view.get(last.start + 1).is_some_and(|&b| is_space(b));
+        let trivial_end = open_end || a.trivial_comment_after[end - 1];
+        if final_spaced || !trivial_end || !strong {
+            return None;
+        }
+    }
+    // The break-out string is a value: it must be followed by an operator.
+    let first = class(&a.toks[p]);
+    let opens_expression = matches!(first, Class::Op | Class::Cmp | Class::Logic)
+        || first == Class::LParen && has_sql_weight(a, p, end);
+    if !opens_expression {
+        return None;
+    }
+    if !valid_seq(a, p, end) {
+        return None;
+    }
+    let ops = a.toks[p..end]
+        .iter()
+        .filter(|t| matches!(class(t), Class::Op | Class::Cmp | Class::Logic))
+        .count();
+    let values = a.toks[p..end]
+        .iter()
+        .filter(|t| class(t) == Class::Value)
+        .count();
+    if ops >= 1 && values >= 1 || has_sql_weight(a, p, end) {
+        return Some("sqli-expression");
+    }
+    None
+}
+
+/// The quote that closes the break-out string `s0` (its last byte), or 0.
+fn quote_of(view: &[u8], s0: &Tok) -> u8 {
+    match view.get(s0.end.wrapping_sub(1)) {
+        Some(&q @ (b'\'' | b'"')) if s0.end > 0 => q,
+        _ => 0,
+    }
+}
+
+/// A comparison of constants (`1=1`, `'a'='a'`, `-8=-3`) in `from..to`: a tautology or a
+/// contradiction, never a question a person asks.
+fn constant_comparison(a: &Anchor, from: usize, to: usize) -> bool {
+    let toks = &a.toks[from.min(a.len)..to.min(a.len)];
+    toks.windows(3).any(|w| {
+        matches!(w[0].kind, Kind::Num | Kind::Str)
+            && w[1].kind == Kind::Cmp
+            && matches!(w[2].kind, Kind::Num | Kind::Str | Kind::OpenStr | Kind::Op)
+    })
+}
+
 /// `ORDER BY n` / `GROUP BY x` right after the break-out point.
 fn order_by_probe(a: &Anchor, p: usize, quoted: bool) -> bool {
     if !(a.toks.get(p + 1).is_some_and(|n| n.kw == Kw::By) && p + 2 < a.len) {
@@ -1109,57 +1330,65 @@ fn order_by_probe(a: &Anchor, p: usize, quoted: bool) -> bool {
     v.kind == Kind::Num || v.is_value() && (quoted || p > 0)
 }
 
-/// After a break-out string, an operator chain: flag when it compares or calls SQL functions and
-/// is closed by the application's quote, a comment or a logic operator.
-fn operand_after_op(a: &Anchor, view: &[u8], p: usize) -> bool {
-    let mut q = p;
-    let mut cmp = false;
-    let mut func = false;
-    let mut values = 0;
-    let mut expect_value = true;
-    while q < a.len {
-        let t = &a.toks[q];
+/// After a break-out string, an operator chain leading to a SQL function call:
+/// `'+if(benchmark(...))+'`, `"||pg_sleep(5)--`.
+fn operand_after_op(a: &Anchor, p: usize) -> bool {
+    for t in &a.toks[p.min(a.len)..a.len] {
         match t.kind {
-            Kind::Op | Kind::Not => expect_value = true,
-            Kind::Cmp => {
-                cmp = true;
-                expect_value = true;
-            }
-            Kind::Func => {
-                func |= matches!(t.kw, Kw::TimeFunc | Kw::Danger | Kw::SqlFunc);
-                break;
-            }
-            Kind::LParen => {}
-            _ if t.is_value() => {
-                if !expect_value {
-                    return false;
-                }
-                values += 1;
-                expect_value = false;
-            }
-            _ => break,
+            Kind::Op | Kind::Not | Kind::Cmp | Kind::LParen => {}
+            Kind::Func => return matches!(t.kw, Kw::TimeFunc | Kw::Danger | Kw::SqlFunc),
+            _ => return false,
         }
-        q += 1;
     }
-    if func {
-        return true;
-    }
-    if !cmp || values == 0 {
-        return false;
-    }
-    let last = q.saturating_sub(1);
-    let ends = (q >= a.len && a.complete)
-        || a.comment_after[last]
-        || a.toks
-            .get(q)
-            .is_some_and(|t| matches!(t.kind, Kind::Logic | Kind::Semi))
-        || a.toks[last].kind == Kind::OpenStr;
-    ends && !expect_value && text(view, &a.toks[0]).len() < 64
+    false
 }
 
 /// The bare context when the text does not start with a value: a statement of its own
 /// (`select @@version`, `; drop table x`, `waitfor delay '0:0:5'`).
 fn bare_statement(view: &[u8], a: &Anchor) -> Option<Rule> {
+    // A clause continuing the query: ` ORDER BY 3`, ` WHERE 1=1 AND 1=0#`, ` HAVING 1=1--`.
+    let t0 = &a.toks[0];
+    match t0.kw {
+        Kw::Order | Kw::Group if order_by_probe(a, 0, false) => {
+            let v = &a.toks[2];
+            if v.kind == Kind::Num && (a.complete && a.len <= 4 || a.comment_after[2]) {
+                return Some("sqli-order-by");
+            }
+        }
+        Kw::Where | Kw::Having => {
+            let o = operand(a, view, 1);
+            if o.valid && o.cmp && valid_seq(a, 1, o.end) {
+                return Some("sqli-tautology");
+            }
+        }
+        _ => {}
+    }
+    // A word the payload starts with, then a boolean test: `hi' or 1=1 --`, `HOPE AND -8=-3`.
+    if a.len >= 3 && a.toks[0].is_value() && a.toks[1].kind == Kind::Logic {
+        let o = operand(a, view, 2);
+        if o.valid && (o.func || o.select || o.cmp && constant_comparison(a, 2, o.end)) {
+            return Some("sqli-tautology");
+        }
+    }
+    // A parenthesized expression or a function call that is SQL throughout:
+    // `(select login/2 from users limit 1,1)`, `LENGTH(version())`, `( BINARY COS ( 'b')) --`.
+    if matches!(t0.kind, Kind::LParen | Kind::Func) {
+        let end = (0..a.len)
+            .find(|&k| a.comment_after[k])
+            .map_or(a.len, |k| k + 1);
+        let closed = end < a.len || a.complete || a.comment_after[end - 1];
+        let known_start =
+            t0.kind == Kind::LParen || matches!(t0.kw, Kw::SqlFunc | Kw::TimeFunc | Kw::Danger);
+        if closed && known_start && valid_seq(a, 0, end) && has_sql_weight(a, 0, end) {
+            let nested = a.toks[1..end].iter().any(|t| {
+                t.kind == Kind::Func && matches!(t.kw, Kw::SqlFunc | Kw::TimeFunc | Kw::Danger)
+                    || t.kw == Kw::Select
+            });
+            if nested || t0.kw == Kw::TimeFunc {
+                return Some("sqli-statement");
+            }
+        }
+    }
     let t = &a.toks[0];
     if matches!(t.kw, Kw::Select | Kw::Stmt | Kw::Waitfor) && statement_shape(a, view, 0, true) {
         return Some("sqli-statement");
