@@ -5,12 +5,18 @@
 //! The stage is replaceable as a whole: the rest of the agent uses only [`Inspector`],
 //! [`Scratch`], [`MessagePart`] and [`Finding`].
 
+mod cmdi;
 mod custom;
-mod detectors;
+mod json_views;
+mod normalize;
+mod sqli;
+mod xss;
 
 use std::borrow::Cow;
 
 use crate::model::AuditTag;
+
+use json_views::JsonStrings;
 
 pub use custom::CustomPatterns;
 
@@ -61,11 +67,35 @@ pub struct Finding {
     pub rule_id: Cow<'static, str>,
 }
 
+/// Decode layers applied after the first fold (so up to four views of one text).
+const MAX_DECODE_ROUNDS: usize = 3;
+
 /// Reusable buffers for one inspecting thread (a detector actor owns one), so that normalization
 /// does not allocate per message once warmed up.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    buffer: String,
+    /// Decoded JSON strings of the current message.
+    json: JsonStrings,
+    /// The current view.
+    view: Vec<u8>,
+    /// The next view being built.
+    next: Vec<u8>,
+    /// Decoded bytes before folding.
+    decoded: Vec<u8>,
+}
+
+/// Which detector classes still have to run on the current message.
+#[derive(Clone, Copy)]
+struct Pending {
+    xss: bool,
+    sqli: bool,
+    cmdi: bool,
+}
+
+impl Pending {
+    fn any(self) -> bool {
+        self.xss || self.sqli || self.cmdi
+    }
 }
 
 /// The compiled detectors for one policy. Immutable and shared by every detector actor.
@@ -101,19 +131,7 @@ impl Inspector {
         scratch: &mut Scratch,
         findings: &mut Vec<Finding>,
     ) {
-        let _ = part;
-        let lowered = &mut scratch.buffer;
-        lowered.clear();
-        lowered.extend(text.chars().map(|c| c.to_ascii_lowercase()));
-        if self.xss {
-            detectors::xss(lowered, findings);
-        }
-        if self.sqli {
-            detectors::sqli(lowered, findings);
-        }
-        if self.command_injection {
-            detectors::command_injection(lowered, findings);
-        }
+        self.inspect_builtin(text.as_bytes(), part, scratch, findings);
         self.custom.find_text(text, findings);
     }
 
@@ -126,19 +144,105 @@ impl Inspector {
         scratch: &mut Scratch,
         findings: &mut Vec<Finding>,
     ) {
-        let text = String::from_utf8_lossy(data);
-        let lowered_len = findings.len();
-        if self.xss || self.sqli || self.command_injection {
-            let custom = CustomPatterns::default();
-            let only_builtin = Inspector {
-                xss: self.xss,
-                sqli: self.sqli,
-                command_injection: self.command_injection,
-                custom,
-            };
-            only_builtin.inspect_text(&text, part, scratch, findings);
-        }
-        let _ = lowered_len;
+        self.inspect_builtin(data, part, scratch, findings);
         self.custom.find_binary(data, findings);
     }
+
+    /// Runs the built-in detectors over every view of `data`.
+    fn inspect_builtin(
+        &self,
+        data: &[u8],
+        part: MessagePart,
+        scratch: &mut Scratch,
+        findings: &mut Vec<Finding>,
+    ) {
+        let mut pending = Pending {
+            xss: self.xss,
+            sqli: self.sqli,
+            cmdi: self.command_injection,
+        };
+        if !pending.any() {
+            return;
+        }
+        let Scratch {
+            json,
+            view,
+            next,
+            decoded,
+        } = scratch;
+        inspect_unit(data, &mut pending, view, next, decoded, findings);
+        if part == MessagePart::Complete && pending.any() && json.extract(data) {
+            for k in 0..json.spans.len() {
+                if !pending.any() {
+                    break;
+                }
+                let (a, b) = json.spans[k];
+                let unit = json.buf.get(a..b).unwrap_or(&[]);
+                if !unit.is_empty() {
+                    inspect_unit(unit, &mut pending, view, next, decoded, findings);
+                }
+            }
+        }
+        json.clear();
+    }
 }
+
+/// Folds `unit`, runs the detectors, then peels decoding layers while they change something.
+fn inspect_unit(
+    unit: &[u8],
+    pending: &mut Pending,
+    view: &mut Vec<u8>,
+    next: &mut Vec<u8>,
+    decoded: &mut Vec<u8>,
+    findings: &mut Vec<Finding>,
+) {
+    view.clear();
+    normalize::fold(unit, view);
+    run_detectors(view, pending, findings);
+    // `+` is a space only in form-encoded text, which has no literal spaces.
+    let plus_is_space = !view.contains(&b' ') && view.contains(&b'+');
+    for _ in 0..MAX_DECODE_ROUNDS {
+        if !pending.any() || !normalize::has_decodable(view, plus_is_space) {
+            break;
+        }
+        decoded.clear();
+        if !normalize::decode(view, plus_is_space, decoded) {
+            break;
+        }
+        next.clear();
+        normalize::fold(decoded, next);
+        std::mem::swap(view, next);
+        run_detectors(view, pending, findings);
+    }
+}
+
+fn run_detectors(view: &[u8], pending: &mut Pending, findings: &mut Vec<Finding>) {
+    if pending.xss {
+        if let Some(rule) = xss::detect(view) {
+            pending.xss = false;
+            findings.push(finding(AuditTag::Xss, rule));
+        }
+    }
+    if pending.sqli {
+        if let Some(rule) = sqli::detect(view) {
+            pending.sqli = false;
+            findings.push(finding(AuditTag::Sqli, rule));
+        }
+    }
+    if pending.cmdi {
+        if let Some(rule) = cmdi::detect(view) {
+            pending.cmdi = false;
+            findings.push(finding(AuditTag::CmdInjection, rule));
+        }
+    }
+}
+
+fn finding(tag: AuditTag, rule: &'static str) -> Finding {
+    Finding {
+        tag,
+        rule_id: Cow::Borrowed(rule),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,474 @@
+//! Byte-level normalization: the fold pass (case, controls, Unicode compatibility forms, Unicode
+//! spaces) and the decode pass (URL, HTML entities, JavaScript/CSS escapes). Both are single
+//! left-to-right scans that never produce more bytes than they read, so a view is never larger
+//! than the text it came from.
+//!
+//! Views are byte strings: ASCII is lowercased, everything else stays UTF-8 (or whatever bytes a
+//! binary message had). Detectors only look at ASCII structure, so they never need to decode.
+
+/// Appends the folded form of `input` to `out` and reports whether anything changed.
+///
+/// - ASCII letters are lowercased;
+/// - NUL, the other C0 controls (except tab, line feed, form feed and carriage return) and DEL are
+///   dropped, as browsers and many parsers drop or ignore them;
+/// - fullwidth forms U+FF01..U+FF5E and the small-form `﹤﹥` become their ASCII letters;
+/// - Unicode spaces (NBSP, U+2000..U+200A, U+3000) become a space, U+2028/U+2029 and U+0085 a line
+///   feed, and zero-width characters (U+200B..U+200D, U+2060, U+FEFF) are dropped.
+pub fn fold(input: &[u8], out: &mut Vec<u8>) -> bool {
+    out.reserve(input.len());
+    let mut changed = false;
+    let mut i = 0;
+    let n = input.len();
+    while i < n {
+        let b = input[i];
+        if b < 0x80 {
+            match b {
+                b'A'..=b'Z' => {
+                    out.push(b | 0x20);
+                    changed = true;
+                }
+                b'\t' | b'\n' | b'\r' | 0x0c => out.push(b),
+                0x00..=0x1f | 0x7f => changed = true,
+                _ => out.push(b),
+            }
+            i += 1;
+            continue;
+        }
+        // Multi-byte sequences we fold; anything else is copied byte by byte.
+        let b1 = input.get(i + 1).copied().unwrap_or(0);
+        let b2 = input.get(i + 2).copied().unwrap_or(0);
+        match (b, b1, b2) {
+            // U+FF01..U+FF3F -> 0x21..0x5F
+            (0xef, 0xbc, 0x81..=0xbf) => {
+                out.push(ascii_lower(b2 - 0x81 + 0x21));
+                i += 3;
+                changed = true;
+            }
+            // U+FF40..U+FF5E -> 0x60..0x7E
+            (0xef, 0xbd, 0x80..=0x9e) => {
+                out.push(b2 - 0x80 + 0x60);
+                i += 3;
+                changed = true;
+            }
+            // Small form variants: U+FE64 < and U+FE65 >.
+            (0xef, 0xb9, 0xa4) => {
+                out.push(b'<');
+                i += 3;
+                changed = true;
+            }
+            (0xef, 0xb9, 0xa5) => {
+                out.push(b'>');
+                i += 3;
+                changed = true;
+            }
+            // U+FEFF zero-width no-break space.
+            (0xef, 0xbb, 0xbf) => {
+                i += 3;
+                changed = true;
+            }
+            // U+3000 ideographic space.
+            (0xe3, 0x80, 0x80) => {
+                out.push(b' ');
+                i += 3;
+                changed = true;
+            }
+            // U+2000..U+200A spaces, U+200B..U+200D zero width, U+2028/U+2029 separators.
+            (0xe2, 0x80, 0x80..=0x8a) => {
+                out.push(b' ');
+                i += 3;
+                changed = true;
+            }
+            (0xe2, 0x80, 0x8b..=0x8d) | (0xe2, 0x81, 0xa0) => {
+                i += 3;
+                changed = true;
+            }
+            (0xe2, 0x80, 0xa8 | 0xa9) => {
+                out.push(b'\n');
+                i += 3;
+                changed = true;
+            }
+            // U+00A0 no-break space, U+0085 next line.
+            (0xc2, 0xa0, _) => {
+                out.push(b' ');
+                i += 2;
+                changed = true;
+            }
+            (0xc2, 0x85, _) => {
+                out.push(b'\n');
+                i += 2;
+                changed = true;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    changed
+}
+
+fn ascii_lower(b: u8) -> u8 {
+    b.to_ascii_lowercase()
+}
+
+fn hex_val(b: u8) -> Option<u32> {
+    match b {
+        b'0'..=b'9' => Some(u32::from(b - b'0')),
+        b'a'..=b'f' => Some(u32::from(b - b'a' + 10)),
+        b'A'..=b'F' => Some(u32::from(b - b'A' + 10)),
+        _ => None,
+    }
+}
+
+/// Appends `cp` as UTF-8 (invalid scalar values become U+FFFD).
+fn push_code_point(out: &mut Vec<u8>, cp: u32) {
+    let c = char::from_u32(cp).unwrap_or('\u{fffd}');
+    let mut buf = [0u8; 4];
+    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+}
+
+/// True when `input` holds something the decode pass would change (cheap pre-check).
+pub fn has_decodable(input: &[u8], plus_is_space: bool) -> bool {
+    let n = input.len();
+    for (i, &b) in input.iter().enumerate() {
+        match b {
+            b'%' if i + 2 < n + 1 => {
+                let a = input.get(i + 1).copied().unwrap_or(0);
+                let c = input.get(i + 2).copied().unwrap_or(0);
+                if (hex_val(a).is_some() && hex_val(c).is_some()) || a == b'u' {
+                    return true;
+                }
+            }
+            b'&' if input
+                .get(i + 1)
+                .is_some_and(|c| *c == b'#' || c.is_ascii_alphabetic()) =>
+            {
+                return true;
+            }
+            b'\\'
+                if input.get(i + 1).is_some_and(|c| {
+                    c.is_ascii_alphanumeric() || matches!(c, b'\'' | b'"' | b'\\' | b'/' | b'`')
+                }) =>
+            {
+                return true;
+            }
+            b'+' if plus_is_space => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Named HTML character references we decode (lowercase, as views are folded first). The set
+/// covers the characters that matter to markup, script and SQL syntax.
+fn named_entity(name: &[u8]) -> Option<&'static [u8]> {
+    Some(match name {
+        b"lt" => b"<",
+        b"gt" => b">",
+        b"amp" => b"&",
+        b"quot" => b"\"",
+        b"apos" => b"'",
+        b"colon" => b":",
+        b"lpar" => b"(",
+        b"rpar" => b")",
+        b"tab" => b"\t",
+        b"newline" => b"\n",
+        b"nbsp" => b" ",
+        b"sol" => b"/",
+        b"bsol" => b"\\",
+        b"lsqb" | b"lbrack" => b"[",
+        b"rsqb" | b"rbrack" => b"]",
+        b"lcub" | b"lbrace" => b"{",
+        b"rcub" | b"rbrace" => b"}",
+        b"excl" => b"!",
+        b"num" => b"#",
+        b"dollar" => b"$",
+        b"percnt" => b"%",
+        b"ast" | b"midast" => b"*",
+        b"plus" => b"+",
+        b"comma" => b",",
+        b"period" => b".",
+        b"semi" => b";",
+        b"equals" => b"=",
+        b"quest" => b"?",
+        b"commat" => b"@",
+        b"grave" => b"`",
+        b"lowbar" | b"underbar" => b"_",
+        b"hat" => b"^",
+        b"vert" | b"verbar" => b"|",
+        b"hyphen" | b"dash" => b"-",
+        _ => return None,
+    })
+}
+
+/// Decodes one layer of URL (`%XX`, `%uXXXX`, optionally `+`), HTML character references and
+/// JavaScript/CSS escapes, appending to `out`. Returns whether anything was decoded. The output
+/// is never longer than the input.
+pub fn decode(input: &[u8], plus_is_space: bool, out: &mut Vec<u8>) -> bool {
+    out.reserve(input.len());
+    let n = input.len();
+    let mut i = 0;
+    let mut changed = false;
+    while i < n {
+        let b = input[i];
+        match b {
+            b'%' => {
+                if let Some((cp, len)) = url_escape(&input[i..]) {
+                    if cp < 0x100 {
+                        // A percent-escaped byte (possibly one byte of a UTF-8 sequence).
+                        out.push(cp as u8);
+                    } else {
+                        push_code_point(out, cp);
+                    }
+                    i += len;
+                    changed = true;
+                    continue;
+                }
+            }
+            b'+' if plus_is_space => {
+                out.push(b' ');
+                i += 1;
+                changed = true;
+                continue;
+            }
+            b'&' => {
+                if let Some((len, cp, named)) = html_reference(&input[i..]) {
+                    match named {
+                        Some(s) => out.extend_from_slice(s),
+                        None => push_code_point(out, cp),
+                    }
+                    i += len;
+                    changed = true;
+                    continue;
+                }
+            }
+            b'\\' => {
+                if let Some((cp, len)) = backslash_escape(&input[i..]) {
+                    push_code_point(out, cp);
+                    i += len;
+                    changed = true;
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        out.push(b);
+        i += 1;
+    }
+    changed
+}
+
+/// `%XX` or `%uXXXX` at the start of `s`: (value, length).
+fn url_escape(s: &[u8]) -> Option<(u32, usize)> {
+    let a = *s.get(1)?;
+    if a == b'u' || a == b'U' {
+        let mut v = 0u32;
+        for k in 0..4 {
+            v = v * 16 + hex_val(*s.get(2 + k)?)?;
+        }
+        return Some((v, 6));
+    }
+    let hi = hex_val(a)?;
+    let lo = hex_val(*s.get(2)?)?;
+    Some((hi * 16 + lo, 3))
+}
+
+/// An HTML character reference at the start of `s` (which begins with `&`):
+/// (length consumed, code point, or the named replacement).
+fn html_reference(s: &[u8]) -> Option<(usize, u32, Option<&'static [u8]>)> {
+    let first = *s.get(1)?;
+    if first == b'#' {
+        let (hex, mut j) = match s.get(2) {
+            Some(b'x' | b'X') => (true, 3),
+            _ => (false, 2),
+        };
+        let start = j;
+        let mut v: u32 = 0;
+        while let Some(&c) = s.get(j) {
+            let d = if hex {
+                hex_val(c)
+            } else if c.is_ascii_digit() {
+                Some(u32::from(c - b'0'))
+            } else {
+                None
+            };
+            let Some(d) = d else { break };
+            // Saturate: leading zeros are allowed, huge values become U+FFFD.
+            v = v
+                .saturating_mul(if hex { 16 } else { 10 })
+                .saturating_add(d)
+                .min(0x11_0000);
+            j += 1;
+        }
+        if j == start {
+            return None;
+        }
+        if s.get(j) == Some(&b';') {
+            j += 1;
+        }
+        return Some((j, v, None));
+    }
+    if !first.is_ascii_alphabetic() {
+        return None;
+    }
+    let mut j = 1;
+    while j < s.len() && j <= 10 && s[j].is_ascii_alphabetic() {
+        j += 1;
+    }
+    let name = &s[1..j];
+    let lower: [u8; 10] = {
+        let mut l = [0u8; 10];
+        for (k, c) in name.iter().take(10).enumerate() {
+            l[k] = c.to_ascii_lowercase();
+        }
+        l
+    };
+    let lname = &lower[..name.len().min(10)];
+    // Longest match first, `;` optional (browsers accept the legacy forms without it).
+    for len in (2..=lname.len()).rev() {
+        if let Some(rep) = named_entity(&lname[..len]) {
+            let mut consumed = 1 + len;
+            if len == name.len() && s.get(consumed) == Some(&b';') {
+                consumed += 1;
+            }
+            return Some((consumed, 0, Some(rep)));
+        }
+    }
+    None
+}
+
+/// A JavaScript or CSS escape at the start of `s` (which begins with `\`): (code point, length).
+fn backslash_escape(s: &[u8]) -> Option<(u32, usize)> {
+    let c = *s.get(1)?;
+    match c {
+        b'x' | b'X' => {
+            let v = hex_val(*s.get(2)?)? * 16 + hex_val(*s.get(3)?)?;
+            Some((v, 4))
+        }
+        b'u' | b'U' => {
+            if s.get(2) == Some(&b'{') {
+                let mut v = 0u32;
+                let mut j = 3;
+                while let Some(d) = s.get(j).and_then(|&c| hex_val(c)) {
+                    v = v.saturating_mul(16).saturating_add(d).min(0x11_0000);
+                    j += 1;
+                    if j > 12 {
+                        return None;
+                    }
+                }
+                if j == 3 || s.get(j) != Some(&b'}') {
+                    return None;
+                }
+                return Some((v, j + 1));
+            }
+            let mut v = 0u32;
+            for k in 0..4 {
+                v = v * 16 + hex_val(*s.get(2 + k)?)?;
+            }
+            Some((v, 6))
+        }
+        b'n' => Some((u32::from(b'\n'), 2)),
+        b'r' => Some((u32::from(b'\r'), 2)),
+        b't' => Some((u32::from(b'\t'), 2)),
+        b'\'' | b'"' | b'\\' | b'/' | b'`' => Some((u32::from(c), 2)),
+        b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
+            // Octal (JS: up to three digits 0-7) unless a non-octal hex digit follows, in which
+            // case it is a CSS escape (up to six hex digits and an optional space).
+            let mut j = 1;
+            let mut all_octal = true;
+            while j < s.len() && j <= 6 && hex_val(s[j]).is_some() {
+                if !(b'0'..=b'7').contains(&s[j]) {
+                    all_octal = false;
+                }
+                j += 1;
+            }
+            let digits = &s[1..j];
+            if all_octal {
+                let take = digits.len().min(3);
+                let mut v = 0u32;
+                for &d in &digits[..take] {
+                    v = v * 8 + u32::from(d - b'0');
+                }
+                if v > 0o377 {
+                    // Only two digits belong to the escape.
+                    v = u32::from(digits[0] - b'0') * 8 + u32::from(digits[1] - b'0');
+                    return Some((v, 3));
+                }
+                return Some((v, 1 + take));
+            }
+            let mut v = 0u32;
+            for &d in digits {
+                v = v * 16 + hex_val(d)?;
+            }
+            let mut len = j;
+            if s.get(len) == Some(&b' ') {
+                len += 1;
+            }
+            Some((v, len))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folded(s: &str) -> String {
+        let mut out = Vec::new();
+        fold(s.as_bytes(), &mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    fn decoded(s: &str) -> String {
+        let mut out = Vec::new();
+        decode(s.as_bytes(), false, &mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn fold_handles_case_controls_and_fullwidth() {
+        assert_eq!(folded("<SCRIPT>"), "<script>");
+        assert_eq!(folded("＜ｓｃｒｉｐｔ＞"), "<script>");
+        assert_eq!(folded("ＡＬＥＲＴ"), "alert");
+        assert_eq!(folded("a\0b\x01c\td"), "abc\td");
+        assert_eq!(folded("a\u{200b}b\u{3000}c"), "ab c");
+        assert_eq!(folded("héllo"), "héllo");
+    }
+
+    #[test]
+    fn decode_url_html_and_js() {
+        assert_eq!(decoded("%3cscript%3E"), "<script>");
+        assert_eq!(decoded("%253c"), "%3c");
+        assert_eq!(decoded("&lt;a&gt;&quot;&apos;&amp;"), "<a>\"'&");
+        assert_eq!(
+            decoded("javascript&colon;alert&lpar;1&rpar;"),
+            "javascript:alert(1)"
+        );
+        assert_eq!(decoded("&#60;&#x3c;&#0000060&#x3C"), "<<<<");
+        assert_eq!(decoded("java&tab;script&newline;"), "java\tscript\n");
+        assert_eq!(decoded("\\x3c\\u003c\\u{3c}\\74"), "<<<<");
+        assert_eq!(decoded("expression\\28 x\\29"), "expression(x)");
+        assert_eq!(decoded("100%"), "100%");
+        assert_eq!(decoded("&#99999999999999999999999;"), "\u{fffd}");
+        assert_eq!(decoded("&"), "&");
+        assert_eq!(decoded("\\"), "\\");
+        assert_eq!(decoded("%u003c"), "<");
+    }
+
+    #[test]
+    fn decode_never_grows() {
+        for s in [
+            "&#1114111;",
+            "&#x10FFFF",
+            "\\u{10ffff}",
+            "%uffff",
+            "\\777",
+            "&lt",
+        ] {
+            let mut out = Vec::new();
+            decode(s.as_bytes(), true, &mut out);
+            assert!(out.len() <= s.len(), "{s}");
+        }
+    }
+}

