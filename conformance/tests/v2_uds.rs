@@ -221,6 +221,20 @@ async fn cancel_is_accepted_and_the_connection_keeps_serving() {
     ));
 }
 
+/// The next message that is not a periodic health (0x30) or metrics (0x31) report.
+async fn next_reply(
+    stream: &mut UnixStream,
+) -> Result<(MessageType, Vec<u8>), zentinel_agent_protocol::AgentProtocolError> {
+    loop {
+        let (kind, payload) = tokio::time::timeout(TIMEOUT, read_message(stream))
+            .await
+            .expect("reply in time")?;
+        if !matches!(kind, MessageType::HealthStatus | MessageType::MetricsReport) {
+            return Ok((kind, payload));
+        }
+    }
+}
+
 /// Handshake by hand, returning the raw stream.
 async fn raw_handshake(agent: &Agent) -> UnixStream {
     let mut stream = UnixStream::connect(agent.socket()).await.unwrap();
@@ -248,10 +262,7 @@ async fn ping_is_echoed_as_pong() {
     write_message(&mut stream, MessageType::Ping, ping)
         .await
         .unwrap();
-    let (kind, payload) = tokio::time::timeout(TIMEOUT, read_message(&mut stream))
-        .await
-        .unwrap()
-        .unwrap();
+    let (kind, payload) = next_reply(&mut stream).await.unwrap();
     assert_eq!(kind, MessageType::Pong);
     assert_eq!(payload, ping);
 }
@@ -264,10 +275,7 @@ async fn post_handshake_configure_is_answered_with_its_correlation_id() {
     write_message(&mut stream, MessageType::Configure, configure)
         .await
         .unwrap();
-    let (kind, payload) = tokio::time::timeout(TIMEOUT, read_message(&mut stream))
-        .await
-        .unwrap()
-        .unwrap();
+    let (kind, payload) = next_reply(&mut stream).await.unwrap();
     assert_eq!(kind, MessageType::AgentResponse);
     let response: serde_json::Value = serde_json::from_slice(&payload).unwrap();
     assert_eq!(response["decision"], "allow");
@@ -286,10 +294,7 @@ async fn malformed_messages_get_errors_not_crashes() {
     write_message(&mut stream, MessageType::WebSocketFrame, bad)
         .await
         .unwrap();
-    let (_, payload) = tokio::time::timeout(TIMEOUT, read_message(&mut stream))
-        .await
-        .unwrap()
-        .unwrap();
+    let (_, payload) = next_reply(&mut stream).await.unwrap();
     let response: serde_json::Value = serde_json::from_slice(&payload).unwrap();
     assert_eq!(
         response["websocket_decision"]["close"]["code"], 1011,
@@ -305,18 +310,13 @@ async fn malformed_messages_get_errors_not_crashes() {
     write_message(&mut stream, MessageType::Ping, b"{}")
         .await
         .unwrap();
-    let (kind, _) = tokio::time::timeout(TIMEOUT, read_message(&mut stream))
-        .await
-        .unwrap()
-        .unwrap();
+    let (kind, _) = next_reply(&mut stream).await.unwrap();
     assert_eq!(kind, MessageType::Pong);
 
     // A 4 GiB length prefix closes that connection without allocating it.
     stream.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
     stream.write_all(&[0x15]).await.unwrap();
-    let closed = tokio::time::timeout(TIMEOUT, read_message(&mut stream))
-        .await
-        .unwrap();
+    let closed = next_reply(&mut stream).await;
     assert!(closed.is_err(), "connection should be closed");
     agent.wait_for_log("exceeds the 16777216-byte maximum", TIMEOUT);
 
