@@ -170,6 +170,19 @@ impl Agent {
         result
     }
 
+    /// Applies the configuration a handshake carries; `null` and `{}` mean the proxy has none to
+    /// push (Sentinel sends `null`, gRPC clients `"{}"`), so the running configuration stays.
+    pub fn configure_from_handshake(
+        &self,
+        config: &Value,
+    ) -> Result<ConfigureOutcome, PolicyError> {
+        match config {
+            Value::Object(map) if map.is_empty() => Ok(ConfigureOutcome::Unchanged),
+            Value::Null => Ok(ConfigureOutcome::Unchanged),
+            _ => self.configure(config),
+        }
+    }
+
     /// True while the actor system runs.
     pub fn is_serving(&self) -> bool {
         matches!(self.inner.router.get_status(), ractor::ActorStatus::Running)

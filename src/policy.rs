@@ -120,8 +120,13 @@ impl SharedPolicy {
     }
 
     /// Validates a pushed configuration completely (applied on top of the start-up options), then
-    /// swaps it in. An invalid configuration leaves the running policy untouched.
+    /// swaps it in. An invalid configuration leaves the running policy untouched; `null` changes
+    /// nothing.
     pub fn configure(&self, config: &Value) -> Result<ConfigureOutcome, PolicyError> {
+        if config.is_null() {
+            // No configuration supplied: keep whatever runs.
+            return Ok(ConfigureOutcome::Unchanged);
+        }
         let _guard = self
             .configure_lock
             .lock()

@@ -200,6 +200,22 @@ impl Agent {
             .to_string()
     }
 
+    /// The gRPC address (start the agent with `--grpc-address 127.0.0.1:0`), as `http://host:port`.
+    pub fn grpc_endpoint(&self) -> String {
+        let log = self.wait_for_log("serving gRPC", Duration::from_secs(10));
+        let line = log
+            .lines()
+            .find(|l| l.contains("serving gRPC"))
+            .expect("line");
+        let start = line.find("address=").expect("address field") + "address=".len();
+        let address = line[start..]
+            .split_whitespace()
+            .next()
+            .expect("address")
+            .trim_matches('"');
+        format!("http://{address}")
+    }
+
     /// GETs `path` from the metrics endpoint; returns (status, body).
     pub fn http_get(&self, path: &str) -> (u16, String) {
         use std::io::Write;

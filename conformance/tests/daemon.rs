@@ -170,3 +170,19 @@ fn readyz_turns_503_while_draining() {
     }
     assert_eq!(agent.http_get("/healthz").0, 200);
 }
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    let mut agent = AgentConfig::default()
+        .args(["--drain-timeout", "60"])
+        .start();
+    let _held = std::os::unix::net::UnixStream::connect(agent.socket()).unwrap();
+    agent.signal("TERM");
+    agent.wait_for_log("draining", TIMEOUT);
+    let started = std::time::Instant::now();
+    agent.signal("TERM");
+    let status = agent.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "{status}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(agent.log().contains("second signal"), "{}", agent.log());
+}

@@ -328,3 +328,139 @@ async fn malformed_messages_get_errors_not_crashes() {
         &send(&client, "still-alive", "text", b"ok", true).await
     ));
 }
+
+#[tokio::test]
+async fn metrics_report_counters_match_the_frames_sent() {
+    use zentinel_agent_protocol::v2::MetricsReport;
+    let agent = conformance::AgentConfig::default()
+        .args(["--report-interval-ms", "200"])
+        .with_metrics()
+        .start();
+    let (reports_tx, mut reports) = tokio::sync::mpsc::unbounded_channel::<MetricsReport>();
+    let mut client = AgentClientV2Uds::new("ws", agent.socket_str(), TIMEOUT)
+        .await
+        .unwrap();
+    client.set_metrics_callback(Arc::new(move |report| {
+        let _ = reports_tx.send(report);
+    }));
+    client.connect().await.unwrap();
+    for n in 0..10 {
+        let text: &[u8] = if n % 3 == 0 {
+            b"<script>alert(1)</script>"
+        } else {
+            b"hello"
+        };
+        send(&client, &format!("m-{n}"), "text", text, true).await;
+    }
+    let counter = |report: &MetricsReport, name: &str| {
+        report
+            .counters
+            .iter()
+            .filter(|c| c.name == name)
+            .map(|c| c.value)
+            .sum::<u64>()
+    };
+    let report = loop {
+        let report = tokio::time::timeout(TIMEOUT, reports.recv())
+            .await
+            .expect("a report")
+            .expect("open");
+        if counter(&report, "frames_processed") == 10 {
+            break report;
+        }
+    };
+    assert_eq!(report.agent_id, "sentinel-ws-agent");
+    assert_eq!(report.interval_ms, 200);
+    assert_eq!(counter(&report, "frames_blocked"), 4);
+    assert_eq!(counter(&report, "frames_allowed"), 6);
+    let xss = report
+        .counters
+        .iter()
+        .find(|c| {
+            c.name == "ws_agent_detections_total"
+                && c.labels.get("tag").map(String::as_str) == Some("ws-xss")
+        })
+        .expect("detections by tag");
+    assert_eq!(xss.value, 4);
+    let latency = report
+        .histograms
+        .iter()
+        .find(|h| h.name == "ws_agent_decision_latency_seconds")
+        .expect("latency histogram");
+    assert_eq!(latency.count, 10);
+    assert!(report
+        .gauges
+        .iter()
+        .any(|g| g.name == "ws_agent_tracked_connections" && g.value == 10.0));
+    // The Prometheus endpoint shows the same figures: one registry.
+    assert_eq!(
+        agent.metric("ws_agent_detections_total{tag=\"ws-xss\"}"),
+        Some(4.0)
+    );
+    assert_eq!(
+        agent.metric("ws_agent_frames_total{direction=\"c2s\",opcode=\"text\",decision=\"close\"}"),
+        Some(4.0)
+    );
+}
+
+#[tokio::test]
+async fn health_reports_draining_on_sigterm_and_frames_keep_full_inspection() {
+    let agent = conformance::AgentConfig::default()
+        .args(["--report-interval-ms", "200", "--drain-timeout", "10"])
+        .start();
+    let mut stream = raw_handshake(&agent).await;
+    let state = |payload: &[u8]| {
+        serde_json::from_slice::<serde_json::Value>(payload).unwrap()["state"].as_i64()
+    };
+    loop {
+        let (kind, payload) = tokio::time::timeout(TIMEOUT, read_message(&mut stream))
+            .await
+            .unwrap()
+            .unwrap();
+        if kind == MessageType::HealthStatus {
+            assert_eq!(state(&payload), Some(1));
+            break;
+        }
+    }
+    agent.signal("TERM");
+    loop {
+        let (kind, payload) = tokio::time::timeout(TIMEOUT, read_message(&mut stream))
+            .await
+            .unwrap()
+            .unwrap();
+        if kind == MessageType::HealthStatus && state(&payload) == Some(3) {
+            let report: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+            assert!(
+                report["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("draining"),
+                "{report}"
+            );
+            break;
+        }
+    }
+    let frame = serde_json::to_vec(&event(
+        "drain",
+        "text",
+        b"<script>alert(1)</script>",
+        true,
+        true,
+    ))
+    .unwrap();
+    let mut frame_json: serde_json::Value = serde_json::from_slice(&frame).unwrap();
+    frame_json["correlation_id"] = "drain".into();
+    write_message(
+        &mut stream,
+        MessageType::WebSocketFrame,
+        &serde_json::to_vec(&frame_json).unwrap(),
+    )
+    .await
+    .unwrap();
+    let (_, payload) = next_reply(&mut stream).await.unwrap();
+    let response: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(
+        response["websocket_decision"]["close"]["code"], 1008,
+        "{response}"
+    );
+}

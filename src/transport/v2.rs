@@ -173,8 +173,8 @@ fn handshake(context: &TransportContext, payload: &[u8]) -> (Vec<u8>, bool) {
                 encodings = ?request.supported_encodings.iter().take(8).map(|e| cut(e, 16)).collect::<Vec<_>>(),
                 "v2 handshake"
             );
-            if !request.config.is_null() {
-                if let Err(e) = agent.configure(&request.config) {
+            {
+                if let Err(e) = agent.configure_from_handshake(&request.config) {
                     error = Some(format!("configuration rejected: {e}"));
                 }
             }

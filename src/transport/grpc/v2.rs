@@ -283,6 +283,12 @@ macro_rules! agent_service_v2 {
                 context.agent.configure(&config).map(|_| ()).map_err(|e| e.to_string())
             }
 
+            /// Applies the handshake's configuration, if it carries one.
+            fn configure_from_handshake(context: &TransportContext, config_json: &str) -> Result<(), String> {
+                let config = parse_config(config_json)?;
+                context.agent.configure_from_handshake(&config).map(|_| ()).map_err(|e| e.to_string())
+            }
+
             type Outbound = mpsc::Sender<Result<AgentToProxy, Status>>;
 
             /// Health at once on every change and at the interval; metrics at the interval.
@@ -351,7 +357,7 @@ macro_rules! agent_service_v2 {
                                 proxy_version = %crate::util::cut(&handshake.proxy_version, 32),
                                 "v2 gRPC handshake"
                             );
-                            let error = configure(&context, &handshake.config_json)
+                            let error = configure_from_handshake(&context, &handshake.config_json)
                                 .err()
                                 .map(|e| format!("configuration rejected: {e}"));
                             let refused = error.is_some();
@@ -465,7 +471,7 @@ macro_rules! agent_service_v2 {
                     let context = &self.context;
                     let reply = match message {
                         proxy_to_agent::Message::Handshake(handshake) => {
-                            let error = configure(context, &handshake.config_json).err();
+                            let error = configure_from_handshake(context, &handshake.config_json).err();
                             handshake_response(context, error)
                         }
                         proxy_to_agent::Message::WebsocketFrame(event) => {

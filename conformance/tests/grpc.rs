@@ -1,0 +1,379 @@
+//! The gRPC transport, driven by the upstream crates' gRPC clients: Sentinel's v1 `AgentClient`
+//! (`sentinel.agent.v1.AgentProcessor`) and both crates' `AgentClientV2` plus their generated
+//! `AgentServiceV2` clients (packages `sentinel.agent.v2` and `zentinel.agent.v2`).
+
+use std::time::Duration;
+
+use conformance::{b64, Agent, AgentConfig};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+fn grpc_agent(extra: &[&str]) -> Agent {
+    AgentConfig::default()
+        .args([
+            "--grpc-address",
+            "127.0.0.1:0",
+            "--report-interval-ms",
+            "200",
+        ])
+        .args(extra.iter().copied())
+        .start()
+}
+
+#[tokio::test]
+async fn v1_grpc_frame_is_closed_with_a_websocket_decision() {
+    use sentinel_agent_protocol::{AgentClient, EventType, WebSocketDecision, WebSocketFrameEvent};
+    let agent = grpc_agent(&[]);
+    let mut client = AgentClient::grpc("ws", agent.grpc_endpoint(), TIMEOUT)
+        .await
+        .expect("grpc connect");
+    let mut event = WebSocketFrameEvent {
+        correlation_id: "g1".into(),
+        opcode: "text".into(),
+        data: b64(b"hello"),
+        client_to_server: true,
+        frame_index: 0,
+        fin: true,
+        route_id: Some("r".into()),
+        client_ip: "10.0.0.1".into(),
+    };
+    let response = client
+        .send_event(EventType::WebSocketFrame, &event)
+        .await
+        .unwrap();
+    assert_eq!(
+        response.websocket_decision,
+        Some(WebSocketDecision::Allow),
+        "{response:?}"
+    );
+    event.data = b64(b"<script>alert(1)</script>");
+    let response = client
+        .send_event(EventType::WebSocketFrame, &event)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&response.websocket_decision, Some(WebSocketDecision::Close { code: 1008, reason }) if reason.contains("XSS")),
+        "{response:?}"
+    );
+    assert!(
+        response.audit.tags.contains(&"ws-xss".to_string()),
+        "{response:?}"
+    );
+}
+
+#[tokio::test]
+async fn v2_grpc_handshake_reports_capabilities_in_both_packages() {
+    let agent = grpc_agent(&[]);
+    let endpoint = agent.grpc_endpoint();
+
+    let sentinel = sentinel_agent_protocol::v2::AgentClientV2::new("ws", endpoint.clone(), TIMEOUT)
+        .await
+        .unwrap();
+    sentinel
+        .connect()
+        .await
+        .expect("sentinel.agent.v2 handshake");
+    let caps = sentinel.capabilities().await.expect("capabilities");
+    assert_eq!(caps.protocol_version, 2);
+    assert_eq!(caps.agent_id, "sentinel-ws-agent");
+    assert_eq!(caps.name, "sentinel-ws-agent");
+    assert!(caps.features.websocket && caps.features.config_push && caps.features.metrics_export);
+    assert!(caps.features.health_reporting && caps.features.cancellation);
+    assert!(caps.features.concurrent_requests > 0);
+    assert_eq!(caps.limits.max_body_size, 16 * 1024 * 1024);
+    assert_eq!(caps.health.report_interval_ms, 200);
+
+    let zentinel = zentinel_agent_protocol::v2::AgentClientV2::new("ws", endpoint, TIMEOUT)
+        .await
+        .unwrap();
+    zentinel
+        .connect()
+        .await
+        .expect("zentinel.agent.v2 handshake");
+    let caps = zentinel.capabilities().await.expect("capabilities");
+    assert!(caps.features.websocket);
+    assert!(
+        caps.supported_events
+            .contains(&zentinel_agent_protocol::EventType::WebSocketFrame),
+        "{:?}",
+        caps.supported_events
+    );
+}
+
+#[tokio::test]
+async fn limits_in_capabilities_follow_the_configuration() {
+    let agent = grpc_agent(&["--max-message-size", "4096"]);
+    let client =
+        zentinel_agent_protocol::v2::AgentClientV2::new("ws", agent.grpc_endpoint(), TIMEOUT)
+            .await
+            .unwrap();
+    client.connect().await.unwrap();
+    assert_eq!(
+        client.capabilities().await.unwrap().limits.max_body_size,
+        4096
+    );
+}
+
+/// A raw `zentinel.agent.v2` ProcessStream.
+mod raw {
+    use super::*;
+    use zentinel_agent_protocol::grpc_v2::agent_service_v2_client::AgentServiceV2Client;
+    pub use zentinel_agent_protocol::grpc_v2::*;
+
+    pub struct Stream {
+        pub tx: mpsc::Sender<ProxyToAgent>,
+        pub inbound: tonic::Streaming<AgentToProxy>,
+    }
+
+    pub async fn open(endpoint: &str, config_json: &str) -> Stream {
+        let mut client = AgentServiceV2Client::connect(endpoint.to_string())
+            .await
+            .unwrap();
+        let (tx, rx) = mpsc::channel(64);
+        tx.send(ProxyToAgent {
+            message: Some(proxy_to_agent::Message::Handshake(HandshakeRequest {
+                supported_versions: vec![2],
+                proxy_id: "zentinel-proxy".into(),
+                proxy_version: "0.6.54".into(),
+                config_json: config_json.into(),
+            })),
+        })
+        .await
+        .unwrap();
+        let inbound = client
+            .process_stream(ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        Stream { tx, inbound }
+    }
+
+    impl Stream {
+        pub async fn send(&self, message: proxy_to_agent::Message) {
+            self.tx
+                .send(ProxyToAgent {
+                    message: Some(message),
+                })
+                .await
+                .unwrap();
+        }
+
+        /// The next message that satisfies `wanted` (others, such as periodic reports, are skipped).
+        pub async fn next_matching(
+            &mut self,
+            wanted: impl Fn(&agent_to_proxy::Message) -> bool,
+        ) -> Result<agent_to_proxy::Message, tonic::Status> {
+            loop {
+                let message = tokio::time::timeout(TIMEOUT, self.inbound.message())
+                    .await
+                    .expect("message in time")?
+                    .ok_or_else(|| tonic::Status::cancelled("stream ended"))?;
+                if let Some(message) = message.message {
+                    if wanted(&message) {
+                        return Ok(message);
+                    }
+                }
+            }
+        }
+
+        pub async fn response(&mut self) -> AgentResponse {
+            match self
+                .next_matching(|m| matches!(m, agent_to_proxy::Message::Response(_)))
+                .await
+                .unwrap()
+            {
+                agent_to_proxy::Message::Response(response) => response,
+                _ => unreachable!(),
+            }
+        }
+    }
+
+    pub fn frame(cid: &str, frame_type: i32, payload: &[u8]) -> proxy_to_agent::Message {
+        proxy_to_agent::Message::WebsocketFrame(WebSocketFrameEvent {
+            correlation_id: cid.into(),
+            client_to_server: true,
+            frame_type,
+            payload: payload.to_vec(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn v2_stream_frames_map_close_to_block_with_the_close_code() {
+    let agent = grpc_agent(&["--max-text-frame-size", "64"]);
+    let mut stream = raw::open(&agent.grpc_endpoint(), "").await;
+    let handshake = stream
+        .next_matching(|m| matches!(m, raw::agent_to_proxy::Message::Handshake(_)))
+        .await
+        .unwrap();
+    assert!(matches!(handshake, raw::agent_to_proxy::Message::Handshake(h) if h.success));
+
+    stream.send(raw::frame("s1", 1, b"hello")).await;
+    let response = stream.response().await;
+    assert_eq!(response.correlation_id, "s1");
+    assert!(
+        matches!(
+            response.decision,
+            Some(raw::agent_response::Decision::Allow(_))
+        ),
+        "{response:?}"
+    );
+
+    stream
+        .send(raw::frame(
+            "s2",
+            1,
+            b"1' UNION SELECT password FROM users--",
+        ))
+        .await;
+    let response = stream.response().await;
+    match &response.decision {
+        Some(raw::agent_response::Decision::Block(block)) => assert_eq!(block.status, 1008),
+        other => panic!("{other:?}"),
+    }
+    let audit = response.audit.unwrap();
+    assert!(audit.tags.contains(&"ws-sqli".to_string()));
+    assert_eq!(
+        audit.custom.get("websocket_decision").map(String::as_str),
+        Some("close")
+    );
+
+    stream.send(raw::frame("s3", 1, &[b'a'; 65])).await;
+    let response = stream.response().await;
+    assert!(
+        matches!(response.decision, Some(raw::agent_response::Decision::Block(ref b)) if b.status == 1009),
+        "{response:?}"
+    );
+
+    stream
+        .send(raw::proxy_to_agent::Message::Ping(raw::Ping {
+            sequence: 42,
+            timestamp_ms: 1,
+        }))
+        .await;
+    let pong = stream
+        .next_matching(|m| matches!(m, raw::agent_to_proxy::Message::Pong(_)))
+        .await
+        .unwrap();
+    assert!(
+        matches!(pong, raw::agent_to_proxy::Message::Pong(p) if p.sequence == 42 && p.ping_timestamp_ms == 1)
+    );
+}
+
+#[tokio::test]
+async fn v2_stream_configure_is_applied_idempotently_and_rejected_by_ending_the_stream() {
+    let agent = grpc_agent(&[]);
+    let endpoint = agent.grpc_endpoint();
+    let mut stream = raw::open(&endpoint, r#"{"block-mode": false}"#).await;
+    stream
+        .next_matching(|m| matches!(m, raw::agent_to_proxy::Message::Handshake(h) if h.success))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        stream
+            .send(raw::proxy_to_agent::Message::Configure(
+                raw::ConfigureEvent {
+                    config_json: r#"{"block-mode": false}"#.into(),
+                    config_version: Some("1".into()),
+                    is_initial: true,
+                    timestamp_ms: 0,
+                },
+            ))
+            .await;
+        // Zentinel probes the configuration with a ping; a pong means accepted.
+        stream
+            .send(raw::proxy_to_agent::Message::Ping(raw::Ping {
+                sequence: 1,
+                timestamp_ms: 0,
+            }))
+            .await;
+        stream
+            .next_matching(|m| matches!(m, raw::agent_to_proxy::Message::Pong(_)))
+            .await
+            .unwrap();
+    }
+    stream
+        .send(raw::frame("detect", 1, b"<script>alert(1)</script>"))
+        .await;
+    let response = stream.response().await;
+    assert!(
+        matches!(
+            response.decision,
+            Some(raw::agent_response::Decision::Allow(_))
+        ),
+        "{response:?}"
+    );
+    assert!(response
+        .audit
+        .unwrap()
+        .tags
+        .contains(&"detect-only".to_string()));
+    assert_eq!(
+        agent.log().matches("configuration applied").count(),
+        1,
+        "{}",
+        agent.log()
+    );
+
+    stream
+        .send(raw::proxy_to_agent::Message::Configure(
+            raw::ConfigureEvent {
+                config_json: r#"{"rate-limit-burst": "many"}"#.into(),
+                config_version: None,
+                is_initial: false,
+                timestamp_ms: 0,
+            },
+        ))
+        .await;
+    let status = stream.next_matching(|_| false).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains("rate-limit-burst"), "{status:?}");
+
+    // The running configuration stays (still detect-only).
+    let mut stream = raw::open(&endpoint, "").await;
+    stream
+        .send(raw::frame("still", 1, b"<script>alert(1)</script>"))
+        .await;
+    let response = stream.response().await;
+    assert!(
+        matches!(
+            response.decision,
+            Some(raw::agent_response::Decision::Allow(_))
+        ),
+        "{response:?}"
+    );
+}
+
+#[tokio::test]
+async fn health_turns_draining_on_sigterm_while_frames_keep_their_real_decision() {
+    let agent = grpc_agent(&["--drain-timeout", "10"]);
+    let mut stream = raw::open(&agent.grpc_endpoint(), "").await;
+    let health = stream
+        .next_matching(|m| matches!(m, raw::agent_to_proxy::Message::Health(_)))
+        .await
+        .unwrap();
+    assert!(matches!(health, raw::agent_to_proxy::Message::Health(h) if h.state == 1));
+    agent.signal("TERM");
+    let health = stream
+        .next_matching(|m| matches!(m, raw::agent_to_proxy::Message::Health(h) if h.state != 1))
+        .await
+        .unwrap();
+    match health {
+        raw::agent_to_proxy::Message::Health(h) => {
+            assert_eq!(h.state, 3, "{h:?}");
+            assert!(h.message.unwrap_or_default().contains("draining"));
+        }
+        _ => unreachable!(),
+    }
+    // Draining never means allow-all.
+    stream
+        .send(raw::frame("late", 1, b"$(cat /etc/passwd)"))
+        .await;
+    let response = stream.response().await;
+    assert!(
+        matches!(response.decision, Some(raw::agent_response::Decision::Block(ref b)) if b.status == 1008),
+        "{response:?}"
+    );
+}
