@@ -154,6 +154,30 @@ pub enum AuditTag {
 }
 
 impl AuditTag {
+    /// Every tag, in a fixed order (used for compact indices and metric labels).
+    pub const ALL: [AuditTag; 10] = [
+        AuditTag::Xss,
+        AuditTag::Sqli,
+        AuditTag::CmdInjection,
+        AuditTag::CustomPattern,
+        AuditTag::SchemaInvalid,
+        AuditTag::SizeLimit,
+        AuditTag::RateLimit,
+        AuditTag::DetectOnly,
+        AuditTag::FailOpen,
+        AuditTag::InspectionError,
+    ];
+
+    /// Position in [`AuditTag::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The tag at `index` in [`AuditTag::ALL`].
+    pub fn from_index(index: usize) -> Option<AuditTag> {
+        AuditTag::ALL.get(index).copied()
+    }
+
     /// The tag as it appears in audit metadata.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -50,6 +50,8 @@ pub async fn run(options: Options) -> Result<(), RunError> {
     let prometheus = telemetry::install_recorder();
     telemetry::Telemetry::get();
 
+    let workers = options.worker_count();
+    let (agent, router_handle) = Agent::start(policy, workers).await?;
     if let (Some(address), Some(handle)) = (&options.metrics_address, prometheus) {
         let listener = tokio::net::TcpListener::bind(address)
             .await
@@ -57,16 +59,17 @@ pub async fn run(options: Options) -> Result<(), RunError> {
                 address: address.clone(),
                 source,
             })?;
-        tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving /metrics, /healthz, /readyz");
+        tracing::info!(
+            address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            "serving /metrics, /healthz, /readyz, /connections"
+        );
         tokio::spawn(telemetry::http::serve(
             listener,
             handle,
             Arc::clone(&lifecycle),
+            agent.clone(),
         ));
     }
-
-    let workers = options.worker_count();
-    let (agent, router_handle) = Agent::start(policy, workers).await?;
     let socket = uds::bind(&options.socket).await?;
     let context = TransportContext {
         health: health::spawn_monitor(agent.clone(), Arc::clone(&lifecycle)),

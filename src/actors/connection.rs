@@ -4,7 +4,7 @@
 //! messages (or windows of unfinished ones) to the detector pool.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -49,6 +49,55 @@ pub struct ConnectionShared {
     pub route_id: OnceLock<Arc<str>>,
     /// The client's IP, from the first frame that carried one.
     pub client_ip: OnceLock<Arc<str>>,
+    /// Bytes held for unfinished messages, both directions.
+    pub reassembly_bytes: AtomicU64,
+    /// Message bucket level (`f64` bits), or [`NO_BUCKET`] while no message limit applies.
+    pub message_tokens: AtomicU64,
+    /// Byte bucket level (`f64` bits), or [`NO_BUCKET`].
+    pub byte_tokens: AtomicU64,
+    /// The last violation tag raised on this connection: [`AuditTag::index`] + 1, 0 for none.
+    pub last_tag: AtomicU8,
+}
+
+/// Marks a bucket level as absent.
+pub const NO_BUCKET: u64 = u64::MAX;
+
+impl ConnectionShared {
+    /// Fresh figures for a connection first seen at `now`.
+    pub fn new(now: u64) -> Self {
+        ConnectionShared {
+            last_seen_nanos: AtomicU64::new(now),
+            created_nanos: AtomicU64::new(now),
+            message_tokens: AtomicU64::new(NO_BUCKET),
+            byte_tokens: AtomicU64::new(NO_BUCKET),
+            ..ConnectionShared::default()
+        }
+    }
+
+    /// Records the violation tag of a verdict, if it has one.
+    pub fn record_tag(&self, verdict: &Verdict) {
+        if let Some(tag) = verdict.primary_tag() {
+            self.last_tag
+                .store(tag.index() as u8 + 1, Ordering::Relaxed);
+        }
+    }
+
+    /// The last violation tag.
+    pub fn last_tag(&self) -> Option<AuditTag> {
+        match self.last_tag.load(Ordering::Relaxed) {
+            0 => None,
+            n => AuditTag::from_index(usize::from(n) - 1),
+        }
+    }
+}
+
+fn bucket_bits(bucket: Option<&TokenBucket>) -> u64 {
+    bucket.map_or(NO_BUCKET, |b| b.level().to_bits())
+}
+
+/// Reads a bucket level stored by [`ConnectionShared`].
+pub fn bucket_level(bits: u64) -> Option<f64> {
+    (bits != NO_BUCKET).then(|| f64::from_bits(bits))
 }
 
 /// What every connection actor shares: the running policy and the detector pool.
@@ -115,9 +164,10 @@ impl Actor for ConnectionActor {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let ConnMsg::Frame { frame, reply } = message;
+        let ConnMsg::Frame { frame, mut reply } = message;
+        reply.observe_connection(Arc::clone(&state.shared));
         let ended = state.on_frame(frame, reply);
-        state.report_buffer_bytes();
+        state.publish_state();
         if ended {
             myself.stop(Some("close".into()));
         }
@@ -132,7 +182,7 @@ impl Actor for ConnectionActor {
         for r in &mut state.reassembly {
             r.clear();
         }
-        state.report_buffer_bytes();
+        state.publish_state();
         Ok(())
     }
 }
@@ -273,12 +323,24 @@ impl ConnectionState {
         None
     }
 
-    fn report_buffer_bytes(&mut self) {
+    /// Publishes what observers read: reassembly memory (also to the global gauge) and bucket
+    /// levels.
+    fn publish_state(&mut self) {
         let now = self.reassembly[0].buffered_bytes() + self.reassembly[1].buffered_bytes();
         if now != self.reported_buffer_bytes {
             Telemetry::get().add_reassembly_bytes(now as i64 - self.reported_buffer_bytes as i64);
             self.reported_buffer_bytes = now;
+            self.shared
+                .reassembly_bytes
+                .store(now as u64, Ordering::Relaxed);
         }
+        let shared = &self.shared;
+        shared
+            .message_tokens
+            .store(bucket_bits(self.message_bucket.as_ref()), Ordering::Relaxed);
+        shared
+            .byte_tokens
+            .store(bucket_bits(self.byte_bucket.as_ref()), Ordering::Relaxed);
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
+use super::connection::ConnectionShared;
 use crate::clock;
 use crate::model::{AuditTag, Direction, Frame, Opcode, Verdict};
 use crate::telemetry::Telemetry;
@@ -57,6 +58,7 @@ pub struct Responder {
     target: Option<ReplyTarget>,
     meta: FrameMeta,
     fail_open: bool,
+    connection: Option<Arc<ConnectionShared>>,
 }
 
 impl Responder {
@@ -73,7 +75,13 @@ impl Responder {
                 received_nanos,
             },
             fail_open,
+            connection: None,
         }
+    }
+
+    /// Records this frame's violation tag on its connection's figures when it is answered.
+    pub fn observe_connection(&mut self, connection: Arc<ConnectionShared>) {
+        self.connection = Some(connection);
     }
 
     /// The frame's direction.
@@ -112,6 +120,9 @@ impl Responder {
         }
         if !verdict.tags.is_empty() {
             log_verdict(meta, &verdict, excerpt);
+            if let Some(connection) = &self.connection {
+                connection.record_tag(&verdict);
+            }
         }
         match target {
             ReplyTarget::Oneshot(sender) => {

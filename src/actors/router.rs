@@ -197,10 +197,7 @@ impl RouterState {
         if self.registry.len() >= max {
             self.evict_least_recent(max);
         }
-        let now = clock::now_nanos();
-        let shared = Arc::new(ConnectionShared::default());
-        shared.last_seen_nanos.store(now, Ordering::Relaxed);
-        shared.created_nanos.store(now, Ordering::Relaxed);
+        let shared = Arc::new(ConnectionShared::new(clock::now_nanos()));
         let args = ConnectionArgs {
             shared: Arc::clone(&shared),
             context: Arc::clone(&self.context),

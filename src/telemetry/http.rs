@@ -1,5 +1,6 @@
 //! A deliberately small HTTP/1.1 endpoint for operators: `/metrics` (Prometheus text), `/healthz`
-//! (the process is alive) and `/readyz` (serving; 503 while draining). One request per
+//! (the process is alive), `/readyz` (serving; 503 while draining) and `/connections` (the tracked
+//! WebSocket connections, most active first, `?limit=N`, default 100). One request per
 //! connection, bounded request size, no keep-alive.
 
 use std::sync::Arc;
@@ -9,14 +10,33 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::agent::Agent;
 use crate::lifecycle::Lifecycle;
 
 /// Longest request head read before answering 431.
 const MAX_REQUEST_HEAD: usize = 8 * 1024;
+/// Connections listed by `/connections` without `?limit=`.
+const DEFAULT_CONNECTIONS_LIMIT: usize = 100;
+/// Most connections `/connections` lists, whatever `?limit=` says.
+const MAX_CONNECTIONS_LIMIT: usize = 10_000;
+
+/// `limit=N` from a query string.
+fn query_limit(query: &[u8]) -> Option<usize> {
+    query
+        .split(|b| *b == b'&')
+        .find_map(|pair| pair.strip_prefix(b"limit="))
+        .and_then(|value| std::str::from_utf8(value).ok())
+        .and_then(|value| value.parse().ok())
+}
 
 /// Serves for the life of the process (it keeps answering `/readyz` with 503 while draining);
 /// never fails on a bad client.
-pub async fn serve(listener: TcpListener, handle: PrometheusHandle, lifecycle: Arc<Lifecycle>) {
+pub async fn serve(
+    listener: TcpListener,
+    handle: PrometheusHandle,
+    lifecycle: Arc<Lifecycle>,
+    agent: Agent,
+) {
     let handle = Arc::new(handle);
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -25,10 +45,10 @@ pub async fn serve(listener: TcpListener, handle: PrometheusHandle, lifecycle: A
         };
         let handle = Arc::clone(&handle);
         let lifecycle = Arc::clone(&lifecycle);
+        let agent = agent.clone();
         tokio::spawn(async move {
-            let _ =
-                tokio::time::timeout(Duration::from_secs(10), answer(stream, &handle, &lifecycle))
-                    .await;
+            let answered = answer(stream, &handle, &lifecycle, &agent);
+            let _ = tokio::time::timeout(Duration::from_secs(10), answered).await;
         });
     }
 }
@@ -37,6 +57,7 @@ async fn answer(
     mut stream: TcpStream,
     handle: &PrometheusHandle,
     lifecycle: &Lifecycle,
+    agent: &Agent,
 ) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
@@ -60,7 +81,9 @@ async fn answer(
     let mut parts = line.split(|b| *b == b' ');
     let method = parts.next().unwrap_or_default();
     let target = parts.next().unwrap_or_default();
-    let path = target.split(|b| *b == b'?').next().unwrap_or_default();
+    let mut target_parts = target.splitn(2, |b| *b == b'?');
+    let path = target_parts.next().unwrap_or_default();
+    let query = target_parts.next().unwrap_or_default();
     if method != b"GET" && method != b"HEAD" {
         return respond(&mut stream, 405, "text/plain", b"method not allowed\n").await;
     }
@@ -77,6 +100,19 @@ async fn answer(
             .await
         }
         b"/healthz" => respond(&mut stream, 200, "text/plain", b"ok\n").await,
+        b"/connections" => {
+            let limit = query_limit(query)
+                .unwrap_or(DEFAULT_CONNECTIONS_LIMIT)
+                .min(MAX_CONNECTIONS_LIMIT);
+            let connections = agent.connections(limit);
+            let body = serde_json::json!({
+                "tracked": agent.tracked_connections(),
+                "shown": connections.len(),
+                "connections": connections,
+            });
+            let body = serde_json::to_vec_pretty(&body).unwrap_or_default();
+            respond(&mut stream, 200, "application/json", &body).await
+        }
         b"/readyz" => {
             if lifecycle.is_draining() {
                 respond(&mut stream, 503, "text/plain", b"draining\n").await

@@ -30,18 +30,6 @@ const OPCODES: [Opcode; 7] = [
     Opcode::Reserved,
 ];
 const DECISIONS: [&str; 3] = ["allow", "drop", "close"];
-const TAGS: [AuditTag; 10] = [
-    AuditTag::Xss,
-    AuditTag::Sqli,
-    AuditTag::CmdInjection,
-    AuditTag::CustomPattern,
-    AuditTag::SchemaInvalid,
-    AuditTag::SizeLimit,
-    AuditTag::RateLimit,
-    AuditTag::DetectOnly,
-    AuditTag::FailOpen,
-    AuditTag::InspectionError,
-];
 
 /// Why a tracked connection was forgotten.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,7 +176,7 @@ impl Telemetry {
         gauge!("ws_agent_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
         Telemetry {
             frames,
-            detections: TAGS
+            detections: AuditTag::ALL
                 .iter()
                 .map(|tag| counter!("ws_agent_detections_total", "tag" => tag.as_str()))
                 .collect(),
@@ -226,9 +214,7 @@ impl Telemetry {
         let index = (direction.index() * OPCODES.len() + opcode_index) * DECISIONS.len() + decision;
         self.frames[index].increment(1);
         for tag in &verdict.tags {
-            if let Some(i) = TAGS.iter().position(|t| t == tag) {
-                self.detections[i].increment(1);
-            }
+            self.detections[tag.index()].increment(1);
         }
         self.latency.record(latency_secs);
     }
