@@ -26,6 +26,10 @@ pub struct Options {
     #[arg(long, env = "AGENT_SOCKET", default_value = DEFAULT_SOCKET)]
     pub socket: PathBuf,
 
+    /// Permissions of the socket file, in octal (the proxy's user needs read and write).
+    #[arg(long, env = "WS_SOCKET_MODE", default_value = "660", value_parser = parse_octal_mode)]
+    pub socket_mode: u32,
+
     /// Also serve gRPC on HOST:PORT (keep it on loopback or behind TLS).
     #[arg(long, env = "AGENT_GRPC_ADDRESS", value_name = "HOST:PORT")]
     pub grpc_address: Option<String>,
@@ -368,6 +372,17 @@ impl PolicyOptions {
         }
         Ok(())
     }
+}
+
+/// Parses a file mode in octal (`660`, `0660`, `0o660`).
+pub fn parse_octal_mode(value: &str) -> Result<u32, String> {
+    let digits = value.trim().trim_start_matches("0o");
+    let mode = u32::from_str_radix(digits, 8)
+        .map_err(|_| format!("expected an octal mode such as 660, got `{value}`"))?;
+    if mode > 0o777 {
+        return Err(format!("mode {value} has bits beyond 0777"));
+    }
+    Ok(mode)
 }
 
 /// Parses `true/false/1/0/yes/no/on/off` (any case).

@@ -70,7 +70,7 @@ pub async fn run(options: Options) -> Result<(), RunError> {
             agent.clone(),
         ));
     }
-    let socket = uds::bind(&options.socket).await?;
+    let socket = uds::bind(&options.socket, options.socket_mode).await?;
     let context = TransportContext {
         health: health::spawn_monitor(agent.clone(), Arc::clone(&lifecycle)),
         agent: agent.clone(),

@@ -186,3 +186,25 @@ fn a_second_signal_exits_at_once() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(agent.log().contains("second signal"), "{}", agent.log());
 }
+
+#[test]
+fn socket_is_created_with_the_configured_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let agent = AgentConfig::default().start();
+    let mode = std::fs::metadata(agent.socket())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o660);
+    drop(agent);
+    let agent = AgentConfig::default()
+        .args(["--socket-mode", "600"])
+        .start();
+    let mode = std::fs::metadata(agent.socket())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+}

@@ -3,7 +3,7 @@
 //! and sends each connection to v1 or v2 by the byte after its first length prefix.
 
 use std::io;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -58,8 +58,9 @@ impl Drop for BoundSocket {
     }
 }
 
-/// Binds `path`, replacing a stale socket file left by a dead process.
-pub async fn bind(path: &Path) -> Result<BoundSocket, BindError> {
+/// Binds `path` with permissions `mode`, replacing a stale socket file left by a dead process.
+/// Anything else at the path (a file, a directory, a symlink even to a socket) is refused.
+pub async fn bind(path: &Path, mode: u32) -> Result<BoundSocket, BindError> {
     let io_error = |source| BindError::Io {
         path: path.to_owned(),
         source,
@@ -83,6 +84,7 @@ pub async fn bind(path: &Path) -> Result<BoundSocket, BindError> {
         Err(e) => return Err(io_error(e)),
     }
     let listener = UnixListener::bind(path).map_err(io_error)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io_error)?;
     let inode = std::fs::symlink_metadata(path).map_err(io_error)?.ino();
     Ok(BoundSocket {
         listener,
