@@ -19,6 +19,7 @@ use crate::actors::detector::{DetectorPool, DETECTOR_QUEUE_CAPACITY};
 use crate::actors::router::{Registry, Router, RouterArgs, RouterMsg};
 use crate::actors::{ReplyTarget, Responder};
 use crate::clock;
+use crate::limits::ReassemblyBudget;
 use crate::model::{Frame, Verdict};
 use crate::policy::{ConfigureOutcome, Policy, PolicyError, SharedPolicy};
 use crate::telemetry::Telemetry;
@@ -89,6 +90,9 @@ impl ConnectionView {
     }
 }
 
+/// Default for `--max-buffered-bytes`.
+pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 256 * 1024 * 1024;
+
 /// The actor system could not start.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot start the actor system: {0}")]
@@ -114,12 +118,22 @@ impl Agent {
         policy: Policy,
         workers: usize,
     ) -> Result<(Agent, JoinHandle<()>), StartError> {
+        Agent::start_with(policy, workers, DEFAULT_MAX_BUFFERED_BYTES).await
+    }
+
+    /// Starts the router with `workers` detectors and a process-wide reassembly budget.
+    pub async fn start_with(
+        policy: Policy,
+        workers: usize,
+        max_buffered_bytes: usize,
+    ) -> Result<(Agent, JoinHandle<()>), StartError> {
         let policy = Arc::new(SharedPolicy::new(policy));
         let detectors = Arc::new(DetectorPool::new(workers, DETECTOR_QUEUE_CAPACITY));
         let registry = Arc::new(Registry::default());
         let context = Arc::new(ConnectionContext {
             policy: Arc::clone(&policy),
             detectors: Arc::clone(&detectors),
+            budget: Arc::new(ReassemblyBudget::new(max_buffered_bytes)),
         });
         let (router, handle) = Router::spawn(
             None,

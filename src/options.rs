@@ -51,6 +51,16 @@ pub struct Options {
     #[arg(long, env = "WS_REPORT_INTERVAL_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..))]
     pub report_interval_ms: u64,
 
+    /// Most bytes all connections together may hold for unfinished fragmented messages; a message
+    /// that would go over is closed with 1009 (or allowed with --fail-open).
+    #[arg(long, env = "WS_MAX_BUFFERED", default_value_t = 256 * 1024 * 1024)]
+    pub max_buffered_bytes: usize,
+
+    /// Most proxy connections served at once (Unix socket and gRPC); further ones are closed at
+    /// once and logged.
+    #[arg(long, env = "WS_MAX_TRANSPORT_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_transport_connections: u64,
+
     /// Seconds to keep serving in-flight requests after SIGTERM/SIGINT before exiting.
     #[arg(long, env = "WS_DRAIN_TIMEOUT", default_value_t = 30)]
     pub drain_timeout: u64,

@@ -51,7 +51,8 @@ pub async fn run(options: Options) -> Result<(), RunError> {
     telemetry::Telemetry::get();
 
     let workers = options.worker_count();
-    let (agent, router_handle) = Agent::start(policy, workers).await?;
+    let (agent, router_handle) =
+        Agent::start_with(policy, workers, options.max_buffered_bytes).await?;
     if let (Some(address), Some(handle)) = (&options.metrics_address, prometheus) {
         let listener = tokio::net::TcpListener::bind(address)
             .await
@@ -77,6 +78,8 @@ pub async fn run(options: Options) -> Result<(), RunError> {
         lifecycle: Arc::clone(&lifecycle),
         agent_id: Arc::from(options.agent_id.as_str()),
         report_interval: Duration::from_millis(options.report_interval_ms),
+        max_transport_connections: usize::try_from(options.max_transport_connections)
+            .unwrap_or(usize::MAX),
     };
     tracing::info!(
         socket = %options.socket.display(),

@@ -565,3 +565,78 @@ async fn max_connections_evicts_the_least_recently_seen() {
             >= 15.0
     );
 }
+
+#[tokio::test]
+async fn total_reassembly_memory_is_bounded_across_connections() {
+    let agent = AgentConfig::default()
+        .args(["--max-buffered-bytes", "100"])
+        .with_metrics()
+        .start();
+    let mut client = Client::connect(&agent).await;
+    assert_allow(
+        &client
+            .frame("buf-a", "text", &[b'a'; 60], true, false)
+            .await,
+    );
+    // A second WebSocket's unfinished message would take the total over 100 bytes.
+    let response = client
+        .frame("buf-b", "text", &[b'b'; 60], true, false)
+        .await;
+    assert_close(&response, 1009, "ws-size-limit");
+    assert!(
+        response
+            .audit
+            .reason_codes
+            .contains(&"reassembly-buffer".to_string()),
+        "{response:?}"
+    );
+    assert_eq!(agent.metric("ws_agent_reassembly_bytes"), Some(60.0));
+    // When the first message completes, its bytes are given back.
+    assert_allow(
+        &client
+            .frame("buf-a", "continuation", b"end", true, true)
+            .await,
+    );
+    assert_eq!(agent.metric("ws_agent_reassembly_bytes"), Some(0.0));
+    assert_allow(
+        &client
+            .frame("buf-c", "text", &[b'c'; 60], true, false)
+            .await,
+    );
+}
+
+#[tokio::test]
+async fn transport_connections_over_the_limit_are_closed_at_once() {
+    use tokio::io::AsyncReadExt;
+    let agent = AgentConfig::default()
+        .args(["--max-transport-connections", "2"])
+        .with_metrics()
+        .start();
+    let mut first = Client::connect(&agent).await;
+    assert_allow(&first.text("tc", "hello").await);
+    // The harness's readiness probe may still be counted for a moment.
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while agent.metric("ws_agent_transport_connections") != Some(1.0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "probe connection never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut second = Client::connect(&agent).await;
+    assert_allow(&second.text("tc", "hello").await);
+    let mut third = tokio::net::UnixStream::connect(agent.socket())
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1];
+    let read = tokio::time::timeout(TIMEOUT, third.read(&mut buf))
+        .await
+        .unwrap();
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "third connection should be closed: {read:?}"
+    );
+    agent.wait_for_log("too many proxy connections", TIMEOUT);
+    // The ones already open keep working.
+    assert_allow(&first.text("tc", "still fine").await);
+}

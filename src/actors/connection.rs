@@ -14,7 +14,7 @@ use super::reply::Responder;
 use crate::clock;
 use crate::inspect::MessagePart;
 use crate::limits::reassembly::{Assembled, MessageKind, Reassembly, ReassemblyError};
-use crate::limits::TokenBucket;
+use crate::limits::{ReassemblyBudget, TokenBucket};
 use crate::model::{
     AuditTag, Direction, Frame, Opcode, Verdict, CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION,
 };
@@ -107,6 +107,8 @@ pub struct ConnectionContext {
     pub policy: Arc<SharedPolicy>,
     /// Where inspection jobs go.
     pub detectors: Arc<DetectorPool>,
+    /// Bytes all connections may hold for unfinished messages.
+    pub budget: Arc<ReassemblyBudget>,
 }
 
 /// Start-up arguments of a connection actor.
@@ -173,18 +175,6 @@ impl Actor for ConnectionActor {
         }
         Ok(())
     }
-
-    async fn post_stop(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        for r in &mut state.reassembly {
-            r.clear();
-        }
-        state.publish_state();
-        Ok(())
-    }
 }
 
 impl ConnectionState {
@@ -242,12 +232,14 @@ impl ConnectionState {
             }
         }
         let dir = frame.direction.index();
-        let assembled = self.reassembly[dir].push(
-            frame.opcode,
-            frame.fin,
-            frame.payload.clone(),
-            &policy.limits,
-        );
+        // The message may grow by what the process-wide budget has left.
+        let mut limits = policy.limits;
+        let held = self.reassembly[dir].buffered_bytes();
+        limits.buffer_cap = limits
+            .buffer_cap
+            .min(held + self.context.budget.remaining());
+        let assembled =
+            self.reassembly[dir].push(frame.opcode, frame.fin, frame.payload.clone(), &limits);
         let (kind, part, data) = match assembled {
             Err(error) => {
                 let verdict = size_verdict(policy, error);
@@ -328,7 +320,9 @@ impl ConnectionState {
     fn publish_state(&mut self) {
         let now = self.reassembly[0].buffered_bytes() + self.reassembly[1].buffered_bytes();
         if now != self.reported_buffer_bytes {
-            Telemetry::get().add_reassembly_bytes(now as i64 - self.reported_buffer_bytes as i64);
+            let delta = now as isize - self.reported_buffer_bytes as isize;
+            Telemetry::get().add_reassembly_bytes(delta as i64);
+            self.context.budget.adjust(delta);
             self.reported_buffer_bytes = now;
             self.shared
                 .reassembly_bytes
@@ -341,6 +335,16 @@ impl ConnectionState {
         shared
             .byte_tokens
             .store(bucket_bits(self.byte_bucket.as_ref()), Ordering::Relaxed);
+    }
+}
+
+impl Drop for ConnectionState {
+    /// Gives the held reassembly bytes back, however the actor ended (evicted, closed or crashed).
+    fn drop(&mut self) {
+        for reassembly in &mut self.reassembly {
+            reassembly.clear();
+        }
+        self.publish_state();
     }
 }
 

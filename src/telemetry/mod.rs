@@ -158,6 +158,10 @@ impl Telemetry {
             "ws_agent_frames_uninspected_total",
             "Frames decided by --fail-open without complete inspection, by direction and reason"
         );
+        describe_counter!(
+            "ws_agent_transport_connections_refused_total",
+            "Proxy connections closed at once because of --max-transport-connections"
+        );
         describe_gauge!(
             "ws_agent_transport_connections",
             "Open proxy connections (Unix socket and gRPC streams)"
@@ -268,6 +272,11 @@ impl Telemetry {
     /// Counts a malformed or unexpected message from a proxy.
     pub fn record_protocol_error(&self) {
         self.protocol_errors.increment(1);
+    }
+
+    /// Counts a proxy connection closed at once because of `--max-transport-connections`.
+    pub fn record_refused_connection(&self) {
+        counter!("ws_agent_transport_connections_refused_total").increment(1);
     }
 
     /// Tracks open proxy connections.

@@ -33,4 +33,6 @@ pub struct TransportContext {
     pub agent_id: Arc<str>,
     /// How often health and metrics are reported on v2 connections.
     pub report_interval: Duration,
+    /// Most proxy connections (and gRPC streams) served at once.
+    pub max_transport_connections: usize,
 }

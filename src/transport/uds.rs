@@ -111,6 +111,15 @@ pub async fn serve(socket: BoundSocket, context: TransportContext) {
                 continue;
             }
         };
+        if lifecycle.open_connections() >= context.max_transport_connections {
+            Telemetry::get().record_refused_connection();
+            tracing::warn!(
+                limit = context.max_transport_connections,
+                "too many proxy connections; closing a new one (raise --max-transport-connections)"
+            );
+            drop(stream);
+            continue;
+        }
         let guard = lifecycle.connection_opened();
         let context = context.clone();
         tokio::spawn(async move {

@@ -423,6 +423,10 @@ macro_rules! agent_service_v2 {
                     if self.context.lifecycle.is_draining() {
                         return Err(Status::unavailable("draining: not accepting new streams"));
                     }
+                    if self.context.lifecycle.open_connections() >= self.context.max_transport_connections {
+                        crate::telemetry::Telemetry::get().record_refused_connection();
+                        return Err(Status::resource_exhausted("too many streams (raise --max-transport-connections)"));
+                    }
                     let (outbound, receiver) = mpsc::channel(OUTBOUND_CAPACITY);
                     tokio::spawn(run_stream(self.context.clone(), request.into_inner(), outbound));
                     Ok(Response::new(ReceiverStream::new(receiver)))
