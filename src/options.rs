@@ -34,6 +34,33 @@ pub struct Options {
     #[arg(long, env = "AGENT_GRPC_ADDRESS", value_name = "HOST:PORT")]
     pub grpc_address: Option<String>,
 
+    /// PEM certificate chain for gRPC over TLS (with --grpc-tls-key).
+    #[arg(
+        long,
+        env = "AGENT_GRPC_TLS_CERT",
+        value_name = "PATH",
+        requires = "grpc_tls_key"
+    )]
+    pub grpc_tls_cert: Option<PathBuf>,
+
+    /// PEM private key for gRPC over TLS (with --grpc-tls-cert).
+    #[arg(
+        long,
+        env = "AGENT_GRPC_TLS_KEY",
+        value_name = "PATH",
+        requires = "grpc_tls_cert"
+    )]
+    pub grpc_tls_key: Option<PathBuf>,
+
+    /// PEM CA bundle: require gRPC clients to present a certificate it signed (mutual TLS).
+    #[arg(
+        long,
+        env = "AGENT_GRPC_TLS_CLIENT_CA",
+        value_name = "PATH",
+        requires = "grpc_tls_cert"
+    )]
+    pub grpc_tls_client_ca: Option<PathBuf>,
+
     /// Serve /metrics, /healthz and /readyz over HTTP on HOST:PORT (off by default).
     #[arg(long, env = "WS_METRICS_ADDRESS", value_name = "HOST:PORT")]
     pub metrics_address: Option<String>,

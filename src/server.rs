@@ -33,6 +33,9 @@ pub enum RunError {
         /// The cause.
         source: std::io::Error,
     },
+    /// A gRPC TLS file is unusable.
+    #[error(transparent)]
+    Tls(#[from] grpc::TlsError),
     /// The gRPC address cannot be bound.
     #[error("cannot serve gRPC on {address}: {source}")]
     Grpc {
@@ -46,6 +49,14 @@ pub enum RunError {
 /// Runs the agent until SIGTERM/SIGINT and the drain that follows.
 pub async fn run(options: Options) -> Result<(), RunError> {
     let policy = Policy::compile(options.policy.clone())?;
+    let tls = match (&options.grpc_tls_cert, &options.grpc_tls_key) {
+        (Some(cert), Some(key)) => Some(grpc::GrpcTls::load(
+            cert,
+            key,
+            options.grpc_tls_client_ca.as_deref(),
+        )?),
+        _ => None,
+    };
     let lifecycle = Lifecycle::new();
     let prometheus = telemetry::install_recorder();
     telemetry::Telemetry::get();
@@ -99,13 +110,21 @@ pub async fn run(options: Options) -> Result<(), RunError> {
             address: address.clone(),
             source,
         })?;
-        if !local.ip().is_loopback() {
-            tracing::warn!(address = %local, "gRPC is served without TLS on a non-loopback address; keep it on loopback or behind TLS");
+        if tls.is_none() && !local.ip().is_loopback() {
+            tracing::warn!(
+                address = %local,
+                "gRPC is served without TLS on a non-loopback address; keep it on loopback or use --grpc-tls-cert/--grpc-tls-key"
+            );
         }
-        tracing::info!(address = %local, "serving gRPC (sentinel.agent.v1, sentinel.agent.v2, zentinel.agent.v2)");
+        tracing::info!(
+            address = %local,
+            tls = tls.is_some(),
+            mutual_tls = tls.as_ref().is_some_and(|t| t.mutual),
+            "serving gRPC (sentinel.agent.v1, sentinel.agent.v2, zentinel.agent.v2)"
+        );
         let context = context.clone();
         tokio::spawn(async move {
-            if let Err(error) = grpc::serve(grpc, context).await {
+            if let Err(error) = grpc::serve(grpc, context, tls).await {
                 tracing::error!(%error, "gRPC server failed");
             }
         });

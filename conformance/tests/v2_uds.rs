@@ -315,7 +315,10 @@ async fn malformed_messages_get_errors_not_crashes() {
 
     // A 4 GiB length prefix closes that connection without allocating it.
     // (One write: the agent may close the connection as soon as it has read the length.)
-    stream.write_all(&[0xff, 0xff, 0xff, 0xff, 0x15]).await.unwrap();
+    stream
+        .write_all(&[0xff, 0xff, 0xff, 0xff, 0x15])
+        .await
+        .unwrap();
     let closed = next_reply(&mut stream).await;
     assert!(closed.is_err(), "connection should be closed");
     agent.wait_for_log("exceeds the 16777216-byte maximum", TIMEOUT);
