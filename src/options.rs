@@ -88,6 +88,10 @@ pub struct Options {
     #[arg(long, env = "WS_MAX_TRANSPORT_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_transport_connections: u64,
 
+    /// Test hook: a detector panics on messages containing this marker (fault-injection tests).
+    #[arg(long, env = "WS_DEBUG_PANIC_MARKER", hide = true)]
+    pub debug_panic_marker: Option<String>,
+
     /// Seconds to keep serving in-flight requests after SIGTERM/SIGINT before exiting.
     #[arg(long, env = "WS_DRAIN_TIMEOUT", default_value_t = 30)]
     pub drain_timeout: u64,

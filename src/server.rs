@@ -49,6 +49,12 @@ pub enum RunError {
 /// Runs the agent until SIGTERM/SIGINT and the drain that follows.
 pub async fn run(options: Options) -> Result<(), RunError> {
     let policy = Policy::compile(options.policy.clone())?;
+    if let Some(marker) = &options.debug_panic_marker {
+        tracing::warn!(
+            "--debug-panic-marker is set: detectors will panic on purpose (testing only)"
+        );
+        crate::actors::detector::fault_injection::arm(marker);
+    }
     let tls = match (&options.grpc_tls_cert, &options.grpc_tls_key) {
         (Some(cert), Some(key)) => Some(grpc::GrpcTls::load(
             cert,
