@@ -74,7 +74,9 @@ impl JsonSchema {
             .build(document)
             .map_err(|error| {
                 let path = error.instance_path().as_str();
-                let message = if path.is_empty() {
+                let message = if matches!(error.kind(), ValidationErrorKind::Referencing(_)) {
+                    format!("a $ref cannot be resolved inside the document (nothing is fetched): {error}")
+                } else if path.is_empty() {
                     error.to_string()
                 } else {
                     format!("{error} (at {path})")
@@ -415,6 +417,75 @@ mod tests {
         assert_eq!(parse_strict(br#"{"a":1"#), Err(JsonError::Syntax));
         let deep = "[".repeat(100_000);
         assert_eq!(parse_strict(deep.as_bytes()), Err(JsonError::TooDeep));
+    }
+
+    #[test]
+    fn example_schemas_compile_and_accept_their_examples() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/schemas");
+        let load = |name: &str| {
+            let source = SchemaSource::Path(Path::new(dir).join(name));
+            JsonSchema::load("json-schema", &source).unwrap()
+        };
+        let trading = load("trading.json");
+        let order = br#"{"action":"buy","symbol":"AAPL","quantity":100,"price":187.25,"order_type":"limit"}"#;
+        assert!(trading.is_valid(&parse_strict(order).unwrap()));
+        assert!(!trading.is_valid(&json!({"action": "buy", "symbol": "AAPL", "quantity": 0})));
+        let chat = load("chat.json");
+        assert!(chat.is_valid(&json!({"type": "message", "room": "lobby", "text": "hi"})));
+        assert!(chat.is_valid(&json!({"type": "typing", "room": "lobby"})));
+        assert!(!chat.is_valid(&json!({"type": "message", "room": "lobby"})));
+        // The tables of examples/schemas/README.md.
+        let first_code = |schema: &JsonSchema, message: &str| {
+            let value = match parse_strict(message.as_bytes()) {
+                Ok(value) => value,
+                Err(error) => return error.reason_code().to_string(),
+            };
+            let mut out = Vec::new();
+            schema.reason_codes(&value, 4, &mut out);
+            out.join(", ")
+        };
+        for (message, code) in [
+            (
+                r#"{"action":"buy","symbol":"AAPL","quantity":0}"#,
+                "/quantity: minimum",
+            ),
+            (
+                r#"{"action":"buy","symbol":"aapl","quantity":1}"#,
+                "/symbol: pattern",
+            ),
+            (
+                r#"{"action":"hold","symbol":"AAPL","quantity":1}"#,
+                "/action: enum",
+            ),
+            (r#"{"action":"buy","symbol":"AAPL"}"#, "/quantity: required"),
+            (
+                r#"{"action":"buy","symbol":"AAPL","quantity":1,"leverage":50}"#,
+                "/: additionalProperties",
+            ),
+            (
+                r#"{"action":"buy","symbol":"AAPL","quantity":1,"quantity":-5}"#,
+                "json: duplicate-key",
+            ),
+        ] {
+            assert_eq!(first_code(&trading, message), code, "{message}");
+        }
+        for (message, code) in [
+            (r#"{"type":"message","room":"lobby"}"#, "/text: required"),
+            (
+                r#"{"type":"message","room":"Lobby!","text":"hi"}"#,
+                "/room: pattern",
+            ),
+            (
+                r#"{"type":"shout","room":"lobby","text":"hi"}"#,
+                "/type: enum",
+            ),
+            ("hello", "json: syntax"),
+        ] {
+            assert_eq!(first_code(&chat, message), code, "{message}");
+        }
+        assert!(chat.is_valid(
+            &json!({"type":"message","room":"lobby","text":"see you at 5","reply_to":41})
+        ));
     }
 
     #[test]
