@@ -14,6 +14,7 @@ use std::path::Path;
 
 use jsonschema::error::ValidationErrorKind;
 use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
+use serde_json::map::Entry;
 use serde_json::{Map, Number, Value};
 
 use super::ValidateError;
@@ -317,11 +318,13 @@ impl<'de> Visitor<'de> for Strict {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if object.contains_key(&key) {
-                return Err(A::Error::custom(DUPLICATE_KEY));
-            }
             let value = map.next_value_seed(Strict)?;
-            object.insert(key, value);
+            match object.entry(key) {
+                Entry::Vacant(entry) => {
+                    entry.insert(value);
+                }
+                Entry::Occupied(_) => return Err(A::Error::custom(DUPLICATE_KEY)),
+            }
         }
         Ok(Value::Object(object))
     }
@@ -498,6 +501,13 @@ mod tests {
         .unwrap();
         assert_eq!(draft7.validator.draft(), jsonschema::Draft::Draft7);
         assert!(!draft7.is_valid(&json!(["x"])));
+        let anchored = JsonSchema::compile(&json!({
+            "$defs": {"qty": {"$anchor": "qty", "type": "integer"}},
+            "properties": {"q": {"$ref": "#qty"}}
+        }))
+        .unwrap();
+        assert!(anchored.is_valid(&json!({"q": 1})));
+        assert!(!anchored.is_valid(&json!({"q": "1"})));
         let default = JsonSchema::compile(&json!({"type": "string"})).unwrap();
         assert_eq!(default.validator.draft(), jsonschema::Draft::Draft202012);
         let remote = JsonSchema::compile(&json!({"$ref": "https://example.com/s.json"}));

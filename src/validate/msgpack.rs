@@ -30,6 +30,7 @@
 //! | map | object; a key that maps to a JSON string is used as is, any other key as the compact JSON text of its mapping (`1` → `"1"`, `true` → `"true"`, `[1,2]` → `"[1,2]"`); two keys with the same mapped name are an error |
 
 use base64::Engine as _;
+use serde_json::map::Entry;
 use serde_json::{Map, Number, Value};
 
 /// Most containers (arrays and maps) a value may be nested in, the outermost one included.
@@ -328,11 +329,13 @@ impl Builder<'_> {
                         Value::String(key) => key,
                         other => other.to_string(),
                     };
-                    if object.contains_key(&key) {
-                        return Err(MsgpackError::DuplicateKey);
-                    }
                     let value = self.value(depth + 1)?;
-                    object.insert(key, value);
+                    match object.entry(key) {
+                        Entry::Vacant(entry) => {
+                            entry.insert(value);
+                        }
+                        Entry::Occupied(_) => return Err(MsgpackError::DuplicateKey),
+                    }
                 }
                 Value::Object(object)
             }
