@@ -132,9 +132,15 @@ impl JsonSchema {
         if code.is_empty() {
             code.push('/');
         }
+        // A long path is cut, never the keyword.
+        let keyword = kind.keyword();
+        let room = MAX_REASON_CODE_BYTES.saturating_sub(keyword.len() + 2 + '…'.len_utf8());
+        if code.len() > room {
+            code = crate::util::cut(&code, room).into_owned();
+        }
         code.push_str(": ");
-        code.push_str(kind.keyword());
-        crate::util::cut(&code, MAX_REASON_CODE_BYTES).into_owned()
+        code.push_str(keyword);
+        code
     }
 
     /// An escaped JSON pointer segment that is an array index or a declared property name.

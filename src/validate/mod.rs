@@ -317,4 +317,52 @@ mod tests {
             .unwrap_err();
         assert_eq!(error.reason_codes, vec!["msgpack: trailing-bytes"]);
     }
+
+    #[test]
+    fn deepest_accepted_messages_validate_on_a_small_stack() {
+        // A recursive schema walks every level; 128 (JSON) and 64 (MessagePack) levels must fit
+        // comfortably in a 2 MiB stack (tokio's worker default), even in a debug build.
+        let options = PolicyOptions {
+            json_schema: inline(json!({
+                "type": ["array", "integer"], "items": {"$ref": "#"}
+            })),
+            msgpack_validation: true,
+            ..PolicyOptions::default()
+        };
+        let validator = Validator::new(&options).unwrap();
+        std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || {
+                let json = |levels: usize, leaf: &str| {
+                    format!("{}{leaf}{}", "[".repeat(levels), "]".repeat(levels))
+                };
+                assert!(validator.check_text(json(127, "1").as_bytes()).is_ok());
+                let error = validator
+                    .check_text(json(127, "\"x\"").as_bytes())
+                    .unwrap_err();
+                let code = &error.reason_codes[0];
+                assert!(
+                    code.starts_with("/0/0/0/") && code.ends_with("…: type"),
+                    "{code}"
+                );
+                assert!(code.len() <= 120, "{code}");
+                assert_eq!(
+                    validator.check_text(json(200, "1").as_bytes()).unwrap_err(),
+                    Invalid::code("json: depth")
+                );
+                let mut packed = vec![0x91; MAX_DEPTH];
+                packed.push(0x01);
+                let direction = Direction::ClientToServer;
+                assert!(validator
+                    .check_msgpack(&packed, direction, &mut Vec::new())
+                    .is_ok());
+                *packed.last_mut().unwrap() = 0xc0;
+                assert!(validator
+                    .check_msgpack(&packed, direction, &mut Vec::new())
+                    .is_err());
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
 }
