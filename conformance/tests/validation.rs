@@ -609,3 +609,80 @@ async fn schema_is_replaced_through_configure_and_a_bad_one_is_rejected() {
     assert_eq!(response.decision, Decision::Allow, "{response:?}");
     assert_clean(&client.text("cfg7", "free text").await);
 }
+
+/// The same decisions through Zentinel's v2 client, including a schema pushed in a v2 configure.
+#[tokio::test]
+async fn v2_client_gets_the_same_validation_decisions() {
+    use zentinel_agent_protocol::v2::AgentClientV2Uds;
+    use zentinel_agent_protocol::{Decision as DecisionV2, WebSocketDecision as WsDecisionV2};
+
+    let agent = trading_agent(&["--msgpack-validation"]);
+    let client = AgentClientV2Uds::new("ws-inspector", agent.socket_str(), TIMEOUT)
+        .await
+        .unwrap();
+    client.connect().await.expect("v2 handshake");
+    let send = |cid: &'static str, opcode: &'static str, data: Vec<u8>| {
+        let event = zentinel_agent_protocol::WebSocketFrameEvent {
+            correlation_id: cid.into(),
+            opcode: opcode.into(),
+            data: b64(&data),
+            client_to_server: true,
+            frame_index: 0,
+            fin: true,
+            route_id: Some("ws".into()),
+            client_ip: "198.51.100.4".into(),
+        };
+        let client = &client;
+        async move {
+            client
+                .send_websocket_frame(cid, &event)
+                .await
+                .expect("v2 frame")
+        }
+    };
+    let is_schema_close = |response: &zentinel_agent_protocol::AgentResponse| {
+        matches!(&response.websocket_decision,
+            Some(WsDecisionV2::Close { code: 1008, reason }) if reason == SCHEMA_REASON)
+            && response
+                .audit
+                .tags
+                .contains(&"ws-schema-invalid".to_string())
+    };
+
+    let response = send("v2-ok", "text", VALID_ORDER.into()).await;
+    assert!(
+        matches!(
+            response.websocket_decision,
+            Some(WsDecisionV2::Allow) | None
+        ),
+        "{response:?}"
+    );
+    let response = send(
+        "v2-bad",
+        "text",
+        br#"{"action":"buy","symbol":"AAPL","quantity":0}"#.to_vec(),
+    )
+    .await;
+    assert!(is_schema_close(&response), "{response:?}");
+    assert!(response
+        .audit
+        .reason_codes
+        .contains(&"/quantity: minimum".to_string()));
+    let response = send("v2-mp", "binary", vec![0xc0, 0xc0]).await;
+    assert!(is_schema_close(&response), "{response:?}");
+
+    let response = client
+        .send_configure(
+            "zentinel-configure-ws-0",
+            &json!({"config": {"json-schema": {"type": "object", "required": ["op"]}}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.decision, DecisionV2::Allow, "{response:?}");
+    let response = send("v2-cfg", "text", VALID_ORDER.into()).await;
+    assert!(is_schema_close(&response), "{response:?}");
+    assert!(response
+        .audit
+        .reason_codes
+        .contains(&"/op: required".to_string()));
+}
