@@ -175,7 +175,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// Which direction's text messages the JSON schema applies to.
+/// Which direction's messages the schemas apply to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum SchemaDirection {
@@ -232,20 +232,23 @@ pub struct PolicyOptions {
     #[serde(deserialize_with = "string_or_list")]
     pub custom_patterns: Vec<String>,
 
-    /// JSON Schema every text message must match.
+    /// JSON Schema every complete text message in `--schema-direction` must match (a file; a
+    /// pushed configuration may also give the schema object inline).
     #[arg(long, env = "WS_JSON_SCHEMA", value_name = "PATH")]
     pub json_schema: Option<SchemaSource>,
 
-    /// Which direction the JSON schema applies to.
+    /// Which direction's messages the schemas (JSON and MessagePack) apply to.
     #[arg(long, env = "WS_SCHEMA_DIRECTION", value_enum, default_value_t = SchemaDirection::Client)]
     pub schema_direction: SchemaDirection,
 
-    /// Binary messages must be exactly one valid MessagePack value.
+    /// Binary messages must be exactly one valid MessagePack value (both directions); its strings
+    /// go to the content detectors.
     #[arg(long, env = "WS_MSGPACK", default_value_t = false, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     #[serde(deserialize_with = "flexible_bool")]
     pub msgpack_validation: bool,
 
-    /// JSON Schema for decoded MessagePack messages (default: the JSON schema).
+    /// JSON Schema for decoded MessagePack messages (default: the JSON schema); needs
+    /// `--msgpack-validation`.
     #[arg(long, env = "WS_MSGPACK_SCHEMA", value_name = "PATH")]
     pub msgpack_schema: Option<SchemaSource>,
 

@@ -37,10 +37,12 @@ pub struct PipelineScratch {
     findings: Vec<Finding>,
 }
 
-/// Runs every enabled check of `job.policy` over `job.data`.
+/// Runs every enabled check of `job.policy` over `job.data`: the content detectors on every part,
+/// and schema validation (with the content detectors on MessagePack strings) on complete messages.
 pub fn evaluate(job: &InspectJob, scratch: &mut PipelineScratch) -> Verdict {
     let policy = &job.policy;
     scratch.findings.clear();
+    let mut invalid = None;
     match job.kind {
         MessageKind::Text => {
             let text = String::from_utf8_lossy(&job.data);
@@ -50,6 +52,9 @@ pub fn evaluate(job: &InspectJob, scratch: &mut PipelineScratch) -> Verdict {
                 &mut scratch.inspect,
                 &mut scratch.findings,
             );
+            if job.part == MessagePart::Complete && policy.validator.validates_text(job.direction) {
+                invalid = policy.validator.check_text(&job.data).err();
+            }
         }
         MessageKind::Binary => {
             if policy.options.inspect_binary {
@@ -60,18 +65,42 @@ pub fn evaluate(job: &InspectJob, scratch: &mut PipelineScratch) -> Verdict {
                     &mut scratch.findings,
                 );
             }
+            if job.part == MessagePart::Complete && policy.validator.validates_msgpack() {
+                let mut strings = Vec::new();
+                invalid = policy
+                    .validator
+                    .check_msgpack(&job.data, job.direction, &mut strings)
+                    .err();
+                if !policy.inspector.is_empty() {
+                    for text in strings {
+                        policy.inspector.inspect_text(
+                            text,
+                            MessagePart::Complete,
+                            &mut scratch.inspect,
+                            &mut scratch.findings,
+                        );
+                    }
+                }
+            }
         }
     }
     let mut verdict = job.prior.clone();
-    if scratch.findings.is_empty() {
+    if scratch.findings.is_empty() && invalid.is_none() {
         return verdict;
     }
-    let first = scratch.findings[0].tag;
+    let first = scratch
+        .findings
+        .first()
+        .map_or(AuditTag::SchemaInvalid, |finding| finding.tag);
     for finding in &scratch.findings {
         verdict.add_tag(finding.tag);
         if !verdict.rule_ids.contains(&finding.rule_id) {
             verdict.rule_ids.push(finding.rule_id.clone());
         }
+    }
+    if let Some(invalid) = invalid {
+        verdict.add_tag(AuditTag::SchemaInvalid);
+        verdict.reason_codes.extend(invalid.reason_codes);
     }
     enforce(
         &policy.options,
@@ -209,5 +238,93 @@ mod tests {
         j.data = Bytes::from_static(b"\xff\xfe<script>alert(1)</script>");
         let verdict = evaluate(&j, &mut PipelineScratch::default());
         assert!(!verdict.is_allow());
+    }
+
+    fn schema_options() -> PolicyOptions {
+        let serde_json::Value::Object(schema) = serde_json::json!({
+            "type": "object",
+            "required": ["quantity"],
+            "properties": {"quantity": {"type": "integer", "minimum": 1}}
+        }) else {
+            unreachable!()
+        };
+        PolicyOptions {
+            json_schema: Some(crate::options::SchemaSource::Inline(schema)),
+            msgpack_validation: true,
+            ..PolicyOptions::default()
+        }
+    }
+
+    #[test]
+    fn schema_failure_closes_with_reason_codes() {
+        let verdict = evaluate(
+            &job(schema_options(), r#"{"quantity": 0}"#),
+            &mut PipelineScratch::default(),
+        );
+        assert_eq!(
+            verdict.action,
+            Action::Close {
+                code: 1008,
+                reason: "Policy violation: schema validation failed".into()
+            }
+        );
+        assert_eq!(verdict.tags, vec![AuditTag::SchemaInvalid]);
+        assert_eq!(verdict.reason_codes, vec!["/quantity: minimum"]);
+        let ok = evaluate(
+            &job(schema_options(), r#"{"quantity": 3}"#),
+            &mut PipelineScratch::default(),
+        );
+        assert_eq!(ok, Verdict::allow());
+    }
+
+    #[test]
+    fn schema_failure_in_detect_only_is_allowed_and_tagged() {
+        let options = PolicyOptions {
+            block_mode: false,
+            ..schema_options()
+        };
+        let verdict = evaluate(&job(options, "not json"), &mut PipelineScratch::default());
+        assert_eq!(verdict.action, Action::Allow);
+        assert_eq!(
+            verdict.tags,
+            vec![AuditTag::SchemaInvalid, AuditTag::DetectOnly]
+        );
+        assert_eq!(verdict.reason_codes, vec!["json: syntax"]);
+    }
+
+    #[test]
+    fn windows_and_other_directions_are_not_validated() {
+        let mut partial = job(schema_options(), r#"{"quantity": "#);
+        partial.part = MessagePart::Partial;
+        assert_eq!(
+            evaluate(&partial, &mut PipelineScratch::default()),
+            Verdict::allow()
+        );
+        let mut server = job(schema_options(), "not json");
+        server.direction = Direction::ServerToClient;
+        assert_eq!(
+            evaluate(&server, &mut PipelineScratch::default()),
+            Verdict::allow()
+        );
+    }
+
+    #[test]
+    fn msgpack_strings_reach_the_detectors() {
+        // {"quantity": 1, "note": "<script>alert(1)</script>"}
+        let mut data = vec![0x82, 0xa8];
+        data.extend(b"quantity\x01\xa4note");
+        data.push(0xa0 | 25);
+        data.extend(b"<script>alert(1)</script>");
+        let mut j = job(schema_options(), "");
+        j.kind = MessageKind::Binary;
+        j.data = Bytes::from(data);
+        let verdict = evaluate(&j, &mut PipelineScratch::default());
+        assert_eq!(verdict.tags, vec![AuditTag::Xss]);
+        assert!(!verdict.is_allow());
+
+        j.data = Bytes::from_static(b"\x81\xa8quantity\x00");
+        let verdict = evaluate(&j, &mut PipelineScratch::default());
+        assert_eq!(verdict.tags, vec![AuditTag::SchemaInvalid]);
+        assert_eq!(verdict.reason_codes, vec!["/quantity: minimum"]);
     }
 }

@@ -206,4 +206,30 @@ mod tests {
         assert!(shared.load().options.custom_patterns.is_empty());
         assert_eq!(shared.generation(), 0);
     }
+
+    #[test]
+    fn a_bad_pushed_schema_keeps_the_running_one() {
+        let shared = SharedPolicy::new(Policy::compile(PolicyOptions::default()).unwrap());
+        shared
+            .configure(&json!({"json-schema": {"type": "object"}}))
+            .unwrap();
+        assert!(shared
+            .load()
+            .validator
+            .validates_text(crate::model::Direction::ClientToServer));
+        let err = shared
+            .configure(&json!({"json-schema": {"type": "nonsense"}}))
+            .unwrap_err();
+        assert!(err.to_string().contains("json-schema"), "{err}");
+        let err = shared
+            .configure(&json!({"json-schema": "/nonexistent/schema.json"}))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("--json-schema /nonexistent/schema.json"),
+            "{err}"
+        );
+        assert_eq!(shared.generation(), 1);
+        assert!(shared.load().validator.check_text(b"[]").is_err());
+    }
 }

@@ -257,9 +257,17 @@ impl ConnectionState {
             Ok(Assembled::Partial { kind, window }) => (kind, MessagePart::Partial, window),
             Ok(Assembled::Complete { kind, message }) => (kind, MessagePart::Complete, message),
         };
+        // Validation looks at complete messages only; a window of an unfinished one goes to the
+        // detectors only when they have something to look for.
+        let complete = part == MessagePart::Complete;
         let needs_inspection = match kind {
-            MessageKind::Text => !policy.inspector.is_empty() || !policy.validator.is_empty(),
-            MessageKind::Binary => options.inspect_binary || !policy.validator.is_empty(),
+            MessageKind::Text => {
+                !policy.inspector.is_empty()
+                    || (complete && policy.validator.validates_text(frame.direction))
+            }
+            MessageKind::Binary => {
+                options.inspect_binary || (complete && policy.validator.validates_msgpack())
+            }
         };
         if !needs_inspection {
             reply.send(prior, None, false);

@@ -1,43 +1,368 @@
-//! Message validation: JSON Schema on text messages and MessagePack on binary messages.
+//! Message validation: JSON Schema on text messages and MessagePack on binary messages. Owns the
+//! policy's compiled schemas and the decision of what is validated when; the detector pipeline
+//! calls [`Validator::check_text`] and [`Validator::check_msgpack`] on complete messages only.
 //!
-//! Not implemented yet: a policy that asks for it is refused at start-up (and on configure) with a
-//! clear error rather than silently running without it.
+//! - `--json-schema`: a complete text message travelling in `--schema-direction` must be one JSON
+//!   value (no duplicate keys) matching the schema.
+//! - `--msgpack-validation`: a complete binary message in either direction must be one MessagePack
+//!   value ([`msgpack`]); in `--schema-direction` it must also match `--msgpack-schema`, or the
+//!   JSON schema when that is not given.
+//!
+//! A failure is a list of reason codes (see [`json_schema`] for their format), at most
+//! [`MAX_REASON_CODES`] per message, none repeating the sender's data.
 
-use crate::options::PolicyOptions;
+pub mod json_schema;
+pub mod msgpack;
 
-/// A validation setting that cannot be used.
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use crate::model::Direction;
+use crate::options::{PolicyOptions, SchemaDirection};
+
+pub use json_schema::{JsonError, JsonSchema};
+pub use msgpack::{MsgpackError, MAX_DEPTH};
+
+/// Most reason codes reported for one message.
+pub const MAX_REASON_CODES: usize = 4;
+
+/// A schema or validation setting that cannot be used; names the option and the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ValidateError {
-    /// The option is recognised but this build cannot honour it.
-    #[error("`{option}` is not supported by this build yet")]
-    Unsupported {
-        /// The option's kebab-case name.
-        option: &'static str,
+    /// The schema file cannot be read.
+    #[error("{origin}: cannot read the schema file: {error}")]
+    Read {
+        /// The option and path (`--json-schema /etc/x.json`).
+        origin: String,
+        /// The I/O error.
+        error: std::io::Error,
     },
+    /// The schema file is not JSON.
+    #[error("{origin}: the schema file is not valid JSON: {message}")]
+    Json {
+        /// The option and path.
+        origin: String,
+        /// The parser's explanation, with line and column.
+        message: String,
+    },
+    /// The document is not a schema the validator accepts (or refers outside itself).
+    #[error("{origin}: not a valid JSON Schema: {message}")]
+    Schema {
+        /// The option and path (or `json-schema (inline schema)`).
+        origin: String,
+        /// The compiler's explanation.
+        message: String,
+    },
+    /// `--msgpack-schema` is set while MessagePack validation is off.
+    #[error("--msgpack-schema (msgpack-schema) needs --msgpack-validation (msgpack-validation) to be on")]
+    MsgpackSchemaWithoutValidation,
 }
 
-/// The compiled validators of one policy.
+/// Why a message failed validation: its reason codes (at least one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// `/quantity: minimum`, `json: syntax`, `msgpack: trailing-bytes`, ...
+    pub reason_codes: Vec<Cow<'static, str>>,
+}
+
+impl Invalid {
+    fn code(code: &'static str) -> Self {
+        Invalid {
+            reason_codes: vec![Cow::Borrowed(code)],
+        }
+    }
+}
+
+/// The compiled validators of one policy. Immutable and shared by every detector actor.
 #[derive(Debug, Default)]
-pub struct Validator {}
+pub struct Validator {
+    json: Option<Arc<JsonSchema>>,
+    msgpack: bool,
+    msgpack_schema: Option<Arc<JsonSchema>>,
+    direction: SchemaDirection,
+}
 
 impl Validator {
-    /// Compiles the validators the policy asks for.
+    /// Reads and compiles the schemas the policy asks for.
     pub fn new(options: &PolicyOptions) -> Result<Self, ValidateError> {
-        if options.json_schema.is_some() {
-            return Err(ValidateError::Unsupported {
-                option: "json-schema",
-            });
+        if options.msgpack_schema.is_some() && !options.msgpack_validation {
+            return Err(ValidateError::MsgpackSchemaWithoutValidation);
         }
-        if options.msgpack_validation || options.msgpack_schema.is_some() {
-            return Err(ValidateError::Unsupported {
-                option: "msgpack-validation",
-            });
-        }
-        Ok(Validator {})
+        let json = options
+            .json_schema
+            .as_ref()
+            .map(|source| JsonSchema::load("json-schema", source).map(Arc::new))
+            .transpose()?;
+        let msgpack_schema = match &options.msgpack_schema {
+            Some(source) => Some(Arc::new(JsonSchema::load("msgpack-schema", source)?)),
+            None if options.msgpack_validation => json.clone(),
+            None => None,
+        };
+        Ok(Validator {
+            json,
+            msgpack: options.msgpack_validation,
+            msgpack_schema,
+            direction: options.schema_direction,
+        })
     }
 
     /// True when nothing is validated.
     pub fn is_empty(&self) -> bool {
-        true
+        self.json.is_none() && !self.msgpack
+    }
+
+    /// True when schemas apply to messages travelling in `direction`.
+    pub fn schema_applies(&self, direction: Direction) -> bool {
+        matches!(
+            (self.direction, direction),
+            (SchemaDirection::Both, _)
+                | (SchemaDirection::Client, Direction::ClientToServer)
+                | (SchemaDirection::Server, Direction::ServerToClient)
+        )
+    }
+
+    /// True when a complete text message travelling in `direction` is validated.
+    pub fn validates_text(&self, direction: Direction) -> bool {
+        self.json.is_some() && self.schema_applies(direction)
+    }
+
+    /// True when complete binary messages are decoded as MessagePack.
+    pub fn validates_msgpack(&self) -> bool {
+        self.msgpack
+    }
+
+    /// Validates a complete text message against the JSON schema (when
+    /// [`Validator::validates_text`]; otherwise everything passes).
+    pub fn check_text(&self, data: &[u8]) -> Result<(), Invalid> {
+        let Some(schema) = &self.json else {
+            return Ok(());
+        };
+        let value = json_schema::parse_strict(data).map_err(|e| Invalid::code(e.reason_code()))?;
+        check_value(schema, &value)
+    }
+
+    /// Decodes a complete binary message as MessagePack and, when a schema applies in `direction`,
+    /// validates the decoded value. Every string of the message (keys too) is pushed onto
+    /// `strings` for the content detectors, also when validation fails.
+    pub fn check_msgpack<'a>(
+        &self,
+        data: &'a [u8],
+        direction: Direction,
+        strings: &mut Vec<&'a str>,
+    ) -> Result<(), Invalid> {
+        if !self.msgpack {
+            return Ok(());
+        }
+        msgpack::scan(data, strings).map_err(|e| Invalid::code(e.reason_code()))?;
+        let Some(schema) = self
+            .msgpack_schema
+            .as_ref()
+            .filter(|_| self.schema_applies(direction))
+        else {
+            return Ok(());
+        };
+        let value = msgpack::to_json(data).map_err(|e| Invalid::code(e.reason_code()))?;
+        check_value(schema, &value)
+    }
+}
+
+fn check_value(schema: &JsonSchema, value: &serde_json::Value) -> Result<(), Invalid> {
+    if schema.is_valid(value) {
+        return Ok(());
+    }
+    let mut reason_codes = Vec::new();
+    schema.reason_codes(value, MAX_REASON_CODES, &mut reason_codes);
+    if reason_codes.is_empty() {
+        reason_codes.push(Cow::Borrowed("/: schema"));
+    }
+    Err(Invalid { reason_codes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::SchemaSource;
+    use serde_json::json;
+
+    fn inline(schema: serde_json::Value) -> Option<SchemaSource> {
+        let serde_json::Value::Object(object) = schema else {
+            panic!("object schema")
+        };
+        Some(SchemaSource::Inline(object))
+    }
+
+    #[test]
+    fn nothing_configured_is_empty() {
+        let validator = Validator::new(&PolicyOptions::default()).unwrap();
+        assert!(validator.is_empty());
+        assert!(!validator.validates_text(Direction::ClientToServer));
+        assert!(!validator.validates_msgpack());
+    }
+
+    #[test]
+    fn schema_file_errors_name_option_file_and_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.json");
+        let options = PolicyOptions {
+            json_schema: Some(SchemaSource::Path(missing.clone())),
+            ..PolicyOptions::default()
+        };
+        let error = Validator::new(&options).unwrap_err().to_string();
+        assert!(
+            error.starts_with(&format!("--json-schema {}: cannot read", missing.display())),
+            "{error}"
+        );
+
+        let broken = dir.path().join("broken.json");
+        std::fs::write(&broken, "{\"type\": ").unwrap();
+        let options = PolicyOptions {
+            msgpack_validation: true,
+            msgpack_schema: Some(SchemaSource::Path(broken.clone())),
+            ..PolicyOptions::default()
+        };
+        let error = Validator::new(&options).unwrap_err().to_string();
+        assert!(
+            error.contains(&format!("--msgpack-schema {}", broken.display())),
+            "{error}"
+        );
+        assert!(
+            error.contains("not valid JSON") && error.contains("line 1"),
+            "{error}"
+        );
+
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&bad, r#"{"type": "nonsense"}"#).unwrap();
+        let options = PolicyOptions {
+            json_schema: Some(SchemaSource::Path(bad.clone())),
+            ..PolicyOptions::default()
+        };
+        let error = Validator::new(&options).unwrap_err().to_string();
+        assert!(
+            error.contains(&format!("--json-schema {}", bad.display())),
+            "{error}"
+        );
+        assert!(error.contains("not a valid JSON Schema"), "{error}");
+
+        let options = PolicyOptions {
+            json_schema: inline(json!({"minimum": "one"})),
+            ..PolicyOptions::default()
+        };
+        let error = Validator::new(&options).unwrap_err().to_string();
+        assert!(
+            error.starts_with("json-schema (inline schema): "),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn msgpack_schema_needs_msgpack_validation() {
+        let options = PolicyOptions {
+            msgpack_schema: inline(json!({})),
+            ..PolicyOptions::default()
+        };
+        let error = Validator::new(&options).unwrap_err().to_string();
+        assert!(error.contains("msgpack-validation"), "{error}");
+    }
+
+    #[test]
+    fn text_is_validated_in_the_schema_direction_only() {
+        let options = PolicyOptions {
+            json_schema: inline(json!({"type": "object", "required": ["a"]})),
+            ..PolicyOptions::default()
+        };
+        let validator = Validator::new(&options).unwrap();
+        assert!(validator.validates_text(Direction::ClientToServer));
+        assert!(!validator.validates_text(Direction::ServerToClient));
+        assert!(validator.check_text(br#"{"a":1}"#).is_ok());
+        assert_eq!(
+            validator.check_text(b"{}").unwrap_err().reason_codes,
+            vec!["/a: required"]
+        );
+        assert_eq!(
+            validator.check_text(b"{\"a\":").unwrap_err().reason_codes,
+            vec!["json: syntax"]
+        );
+    }
+
+    #[test]
+    fn msgpack_uses_its_own_schema_or_the_json_one() {
+        let order = [0x81, 0xa1, b'a', 0x01];
+        let mut options = PolicyOptions {
+            json_schema: inline(json!({"required": ["a"]})),
+            msgpack_validation: true,
+            schema_direction: SchemaDirection::Both,
+            ..PolicyOptions::default()
+        };
+        let validator = Validator::new(&options).unwrap();
+        let mut strings = Vec::new();
+        assert!(validator
+            .check_msgpack(&order, Direction::ServerToClient, &mut strings)
+            .is_ok());
+        assert_eq!(strings, vec!["a"]);
+
+        options.msgpack_schema = inline(json!({"required": ["b"]}));
+        let validator = Validator::new(&options).unwrap();
+        let error = validator
+            .check_msgpack(&order, Direction::ClientToServer, &mut Vec::new())
+            .unwrap_err();
+        assert_eq!(error.reason_codes, vec!["/b: required"]);
+        // Well-formedness is checked in both directions, the schema only in its direction.
+        options.schema_direction = SchemaDirection::Server;
+        let validator = Validator::new(&options).unwrap();
+        assert!(validator
+            .check_msgpack(&order, Direction::ClientToServer, &mut Vec::new())
+            .is_ok());
+        let error = validator
+            .check_msgpack(&[0xc0, 0xc0], Direction::ClientToServer, &mut Vec::new())
+            .unwrap_err();
+        assert_eq!(error.reason_codes, vec!["msgpack: trailing-bytes"]);
+    }
+
+    #[test]
+    fn deepest_accepted_messages_validate_on_a_small_stack() {
+        // A recursive schema walks every level; 128 (JSON) and 64 (MessagePack) levels must fit
+        // comfortably in a 2 MiB stack (tokio's worker default), even in a debug build.
+        let options = PolicyOptions {
+            json_schema: inline(json!({
+                "type": ["array", "integer"], "items": {"$ref": "#"}
+            })),
+            msgpack_validation: true,
+            ..PolicyOptions::default()
+        };
+        let validator = Validator::new(&options).unwrap();
+        std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || {
+                let json = |levels: usize, leaf: &str| {
+                    format!("{}{leaf}{}", "[".repeat(levels), "]".repeat(levels))
+                };
+                assert!(validator.check_text(json(127, "1").as_bytes()).is_ok());
+                let error = validator
+                    .check_text(json(127, "\"x\"").as_bytes())
+                    .unwrap_err();
+                let code = &error.reason_codes[0];
+                assert!(
+                    code.starts_with("/0/0/0/") && code.ends_with("…: type"),
+                    "{code}"
+                );
+                assert!(code.len() <= 120, "{code}");
+                assert_eq!(
+                    validator.check_text(json(200, "1").as_bytes()).unwrap_err(),
+                    Invalid::code("json: depth")
+                );
+                let mut packed = vec![0x91; MAX_DEPTH];
+                packed.push(0x01);
+                let direction = Direction::ClientToServer;
+                assert!(validator
+                    .check_msgpack(&packed, direction, &mut Vec::new())
+                    .is_ok());
+                *packed.last_mut().unwrap() = 0xc0;
+                assert!(validator
+                    .check_msgpack(&packed, direction, &mut Vec::new())
+                    .is_err());
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 }
