@@ -15,10 +15,13 @@ fn main() -> anyhow::Result<()> {
         .thread_name("ws-agent")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(server::run(options)).map_err(|e| {
-        tracing::error!(error = %e, "sentinel-ws-agent cannot start");
-        anyhow::Error::new(e)
-    })
+    if let Err(error) = runtime.block_on(server::run(options)) {
+        // Logged once, in the configured format; the exit status tells supervisors.
+        tracing::error!(%error, "sentinel-ws-agent cannot start");
+        drop(runtime);
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn init_logging(format: LogFormat) {

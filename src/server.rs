@@ -128,9 +128,12 @@ pub async fn run(options: Options) -> Result<(), RunError> {
             mutual_tls = tls.as_ref().is_some_and(|t| t.mutual),
             "serving gRPC (sentinel.agent.v1, sentinel.agent.v2, zentinel.agent.v2)"
         );
-        let context = context.clone();
+        let serving = grpc::server(grpc, context.clone(), tls).map_err(|error| RunError::Grpc {
+            address: address.clone(),
+            source: std::io::Error::other(error),
+        })?;
         tokio::spawn(async move {
-            if let Err(error) = grpc::serve(grpc, context, tls).await {
+            if let Err(error) = serving.await {
                 tracing::error!(%error, "gRPC server failed");
             }
         });

@@ -48,6 +48,8 @@ fn read_pem(option: &'static str, path: &Path, label: &str) -> Result<Vec<u8>, T
 impl GrpcTls {
     /// Reads the certificate chain, the key and the optional client CA.
     pub fn load(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<GrpcTls, TlsError> {
+        // One crypto provider for the process, whatever features other crates switched on.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let cert = read_pem("--grpc-tls-cert", cert, "CERTIFICATE")?;
         let key = read_pem("--grpc-tls-key", key, "PRIVATE KEY")?;
         let mut config = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
@@ -60,25 +62,30 @@ impl GrpcTls {
     }
 }
 
-/// Serves gRPC on `listener` until draining starts (open streams keep being served by tonic's
+/// Builds the gRPC server (TLS is set up here, so its errors surface at start-up) and returns the
+/// future that serves `listener` until draining starts (open streams keep being served by tonic's
 /// graceful shutdown until they end or the process exits).
-pub async fn serve(
+pub fn server(
     listener: TcpListener,
     context: TransportContext,
     tls: Option<GrpcTls>,
-) -> Result<(), tonic::transport::Error> {
+) -> Result<
+    impl std::future::Future<Output = Result<(), tonic::transport::Error>>,
+    tonic::transport::Error,
+> {
     let lifecycle = std::sync::Arc::clone(&context.lifecycle);
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = tls {
         builder = builder.tls_config(tls.config)?;
     }
     let v1 = v1::V1Service::new(context.agent.clone());
-    builder
+    let router = builder
         .add_service(proto::sentinel_v1::agent_processor_server::AgentProcessorServer::new(v1))
         .add_service(v2::sentinel::Service::new(context.clone()).server())
-        .add_service(v2::zentinel::Service::new(context).server())
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .add_service(v2::zentinel::Service::new(context).server());
+    Ok(
+        router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             lifecycle.accepting_stopped().await;
-        })
-        .await
+        }),
+    )
 }
