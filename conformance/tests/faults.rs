@@ -82,3 +82,48 @@ async fn a_panicking_detector_is_restarted_and_its_frame_decided_by_fail_open() 
         assert_eq!(response.websocket_decision, Some(WebSocketDecision::Allow));
     }
 }
+
+#[tokio::test]
+async fn a_panicking_connection_actor_is_replaced_and_its_frame_still_decided() {
+    let agent = AgentConfig::default()
+        .args(["--fail-open", "--debug-panic-marker", "CRASH-c0nn"])
+        .with_metrics()
+        .start();
+    let mut client = AgentClient::unix_socket("faults", agent.socket(), TIMEOUT)
+        .await
+        .unwrap();
+    let response = client
+        .send_event(EventType::WebSocketFrame, &text("ws-CRASH-c0nn", "hello"))
+        .await
+        .unwrap();
+    assert_eq!(
+        response.websocket_decision,
+        Some(WebSocketDecision::Allow),
+        "{response:?}"
+    );
+    assert!(
+        response.audit.tags.contains(&"ws-fail-open".to_string()),
+        "{response:?}"
+    );
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while agent.metric("ws_agent_evictions_total{reason=\"failed\"}") != Some(1.0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "failed connection state was not dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(agent.metric("ws_agent_tracked_connections"), Some(0.0));
+    // Everything else keeps working.
+    let response = client
+        .send_event(
+            EventType::WebSocketFrame,
+            &text("other", "<script>alert(1)</script>"),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        response.websocket_decision,
+        Some(WebSocketDecision::Close { code: 1008, .. })
+    ));
+}

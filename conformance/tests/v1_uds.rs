@@ -640,3 +640,73 @@ async fn transport_connections_over_the_limit_are_closed_at_once() {
     // The ones already open keep working.
     assert_allow(&first.text("tc", "still fine").await);
 }
+
+/// Sends raw bytes as one v1 message and reads the answer.
+async fn raw_v1(agent: &Agent, body: &[u8]) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::UnixStream::connect(agent.socket())
+        .await
+        .unwrap();
+    stream
+        .write_all(&(body.len() as u32).to_be_bytes())
+        .await
+        .unwrap();
+    stream.write_all(body).await.unwrap();
+    let length = stream.read_u32().await.unwrap() as usize;
+    let mut response = vec![0; length];
+    stream.read_exact(&mut response).await.unwrap();
+    serde_json::from_slice(&response).unwrap()
+}
+
+#[tokio::test]
+async fn malformed_v1_requests_are_answered_by_fail_open() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for (fail_open, expected) in [
+        (
+            "false",
+            serde_json::json!({"close": {"code": 1011, "reason": "Inspection unavailable"}}),
+        ),
+        ("true", serde_json::json!("allow")),
+    ] {
+        let agent = AgentConfig::default()
+            .args(["--fail-open", fail_open])
+            .start();
+        let bad_json = raw_v1(&agent, b"{\"version\":1,\"event_type\":").await;
+        assert_eq!(bad_json["version"], 1);
+        assert_eq!(bad_json["websocket_decision"], expected, "{bad_json}");
+        let unknown = raw_v1(
+            &agent,
+            br#"{"version":1,"event_type":"teleport","payload":{}}"#,
+        )
+        .await;
+        assert_eq!(unknown["websocket_decision"], expected, "{unknown}");
+        let http = raw_v1(
+            &agent,
+            br#"{"version":1,"event_type":"request_headers","payload":{}}"#,
+        )
+        .await;
+        assert_eq!(http["decision"], "allow", "{http}");
+        agent.wait_for_log("unknown v1 event type", TIMEOUT);
+
+        // A length over 10 MiB is answered (without reading or allocating it), then the
+        // connection is closed.
+        let mut stream = tokio::net::UnixStream::connect(agent.socket())
+            .await
+            .unwrap();
+        stream
+            .write_all(&[0x00, 0xa0, 0x00, 0x01, b'{'])
+            .await
+            .unwrap();
+        let length = stream.read_u32().await.unwrap() as usize;
+        let mut response = vec![0; length];
+        stream.read_exact(&mut response).await.unwrap();
+        let response: serde_json::Value = serde_json::from_slice(&response).unwrap();
+        assert_eq!(response["websocket_decision"], expected, "{response}");
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut rest))
+            .await
+            .unwrap();
+        assert!(closed.is_ok() && rest.is_empty());
+        agent.wait_for_log("v1 request too large", TIMEOUT);
+    }
+}

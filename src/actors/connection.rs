@@ -181,6 +181,7 @@ impl ConnectionState {
     /// Decides or dispatches one frame. Returns true when the connection has ended (a close frame
     /// was seen in both directions).
     fn on_frame(&mut self, frame: Frame, reply: Responder) -> bool {
+        super::detector::fault_injection::maybe_panic(frame.correlation_id.as_bytes());
         let now = clock::now_nanos();
         let shared = &self.shared;
         shared.last_seen_nanos.store(now, Ordering::Relaxed);

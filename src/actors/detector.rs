@@ -13,8 +13,8 @@ use crate::pipeline::{evaluate, InspectJob, PipelineScratch};
 use crate::telemetry::Telemetry;
 
 /// A test hook: with `--debug-panic-marker M` (hidden; for fault-injection tests only), a detector
-/// panics on any message containing `M`, so supervision and the fail-open path can be exercised
-/// against the real binary.
+/// panics on any message containing `M` and a connection actor on any frame whose correlation id
+/// contains it, so supervision and the fail-open path can be exercised against the real binary.
 pub mod fault_injection {
     use std::sync::OnceLock;
 
