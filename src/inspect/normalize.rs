@@ -383,7 +383,8 @@ fn backslash_escape(s: &[u8]) -> Option<(u32, usize)> {
                 j += 1;
             }
             let digits = &s[1..j];
-            if all_octal {
+            // JavaScript octal escapes have at most three digits; four or more are CSS.
+            if all_octal && digits.len() <= 3 {
                 let take = digits.len().min(3);
                 let mut v = 0u32;
                 for &d in &digits[..take] {

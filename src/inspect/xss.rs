@@ -26,6 +26,8 @@ fn active_tag(name: &[u8]) -> bool {
             | b"layer"
             | b"ilayer"
             | b"fencedframe"
+            | b"handler"
+            | b"listener"
     )
 }
 
@@ -65,15 +67,22 @@ pub fn detect(view: &[u8]) -> Option<Rule> {
     let mut sc = Scanner {
         s: view,
         no_quote_after: [usize::MAX; 3],
+        depth: 0,
     };
     sc.run()
 }
+
+/// How deep quoted attribute values are scanned again for markup (`<img alt="</style><img
+/// onerror=...>">`): each level is inside a different quote character, so the work stays linear.
+const MAX_DEPTH: u8 = 3;
 
 struct Scanner<'a> {
     s: &'a [u8],
     /// For `"`, `'` and `` ` ``: a position from which no such quote follows (searches that
     /// start at or after it fail at once).
     no_quote_after: [usize; 3],
+    /// Nesting level of this scanner (0 for the whole view).
+    depth: u8,
 }
 
 fn quote_slot(q: u8) -> usize {
@@ -108,7 +117,7 @@ fn starts_with_loose(hay: &[u8], needle: &[u8]) -> bool {
 fn dangerous_scheme(v: &[u8]) -> Option<usize> {
     let start = v
         .iter()
-        .position(|&b| !(b <= b' ' || b == b'"' || b == b'\''))
+        .position(|&b| !(b <= b' ' || b >= 0x80 || b == b'"' || b == b'\''))
         .unwrap_or(v.len());
     let v = &v[start..];
     for scheme in [&b"javascript:"[..], b"vbscript:", b"livescript:", b"mocha:"] {
@@ -176,7 +185,7 @@ fn js_like(rest: &[u8]) -> bool {
     while j < rest.len() && is_ws(rest[j]) {
         j += 1;
     }
-    matches!(rest.get(j), Some(b'(' | b'`' | b'=' | b'['))
+    matches!(rest.get(j), Some(b'(' | b'`' | b'=' | b'[' | b':'))
 }
 
 /// Does a JavaScript sink start at `s`?
@@ -212,9 +221,40 @@ impl Scanner<'_> {
             let b = s[i];
             match b {
                 b'<' => {
-                    if let Some(&c) = s.get(i + 1) {
+                    if s[i..].starts_with(b"<!entity") {
+                        let window = &s[i..n.min(i + 256)];
+                        if contains(window, b"system") || contains(window, b"public") {
+                            return Some("xss-xml-entity");
+                        }
+                    }
+                    if s[i..].starts_with(b"<!attlist") {
+                        // DTD default attributes: `<!ATTLIST img onerror CDATA "alert(1)">`.
+                        let window = &s[i..n.min(i + 512)];
+                        let mut k = 0;
+                        while let Some(p) = find(&window[k..], b" on") {
+                            let at = k + p + 1;
+                            let name_end = window[at..]
+                                .iter()
+                                .position(|b| !b.is_ascii_lowercase())
+                                .map_or(window.len(), |e| at + e);
+                            if name_end - at >= 5 && window[name_end..].starts_with(b" cdata") {
+                                return Some("xss-xml-entity");
+                            }
+                            k = at;
+                        }
+                    }
+                    if s[i..].starts_with(b"<?import") || s[i..].starts_with(b"<?xml-stylesheet") {
+                        return Some("xss-xml-processing");
+                    }
+                    // End tags carry no attributes, but a handler in one is never innocent.
+                    let start = if s.get(i + 1) == Some(&b'/') {
+                        i + 2
+                    } else {
+                        i + 1
+                    };
+                    if let Some(&c) = s.get(start) {
                         if c.is_ascii_alphabetic() {
-                            let (rule, next) = self.tag(i + 1);
+                            let (rule, next) = self.tag(start);
                             if rule.is_some() {
                                 return rule;
                             }
@@ -247,12 +287,41 @@ impl Scanner<'_> {
                         return Some("xss-template-injection");
                     }
                 }
-                b'(' if i >= 10 && &s[i - 10..i] == b"expression" => {
-                    let before = &s[..i - 10];
-                    let prev = before.iter().rev().find(|&&b| !is_ws(b)).copied();
-                    if matches!(prev, Some(b':' | b'=' | b'"' | b'\'' | b';' | b'{' | b'x')) {
+                b'o' if s[i..].starts_with(b"on")
+                    && (i == 0
+                        || matches!(
+                            s[i - 1],
+                            b' ' | b'\t' | b'\n' | b'\r' | 0x0c | b'/' | b'"' | b'\''
+                        )) =>
+                {
+                    // An event handler outside a tag we parsed: the rest of a broken-out tag.
+                    if let Some(v) = handler_value(&s[i..]) {
+                        if js_like(v) || sink_at(skip_ws(strip_quote(v))) {
+                            return Some("xss-event-handler");
+                        }
+                    }
+                }
+                b'a' | b'p' | b'c' | b'e' if call_at_boundary(s, i) => {
+                    return Some("xss-js-sink");
+                }
+                b'=' | b'(' | b',' => {
+                    // A sink passed around as a value: `a=alert,a(1)`, `(alert)(1)`.
+                    if let Some(r) = sink_reference(&s[i + 1..]) {
+                        return Some(r);
+                    }
+                    if b == b'(' && i >= 3 && &s[i - 3..i] == b"ion" && expression_before(s, i) {
                         return Some("xss-css-expression");
                     }
+                    if b == b'(' && i >= 10 && &s[i - 10..i] == b"expression" {
+                        let before = &s[..i - 10];
+                        let prev = before.iter().rev().find(|&&b| !is_ws(b)).copied();
+                        if matches!(prev, Some(b':' | b'=' | b'"' | b'\'' | b';' | b'{' | b'x')) {
+                            return Some("xss-css-expression");
+                        }
+                    }
+                }
+                b'-' if s[i..].starts_with(b"-moz-binding") => {
+                    return Some("xss-css-expression");
                 }
                 _ => {}
             }
@@ -260,6 +329,12 @@ impl Scanner<'_> {
         }
         // A lone sink call is the whole message: `alert(1)`, `prompt(document.domain)`.
         let t = skip_ws(s);
+        // A message that starts with an event handler: the rest of a broken-out tag.
+        if let Some(v) = handler_value(t) {
+            if js_like(v) || sink_at(skip_ws(strip_quote(v))) {
+                return Some("xss-attribute-breakout");
+            }
+        }
         if sink_at(t) && !seen_quote_only_prose(t) {
             return Some("xss-js-sink");
         }
@@ -280,13 +355,19 @@ impl Scanner<'_> {
         let clean_name = name
             .iter()
             .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b':');
-        if clean_name && active_tag(name) {
+        // Namespaced elements (`<x:script xmlns:x=...>`) are the element after the prefix.
+        let local = name
+            .iter()
+            .rposition(|&b| b == b':')
+            .map_or(name, |p| &name[p + 1..]);
+        if clean_name && active_tag(local) {
             return (Some("xss-active-tag"), j);
         }
         let mut rule: Option<Rule> = None;
         let mut has_href = false;
         let mut http_equiv = false;
-        let is_style = name == b"style";
+        let is_style = local == b"style";
+        let mut script_type = false;
         // Attributes.
         loop {
             while j < n && (is_ws(s[j]) || s[j] == b'/') {
@@ -300,7 +381,11 @@ impl Scanner<'_> {
                 break;
             }
             let an_start = j;
-            // An attribute name may begin with `=` or a quote; a `<` is part of it too.
+            if s[j] == b'<' && s.get(j + 1).is_some_and(|c| c.is_ascii_alphabetic()) {
+                // `<b <script>`: let the outer scan take the new tag.
+                break;
+            }
+            // An attribute name may begin with `=` or a quote.
             j += 1;
             while j < n && !is_ws(s[j]) && !matches!(s[j], b'/' | b'>' | b'=') {
                 j += 1;
@@ -318,7 +403,7 @@ impl Scanner<'_> {
                 while k < n && is_ws(s[k]) {
                     k += 1;
                 }
-                if k < n && matches!(s[k], b'"' | b'\'' | b'`') {
+                if k < n && matches!(s[k], b'"' | b'\'') {
                     let q = s[k];
                     match self.find_quote(q, k + 1) {
                         Some(end) => {
@@ -348,7 +433,23 @@ impl Scanner<'_> {
             match aname {
                 b"href" | b"xlink:href" => has_href = true,
                 b"http-equiv" => http_equiv = true,
+                b"type" if contains(value, b"javascript") || contains(value, b"ecmascript") => {
+                    script_type = true
+                }
                 _ => {}
+            }
+            // Markup hidden in a quoted value is parsed for real in other contexts (comments,
+            // `<style>`, `<noscript>`, mismatched quotes).
+            if value.contains(&b'<') && self.depth < MAX_DEPTH {
+                let mut inner = Scanner {
+                    s: value,
+                    no_quote_after: [usize::MAX; 3],
+                    depth: self.depth + 1,
+                };
+                if let Some(r) = inner.run() {
+                    rule = Some(r);
+                    break;
+                }
             }
         }
         if rule.is_none() {
@@ -356,6 +457,8 @@ impl Scanner<'_> {
                 rule = Some("xss-base-tag");
             } else if name == b"meta" && http_equiv {
                 rule = Some("xss-meta-refresh");
+            } else if is_style && script_type {
+                rule = Some("xss-active-tag");
             } else if is_style {
                 let body = &s[j..n.min(j + 4096)];
                 let end = find(body, b"</style").unwrap_or(body.len());
@@ -474,6 +577,106 @@ impl Scanner<'_> {
     }
 }
 
+/// `expression` (possibly split by CSS comments or escapes) right before the `(` at `paren`,
+/// after a `:` or `=`.
+fn expression_before(s: &[u8], paren: usize) -> bool {
+    let start = paren.saturating_sub(96);
+    let window = &s[start..paren];
+    // Walk backwards, dropping `/*...*/`, backslashes and spaces.
+    let mut out = [0u8; 96];
+    let mut len = 0;
+    let mut k = window.len();
+    while k > 0 && len < out.len() {
+        let b = window[k - 1];
+        if b == b'/' && k >= 2 && window[k - 2] == b'*' {
+            // End of a comment: skip back to its start.
+            let mut m = k - 2;
+            while m >= 2 && !(window[m - 2] == b'/' && window[m - 1] == b'*') {
+                m -= 1;
+            }
+            k = m.saturating_sub(2);
+            continue;
+        }
+        if !(is_ws(b) || b == b'\\') {
+            out[len] = b;
+            len += 1;
+        }
+        k -= 1;
+        if len > 11 {
+            break;
+        }
+    }
+    out[..len].reverse();
+    let t = &out[..len];
+    t.ends_with(b"expression")
+        && t.len() > 10
+        && matches!(t[t.len() - 11], b':' | b'=' | b'"' | b'\'')
+}
+
+/// A call of `alert`, `prompt`, `confirm` or `eval` at `i` that starts a JavaScript expression:
+/// preceded by punctuation (or nothing), not by a word of prose.
+fn call_at_boundary(s: &[u8], i: usize) -> bool {
+    if i > 0 && (s[i - 1].is_ascii_alphanumeric() || matches!(s[i - 1], b'_' | b'.' | b'$')) {
+        return false;
+    }
+    let rest = &s[i..];
+    let name_len = [&b"alert"[..], b"prompt", b"confirm", b"eval"]
+        .iter()
+        .find(|n| rest.starts_with(n))
+        .map(|n| n.len());
+    let Some(len) = name_len else { return false };
+    let after = skip_ws(&rest[len..]);
+    let called = matches!(after.first(), Some(b'(' | b'`'))
+        || after.starts_with(b".call(")
+        || after.starts_with(b".apply(");
+    if !called {
+        return false;
+    }
+    // What comes before, ignoring spaces: the start, or JavaScript punctuation.
+    let before = s[..i].iter().rev().find(|&&b| !is_ws(b)).copied();
+    match before {
+        None => true,
+        Some(b) => matches!(
+            b,
+            b';' | b'}'
+                | b'{'
+                | b')'
+                | b'('
+                | b'='
+                | b','
+                | b':'
+                | b'!'
+                | b'&'
+                | b'|'
+                | b'?'
+                | b'+'
+                | b'-'
+                | b'*'
+                | b'/'
+                | b'>'
+                | b'['
+                | b'"'
+                | b'\''
+                | b'`'
+        ),
+    }
+}
+
+/// `alert` / `prompt` / `confirm` / `eval` referenced as a value (after `=`, `(` or `,`), not
+/// called by name: `a=alert,a(1)`, `(alert)(1)`, `b=eval;`.
+fn sink_reference(s: &[u8]) -> Option<Rule> {
+    let s = skip_ws(s);
+    for sink in [&b"alert"[..], b"prompt", b"confirm", b"eval"] {
+        if let Some(after) = s.strip_prefix(sink) {
+            let after = skip_ws(after);
+            if matches!(after.first(), Some(b';' | b',' | b')')) {
+                return Some("xss-js-sink");
+            }
+        }
+    }
+    None
+}
+
 /// After `on...=`: the value, when `s` starts with an event handler attribute.
 fn handler_value(s: &[u8]) -> Option<&[u8]> {
     if !s.starts_with(b"on") {
@@ -528,8 +731,16 @@ fn check_attr(name: &[u8], value: &[u8], has_value: bool) -> Option<Rule> {
     }
     match name {
         b"srcdoc" if value.contains(&b'<') || find(value, b"&lt").is_some() => Some("xss-srcdoc"),
-        b"style" if css_dangerous(value) => Some("xss-css-expression"),
+        _ if css_dangerous(value) => Some("xss-css-expression"),
         b"datasrc" | b"dataformatas" => Some("xss-data-binding"),
+        b"attributename"
+            if value.starts_with(b"on")
+                || value.ends_with(b"href")
+                || value == b"innerhtml"
+                || value == b"outerhtml" =>
+        {
+            Some("xss-svg-animation")
+        }
         b"rel" if value == b"import" => Some("xss-html-import"),
         b"formaction" | b"action" if value.starts_with(b"javascript") => Some("xss-dangerous-uri"),
         _ => None,
@@ -537,7 +748,32 @@ fn check_attr(name: &[u8], value: &[u8], has_value: bool) -> Option<Rule> {
 }
 
 fn css_dangerous(css: &[u8]) -> bool {
+    // CSS ignores comments and escapes inside identifiers: `expr/**/ession(`, `\65xpression`.
+    let mut buf = [0u8; 2048];
+    let mut len = 0;
+    let mut i = 0;
+    while i < css.len() && len < buf.len() {
+        if css[i] == b'/' && css.get(i + 1) == Some(&b'*') {
+            i += 2;
+            while i < css.len() && !(css[i] == b'*' && css.get(i + 1) == Some(&b'/')) {
+                i += 1;
+            }
+            i += 2;
+            continue;
+        }
+        if !(is_ws(css[i]) || css[i] == b'\\') {
+            buf[len] = css[i];
+            len += 1;
+        }
+        i += 1;
+    }
+    css_dangerous_plain(&buf[..len]) || css_dangerous_plain(css)
+}
+
+fn css_dangerous_plain(css: &[u8]) -> bool {
     find(css, b"expression(").is_some()
+        || find(css, b"behaviour:").is_some()
+        || find(css, b"binding:url(").is_some()
         || find(css, b"expression\\").is_some()
         || find(css, b"javascript:").is_some()
         || find(css, b"vbscript:").is_some()
