@@ -102,7 +102,10 @@ fn ifs_at(s: &[u8]) -> usize {
 
 /// Reads one word starting at `i` (blanks already skipped). Stops at blanks, separators,
 /// redirections, parentheses and backticks (and `,`/`}` inside a brace expansion).
-fn read_word(s: &[u8], mut i: usize, brace: bool, w: &mut Word) -> usize {
+///
+/// Backslash escapes are removed only from command words (`wh\oami`); in arguments they are
+/// kept, since there they are usually Windows paths (`c:\windows\repair`).
+fn read_word(s: &[u8], mut i: usize, brace: bool, unescape: bool, w: &mut Word) -> usize {
     let n = s.len();
     while i < n {
         let b = s[i];
@@ -116,12 +119,16 @@ fn read_word(s: &[u8], mut i: usize, brace: bool, w: &mut Word) -> usize {
             b'\'' | b'"' => {
                 // Quote removal: the quoted part joins the word.
                 let q = b;
+                let had = w.len > 0;
                 let mut j = i + 1;
                 while j < n && s[j] != q && j - i <= WORD_MAX {
                     w.push(s[j]);
                     j += 1;
                 }
-                if i > 0 || j + 1 < n {
+                let glued_after = s
+                    .get(j + 1)
+                    .is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'\'' || c == b'"');
+                if had || glued_after || j == i + 1 {
                     w.obfuscated = true;
                 }
                 if j < n && s[j] == q {
@@ -132,7 +139,7 @@ fn read_word(s: &[u8], mut i: usize, brace: bool, w: &mut Word) -> usize {
                 }
                 continue;
             }
-            b'\\' => {
+            b'\\' if unescape => {
                 if let Some(&c) = s.get(i + 1) {
                     if c == b'\n' {
                         i += 2;
@@ -205,7 +212,7 @@ fn read_command(s: &[u8], i: usize, brace: bool) -> Command {
         stop: i,
     };
     let mut j = skip_blanks(s, i);
-    j = read_word(s, j, brace, &mut c.name);
+    j = read_word(s, j, brace, true, &mut c.name);
     let n = s.len();
     while j < n {
         j = skip_blanks(s, j);
@@ -230,7 +237,7 @@ fn read_command(s: &[u8], i: usize, brace: bool) -> Command {
             break;
         }
         let before = j;
-        j = read_word(s, j, brace, &mut c.args[c.nargs]);
+        j = read_word(s, j, brace, false, &mut c.args[c.nargs]);
         c.nargs += 1;
         if j == before {
             // `(` or another byte no word starts with.
@@ -364,7 +371,23 @@ fn judge(c: &Command) -> Verdict {
             }
         }
         b"ls" | b"dir" => {
-            if sensitive {
+            let system_dir = any_arg(&|a: &[u8]| {
+                a == b"/"
+                    || [
+                        &b"/etc"[..],
+                        b"/home",
+                        b"/root",
+                        b"/tmp",
+                        b"/var",
+                        b"/usr",
+                        b"/bin",
+                        b"/proc",
+                    ]
+                    .iter()
+                    .any(|d| a.starts_with(d))
+                    || (a.len() >= 2 && a[0].is_ascii_lowercase() && a[1] == b':')
+            });
+            if sensitive || system_dir {
                 Verdict::Attack
             } else if no_args || first_shellish || arg(0).starts_with(b"c:") {
                 Verdict::Plausible
@@ -449,7 +472,10 @@ fn judge(c: &Command) -> Verdict {
             }
         }
         b"echo" | b"printf" => {
-            if c.redirect {
+            let code = any_arg(&|a: &[u8]| {
+                contains(a, b"<?php") || contains(a, b"<%") || contains(a, b"/dev/tcp")
+            });
+            if c.redirect && code {
                 Verdict::Attack
             } else if c.nargs >= 1 && (first_shellish || c.args[0].obfuscated) {
                 Verdict::Plausible
@@ -467,12 +493,30 @@ fn judge(c: &Command) -> Verdict {
             }
         }
         b"chmod" | b"chown" | b"chattr" | b"mkfifo" | b"mknod" | b"crontab" | b"useradd"
-        | b"usermod" | b"passwd" | b"nohup" | b"killall" | b"pkill" | b"wmic" | b"reg"
-        | b"schtasks" | b"netsh" | b"nslookup" | b"dig" | b"traceroute" | b"tracert" | b"arp"
-        | b"route" | b"awk" | b"gawk" | b"find" | b"xterm" | b"cp" | b"mv" | b"copy" | b"xcopy"
-        | b"kill" | b"sudo" | b"su" | b"exec" | b"eval" | b"expr" | b"touch" => {
+        | b"usermod" | b"passwd" | b"nohup" | b"killall" | b"pkill" | b"wmic" | b"schtasks"
+        | b"nslookup" | b"dig" | b"traceroute" | b"tracert" | b"arp" | b"route" | b"awk"
+        | b"gawk" | b"find" | b"xterm" | b"cp" | b"mv" | b"copy" | b"xcopy" | b"kill" | b"sudo"
+        | b"su" | b"exec" | b"eval" | b"expr" | b"touch" => {
             if first_shellish || (no_args && matches!(name, b"arp" | b"route" | b"su")) {
                 Verdict::Plausible
+            } else {
+                Verdict::No
+            }
+        }
+        b"reg" => {
+            let hive = any_arg(&|a: &[u8]| a.starts_with(b"hk"));
+            if matches!(arg(0), b"add" | b"query" | b"delete" | b"save" | b"export") && hive {
+                Verdict::Attack
+            } else {
+                Verdict::No
+            }
+        }
+        b"netsh" => {
+            if matches!(
+                arg(0),
+                b"firewall" | b"advfirewall" | b"wlan" | b"interface" | b"int"
+            ) {
+                Verdict::Attack
             } else {
                 Verdict::No
             }
@@ -522,16 +566,36 @@ pub fn detect(view: &[u8]) -> Option<Rule> {
         .position(|b| b.is_ascii_alphanumeric())
         .unwrap_or(n);
     let first_blank = s.iter().position(|&b| is_blank(b)).unwrap_or(n);
-    // A command at the very start of the text: only unmistakable ones.
+    // A command at the very start of the text (after the quote that closes the application's
+    // string, if any): only unmistakable ones.
     {
-        let c = read_command(s, 0, false);
+        let start = s
+            .iter()
+            .position(|&b| !matches!(b, b'\'' | b'"') && !is_blank(b))
+            .unwrap_or(n);
+        let c = read_command(s, start, false);
         let v = judge(&c);
         // The whole first segment must be the command line: `rm -rf is dangerous` is prose.
-        let whole = c.stop >= n || c.end != 0;
+        let windows_admin = matches!(c.name.command_name(), b"net" | b"reg" | b"netsh");
+        let whole = c.stop >= n || c.end != 0 || windows_admin;
         let args_shellish = (0..c.nargs).all(|k| {
             let a = c.args[k].as_bytes();
             shellish(a) || is_number(a)
-        });
+        }) || matches!(
+            c.name.command_name(),
+            b"net"
+                | b"reg"
+                | b"netsh"
+                | b"perl"
+                | b"python"
+                | b"python3"
+                | b"php"
+                | b"ruby"
+                | b"powershell"
+                | b"nc"
+                | b"ncat"
+                | b"echo"
+        );
         if v == Verdict::Attack && whole && args_shellish {
             return Some("cmdi-command");
         }
@@ -612,6 +676,36 @@ pub fn detect(view: &[u8]) -> Option<Rule> {
     None
 }
 
+/// Commands that prove execution when code runs them (`system('echo x')`), whatever the
+/// arguments.
+fn common_command(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"echo"
+            | b"sleep"
+            | b"ping"
+            | b"cat"
+            | b"ls"
+            | b"id"
+            | b"whoami"
+            | b"uname"
+            | b"dir"
+            | b"type"
+            | b"pwd"
+            | b"curl"
+            | b"wget"
+            | b"nc"
+            | b"bash"
+            | b"sh"
+            | b"cmd"
+            | b"powershell"
+            | b"net"
+            | b"ipconfig"
+            | b"ifconfig"
+            | b"hostname"
+    )
+}
+
 /// Constructs that are command execution wherever they appear.
 fn whole_text_rules(s: &[u8]) -> Option<Rule> {
     // Shellshock function definition.
@@ -622,6 +716,22 @@ fn whole_text_rules(s: &[u8]) -> Option<Rule> {
             return Some("cmdi-shellshock");
         }
     }
+    // PHP code evaluation: `{${phpinfo()}}`, `${@print(...)}`, `phpinfo();`.
+    if find(s, b"{${").is_some() || find(s, b"${@").is_some() || find(s, b"{$_").is_some() {
+        return Some("cmdi-code-exec");
+    }
+    for f in [
+        &b"phpinfo("[..],
+        b"phpversion(",
+        b"php_uname(",
+        b"get_current_user(",
+    ] {
+        if let Some(p) = find(s, f) {
+            if p == 0 || !(s[p - 1].is_ascii_alphanumeric() || s[p - 1] == b'_') {
+                return Some("cmdi-code-exec");
+            }
+        }
+    }
     // Server-side includes.
     if find(s, b"<!--#exec").is_some() {
         return Some("cmdi-ssi");
@@ -629,6 +739,26 @@ fn whole_text_rules(s: &[u8]) -> Option<Rule> {
     // Server-side template injection reaching Python object internals.
     if let Some(p) = find(s, b"{{") {
         let window = &s[p..s.len().min(p + 256)];
+        // The arithmetic probe of template injection: `{{7*7}}`.
+        let inner = window[2..].trim_ascii_start();
+        let digits = inner.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits > 0 {
+            let rest = inner[digits..].trim_ascii_start();
+            if let Some(&op) = rest.first() {
+                let rest = rest[1..].trim_ascii_start();
+                let d2 = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+                if matches!(op, b'+' | b'*' | b'-')
+                    && d2 > 0
+                    && rest[d2..].trim_ascii_start().starts_with(b"}}")
+                {
+                    return Some("cmdi-template-injection");
+                }
+            }
+        }
+        let end = find(window, b"}}").unwrap_or(window.len());
+        if has_sensitive(&window[..end]) {
+            return Some("cmdi-template-injection");
+        }
         let mut compact = [0u8; 256];
         let mut len = 0;
         for &b in window {
@@ -679,9 +809,11 @@ fn whole_text_rules(s: &[u8]) -> Option<Rule> {
         }
         let rest = s[p + 1..].trim_ascii_start();
         match rest.first() {
-            Some(b'\'' | b'"' | b'`') => {
-                let c = read_command(rest, 1, false);
-                if judge(&c) >= Verdict::Plausible {
+            Some(&q @ (b'\'' | b'"' | b'`')) => {
+                let body = &rest[1..rest.len().min(257)];
+                let body = &body[..body.iter().position(|&b| b == q).unwrap_or(body.len())];
+                let c = read_command(body, 0, false);
+                if judge(&c) >= Verdict::Plausible || common_command(c.name.command_name()) {
                     return Some("cmdi-code-exec");
                 }
             }

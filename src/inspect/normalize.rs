@@ -10,7 +10,8 @@
 ///
 /// - ASCII letters are lowercased;
 /// - NUL, the other C0 controls (except tab, line feed, form feed and carriage return) and DEL are
-///   dropped, as browsers and many parsers drop or ignore them;
+///   dropped, as browsers and many parsers drop or ignore them, and so are whole terminal control
+///   sequences (`ESC [ 2 A`);
 /// - fullwidth forms U+FF01..U+FF5E and the small-form `﹤﹥` become their ASCII letters;
 /// - Unicode spaces (NBSP, U+2000..U+200A, U+3000) become a space, U+2028/U+2029 and U+0085 a line
 ///   feed, and zero-width characters (U+200B..U+200D, U+2060, U+FEFF) are dropped.
@@ -28,6 +29,16 @@ pub fn fold(input: &[u8], out: &mut Vec<u8>) -> bool {
                     changed = true;
                 }
                 b'\t' | b'\n' | b'\r' | 0x0c => out.push(b),
+                0x1b if input.get(i + 1) == Some(&b'[') => {
+                    // A terminal control sequence (ESC [ parameters final-byte): drop it whole.
+                    let mut j = i + 2;
+                    while j < n && j < i + 32 && !(0x40..=0x7e).contains(&input[j]) {
+                        j += 1;
+                    }
+                    i = (j + 1).min(n);
+                    changed = true;
+                    continue;
+                }
                 0x00..=0x1f | 0x7f => changed = true,
                 _ => out.push(b),
             }
