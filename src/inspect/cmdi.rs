@@ -213,6 +213,11 @@ fn read_command(s: &[u8], i: usize, brace: bool) -> Command {
     };
     let mut j = skip_blanks(s, i);
     j = read_word(s, j, brace, true, &mut c.name);
+    if !known_command(c.name.command_name()) {
+        // Not a command we judge: its arguments do not matter.
+        c.stop = j;
+        return c;
+    }
     let n = s.len();
     while j < n {
         j = skip_blanks(s, j);
@@ -305,6 +310,136 @@ fn shellish(arg: &[u8]) -> bool {
 
 fn is_number(a: &[u8]) -> bool {
     !a.is_empty() && a.iter().all(|b| b.is_ascii_digit() || *b == b'.')
+}
+
+/// Every command [`judge`] knows, sorted by bytes for binary search.
+const KNOWN_COMMANDS: &[&[u8]] = &[
+    b"arp",
+    b"awk",
+    b"base64",
+    b"bash",
+    b"bitsadmin",
+    b"cat",
+    b"certutil",
+    b"chattr",
+    b"chmod",
+    b"chown",
+    b"cmd",
+    b"copy",
+    b"cp",
+    b"crontab",
+    b"cscript",
+    b"csh",
+    b"curl",
+    b"dash",
+    b"del",
+    b"dig",
+    b"dir",
+    b"echo",
+    b"env",
+    b"eval",
+    b"exec",
+    b"expr",
+    b"fetch",
+    b"find",
+    b"format",
+    b"ftp",
+    b"gawk",
+    b"getuid",
+    b"grep",
+    b"halt",
+    b"head",
+    b"hostname",
+    b"id",
+    b"ifconfig",
+    b"ipconfig",
+    b"kill",
+    b"killall",
+    b"ksh",
+    b"last",
+    b"less",
+    b"ls",
+    b"lua",
+    b"lwp-download",
+    b"mkfifo",
+    b"mknod",
+    b"more",
+    b"mshta",
+    b"mv",
+    b"nc",
+    b"ncat",
+    b"net",
+    b"netcat",
+    b"netsh",
+    b"netstat",
+    b"nl",
+    b"node",
+    b"nohup",
+    b"nslookup",
+    b"od",
+    b"passwd",
+    b"perl",
+    b"php",
+    b"phpinfo",
+    b"ping",
+    b"pkill",
+    b"powershell",
+    b"printenv",
+    b"printf",
+    b"ps",
+    b"pwd",
+    b"pwsh",
+    b"python",
+    b"python2",
+    b"python3",
+    b"reboot",
+    b"reg",
+    b"regsvr32",
+    b"rm",
+    b"rmdir",
+    b"route",
+    b"ruby",
+    b"rundll32",
+    b"schtasks",
+    b"sh",
+    b"shutdown",
+    b"sleep",
+    b"socat",
+    b"strings",
+    b"su",
+    b"sudo",
+    b"sysinfo",
+    b"systeminfo",
+    b"tac",
+    b"tail",
+    b"tasklist",
+    b"tcsh",
+    b"telnet",
+    b"tftp",
+    b"timeout",
+    b"touch",
+    b"traceroute",
+    b"tracert",
+    b"type",
+    b"uname",
+    b"useradd",
+    b"usermod",
+    b"ver",
+    b"w",
+    b"wget",
+    b"who",
+    b"whoami",
+    b"wmic",
+    b"wscript",
+    b"xcopy",
+    b"xterm",
+    b"xxd",
+    b"zsh",
+];
+
+/// Is `name` a command [`judge`] knows? (Arguments are read only for these.)
+fn known_command(name: &[u8]) -> bool {
+    name.len() <= 16 && KNOWN_COMMANDS.binary_search(&name).is_ok()
 }
 
 fn judge(c: &Command) -> Verdict {
@@ -708,8 +843,22 @@ fn common_command(name: &[u8]) -> bool {
 
 /// Constructs that are command execution wherever they appear.
 fn whole_text_rules(s: &[u8]) -> Option<Rule> {
+    // Every construct below needs one of these bytes; most messages have none.
+    let (mut paren, mut brace, mut dollar, mut angle) = (false, false, false, false);
+    for &b in s {
+        match b {
+            b'(' => paren = true,
+            b'{' => brace = true,
+            b'$' => dollar = true,
+            b'<' => angle = true,
+            _ => {}
+        }
+    }
+    if !(paren || brace || angle) {
+        return None;
+    }
     // Shellshock function definition.
-    if let Some(p) = find(s, b"() {") {
+    if let Some(p) = find(s, b"() {").filter(|_| paren && brace) {
         let rest = &s[p + 4..s.len().min(p + 12)];
         if rest.trim_ascii_start().starts_with(b":;") || rest.trim_ascii_start().starts_with(b": ;")
         {
@@ -717,7 +866,9 @@ fn whole_text_rules(s: &[u8]) -> Option<Rule> {
         }
     }
     // PHP code evaluation: `{${phpinfo()}}`, `${@print(...)}`, `phpinfo();`.
-    if find(s, b"{${").is_some() || find(s, b"${@").is_some() || find(s, b"{$_").is_some() {
+    if dollar
+        && (find(s, b"{${").is_some() || find(s, b"${@").is_some() || find(s, b"{$_").is_some())
+    {
         return Some("cmdi-code-exec");
     }
     for f in [
@@ -726,18 +877,18 @@ fn whole_text_rules(s: &[u8]) -> Option<Rule> {
         b"php_uname(",
         b"get_current_user(",
     ] {
-        if let Some(p) = find(s, f) {
+        if let Some(p) = find(s, f).filter(|_| paren) {
             if p == 0 || !(s[p - 1].is_ascii_alphanumeric() || s[p - 1] == b'_') {
                 return Some("cmdi-code-exec");
             }
         }
     }
     // Server-side includes.
-    if find(s, b"<!--#exec").is_some() {
+    if angle && find(s, b"<!--#exec").is_some() {
         return Some("cmdi-ssi");
     }
     // Server-side template injection reaching Python object internals.
-    if let Some(p) = find(s, b"{{") {
+    if let Some(p) = find(s, b"{{").filter(|_| brace) {
         let window = &s[p..s.len().min(p + 256)];
         // The arithmetic probe of template injection: `{{7*7}}`.
         let inner = window[2..].trim_ascii_start();
@@ -784,6 +935,9 @@ fn whole_text_rules(s: &[u8]) -> Option<Rule> {
         }
     }
     // Code that runs a command line: `system('id')`, `exec("cat /etc/passwd")`.
+    if !paren {
+        return None;
+    }
     for (p, _) in s.iter().enumerate().filter(|(_, &b)| b == b'(') {
         let mut k = p;
         while k > 0 && p - k < 12 && (s[k - 1].is_ascii_lowercase() || s[k - 1] == b'_') {
@@ -852,6 +1006,11 @@ mod tests {
 
     fn hit(s: &str) -> Option<Rule> {
         detect(s.to_ascii_lowercase().as_bytes())
+    }
+
+    #[test]
+    fn command_table_is_sorted() {
+        assert!(KNOWN_COMMANDS.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

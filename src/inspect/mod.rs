@@ -170,21 +170,43 @@ impl Inspector {
             next,
             decoded,
         } = scratch;
-        inspect_unit(data, &mut pending, view, next, decoded, findings);
-        if part == MessagePart::Complete && pending.any() && json.extract(data) {
+        let is_json = part == MessagePart::Complete && json.extract(data);
+        if is_json {
+            // The raw JSON text is inspected for markup that straddles fields; the SQL and shell
+            // detectors read a message as one value, so they see the decoded strings instead.
+            let mut raw = Pending {
+                xss: pending.xss,
+                sqli: false,
+                cmdi: false,
+            };
+            inspect_unit(data, &mut raw, view, next, decoded, findings);
+            pending.xss &= raw.xss;
+        } else {
+            inspect_unit(data, &mut pending, view, next, decoded, findings);
+        }
+        if is_json && pending.any() {
             for k in 0..json.spans.len() {
                 if !pending.any() {
                     break;
                 }
                 let (a, b) = json.spans[k];
                 let unit = json.buf.get(a..b).unwrap_or(&[]);
-                if !unit.is_empty() {
+                if !plain_token(unit) {
                     inspect_unit(unit, &mut pending, view, next, decoded, findings);
                 }
             }
         }
         json.clear();
     }
+}
+
+/// A JSON string that is one plain token (`"type"`, `"message"`, `"42"`): nothing any detector
+/// looks for can be in it, so it is not inspected on its own (the raw text still is).
+fn plain_token(unit: &[u8]) -> bool {
+    unit.len() <= 64
+        && unit
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// Folds `unit`, runs the detectors, then peels decoding layers while they change something.

@@ -119,124 +119,283 @@ impl Tok {
     }
 }
 
+/// Every SQL word the tokenizer knows, sorted by bytes for binary search.
+const KEYWORDS: &[(&[u8], Kind, Kw)] = &[
+    (b"@@version", Kind::Word, Kw::SqlFunc),
+    (b"abs", Kind::Word, Kw::SqlFunc),
+    (b"aes_decrypt", Kind::Word, Kw::SqlFunc),
+    (b"aes_encrypt", Kind::Word, Kw::SqlFunc),
+    (b"all", Kind::Word, Kw::All),
+    (b"all_tab_columns", Kind::Word, Kw::Catalog),
+    (b"all_tables", Kind::Word, Kw::Catalog),
+    (b"all_users", Kind::Word, Kw::Catalog),
+    (b"alter", Kind::Word, Kw::Stmt),
+    (b"and", Kind::Logic, Kw::None),
+    (b"as", Kind::Word, Kw::Clause),
+    (b"asc", Kind::Word, Kw::Asc),
+    (b"ascii", Kind::Word, Kw::SqlFunc),
+    (b"avg", Kind::Word, Kw::SqlFunc),
+    (b"banner", Kind::Word, Kw::SqlFunc),
+    (b"begin", Kind::Word, Kw::Clause),
+    (b"benchmark", Kind::Word, Kw::TimeFunc),
+    (b"between", Kind::Word, Kw::CmpWord),
+    (b"bfilename", Kind::Word, Kw::SqlFunc),
+    (b"bin", Kind::Word, Kw::SqlFunc),
+    (b"binary", Kind::Op, Kw::None),
+    (b"by", Kind::Word, Kw::By),
+    (b"call", Kind::Word, Kw::Stmt),
+    (b"case", Kind::Word, Kw::Clause),
+    (b"cast", Kind::Word, Kw::SqlFunc),
+    (b"char", Kind::Word, Kw::SqlFunc),
+    (b"char_length", Kind::Word, Kw::SqlFunc),
+    (b"charset", Kind::Word, Kw::SqlFunc),
+    (b"chr", Kind::Word, Kw::SqlFunc),
+    (b"coalesce", Kind::Word, Kw::SqlFunc),
+    (b"coercibility", Kind::Word, Kw::SqlFunc),
+    (b"collate", Kind::Word, Kw::Clause),
+    (b"collation", Kind::Word, Kw::SqlFunc),
+    (b"column", Kind::Word, Kw::Table),
+    (b"concat", Kind::Word, Kw::SqlFunc),
+    (b"concat_ws", Kind::Word, Kw::SqlFunc),
+    (b"connection_id", Kind::Word, Kw::SqlFunc),
+    (b"conv", Kind::Word, Kw::SqlFunc),
+    (b"convert", Kind::Word, Kw::SqlFunc),
+    (b"cos", Kind::Word, Kw::SqlFunc),
+    (b"cot", Kind::Word, Kw::SqlFunc),
+    (b"count", Kind::Word, Kw::SqlFunc),
+    (b"crc32", Kind::Word, Kw::SqlFunc),
+    (b"create", Kind::Word, Kw::Stmt),
+    (b"cross", Kind::Word, Kw::Clause),
+    (b"ctxsys", Kind::Word, Kw::Danger),
+    (b"current_database", Kind::Word, Kw::SqlFunc),
+    (b"current_setting", Kind::Word, Kw::SqlFunc),
+    (b"current_user", Kind::Word, Kw::SqlFunc),
+    (b"database", Kind::Word, Kw::Table),
+    (b"database_name", Kind::Word, Kw::SqlFunc),
+    (b"db_name", Kind::Word, Kw::SqlFunc),
+    (b"dba_users", Kind::Word, Kw::Catalog),
+    (b"dbms_lock", Kind::Word, Kw::Danger),
+    (b"dbms_pipe", Kind::Word, Kw::Danger),
+    (b"dbms_utility", Kind::Word, Kw::SqlFunc),
+    (b"dbms_xmlgen", Kind::Word, Kw::Danger),
+    (b"declare", Kind::Word, Kw::Stmt),
+    (b"decode", Kind::Word, Kw::SqlFunc),
+    (b"delay", Kind::Word, Kw::Delay),
+    (b"delete", Kind::Word, Kw::Stmt),
+    (b"desc", Kind::Word, Kw::Stmt),
+    (b"describe", Kind::Word, Kw::Stmt),
+    (b"distinct", Kind::Word, Kw::Distinct),
+    (b"distinctrow", Kind::Word, Kw::Distinct),
+    (b"div", Kind::Op, Kw::None),
+    (b"drop", Kind::Word, Kw::Stmt),
+    (b"dual", Kind::Word, Kw::Catalog),
+    (b"dumpfile", Kind::Word, Kw::Outfile),
+    (b"else", Kind::Word, Kw::Clause),
+    (b"elt", Kind::Word, Kw::SqlFunc),
+    (b"encode", Kind::Word, Kw::SqlFunc),
+    (b"end", Kind::Word, Kw::Clause),
+    (b"escape", Kind::Word, Kw::Clause),
+    (b"exec", Kind::Word, Kw::Stmt),
+    (b"execute", Kind::Word, Kw::Stmt),
+    (b"exists", Kind::Word, Kw::Exists),
+    (b"exp", Kind::Word, Kw::Danger),
+    (b"extractvalue", Kind::Word, Kw::Danger),
+    (b"false", Kind::Word, Kw::Const),
+    (b"floor", Kind::Word, Kw::SqlFunc),
+    (b"found_rows", Kind::Word, Kw::SqlFunc),
+    (b"from", Kind::Word, Kw::From),
+    (b"function", Kind::Word, Kw::Table),
+    (b"geometrycollection", Kind::Word, Kw::Danger),
+    (b"getdate", Kind::Word, Kw::SqlFunc),
+    (b"grant", Kind::Word, Kw::Stmt),
+    (b"group", Kind::Word, Kw::Group),
+    (b"group_concat", Kind::Word, Kw::SqlFunc),
+    (b"gtid_subset", Kind::Word, Kw::Danger),
+    (b"handler", Kind::Word, Kw::Stmt),
+    (b"having", Kind::Word, Kw::Having),
+    (b"hex", Kind::Word, Kw::SqlFunc),
+    (b"host_name", Kind::Word, Kw::SqlFunc),
+    (b"identified", Kind::Word, Kw::Clause),
+    (b"if", Kind::Word, Kw::SqlFunc),
+    (b"ifnull", Kind::Word, Kw::SqlFunc),
+    (b"iif", Kind::Word, Kw::SqlFunc),
+    (b"ilike", Kind::Word, Kw::CmpWord),
+    (b"in", Kind::Word, Kw::CmpWord),
+    (b"index", Kind::Word, Kw::Table),
+    (b"information_schema", Kind::Word, Kw::Catalog),
+    (b"inner", Kind::Word, Kw::Clause),
+    (b"insert", Kind::Word, Kw::Stmt),
+    (b"instr", Kind::Word, Kw::SqlFunc),
+    (b"intersect", Kind::Word, Kw::Union),
+    (b"into", Kind::Word, Kw::Into),
+    (b"is", Kind::Word, Kw::CmpWord),
+    (b"isnull", Kind::Word, Kw::SqlFunc),
+    (b"join", Kind::Word, Kw::Clause),
+    (b"json_keys", Kind::Word, Kw::Danger),
+    (b"kill", Kind::Word, Kw::Stmt),
+    (b"last_insert_id", Kind::Word, Kw::SqlFunc),
+    (b"lcase", Kind::Word, Kw::SqlFunc),
+    (b"left", Kind::Word, Kw::SqlFunc),
+    (b"len", Kind::Word, Kw::SqlFunc),
+    (b"length", Kind::Word, Kw::SqlFunc),
+    (b"like", Kind::Word, Kw::CmpWord),
+    (b"limit", Kind::Word, Kw::Limit),
+    (b"linestring", Kind::Word, Kw::Danger),
+    (b"ln", Kind::Word, Kw::SqlFunc),
+    (b"lo_export", Kind::Word, Kw::Danger),
+    (b"lo_import", Kind::Word, Kw::Danger),
+    (b"load", Kind::Word, Kw::Stmt),
+    (b"load_extension", Kind::Word, Kw::SqlFunc),
+    (b"load_file", Kind::Word, Kw::Danger),
+    (b"locate", Kind::Word, Kw::SqlFunc),
+    (b"log", Kind::Word, Kw::SqlFunc),
+    (b"login", Kind::Word, Kw::Table),
+    (b"lower", Kind::Word, Kw::SqlFunc),
+    (b"make_set", Kind::Word, Kw::SqlFunc),
+    (b"master", Kind::Word, Kw::Catalog),
+    (b"max", Kind::Word, Kw::SqlFunc),
+    (b"md5", Kind::Word, Kw::SqlFunc),
+    (b"merge", Kind::Word, Kw::Stmt),
+    (b"mid", Kind::Word, Kw::SqlFunc),
+    (b"min", Kind::Word, Kw::SqlFunc),
+    (b"mod", Kind::Op, Kw::None),
+    (b"msysaccessobjects", Kind::Word, Kw::Catalog),
+    (b"msysobjects", Kind::Word, Kw::Catalog),
+    (b"multilinestring", Kind::Word, Kw::Danger),
+    (b"multipoint", Kind::Word, Kw::Danger),
+    (b"multipolygon", Kind::Word, Kw::Danger),
+    (b"mysql", Kind::Word, Kw::Catalog),
+    (b"name_const", Kind::Word, Kw::Danger),
+    (b"natural", Kind::Word, Kw::Clause),
+    (b"nchar", Kind::Word, Kw::SqlFunc),
+    (b"not", Kind::Not, Kw::None),
+    (b"now", Kind::Word, Kw::SqlFunc),
+    (b"nowait", Kind::Word, Kw::Clause),
+    (b"null", Kind::Word, Kw::Const),
+    (b"nullif", Kind::Word, Kw::SqlFunc),
+    (b"oct", Kind::Word, Kw::SqlFunc),
+    (b"offset", Kind::Word, Kw::Limit),
+    (b"on", Kind::Word, Kw::Clause),
+    (b"opendatasource", Kind::Word, Kw::Danger),
+    (b"openrowset", Kind::Word, Kw::Danger),
+    (b"or", Kind::Logic, Kw::None),
+    (b"ord", Kind::Word, Kw::SqlFunc),
+    (b"order", Kind::Word, Kw::Order),
+    (b"outer", Kind::Word, Kw::Clause),
+    (b"outfile", Kind::Word, Kw::Outfile),
+    (b"pg_backend_pid", Kind::Word, Kw::SqlFunc),
+    (b"pg_catalog", Kind::Word, Kw::Catalog),
+    (b"pg_read_file", Kind::Word, Kw::Danger),
+    (b"pg_shadow", Kind::Word, Kw::Catalog),
+    (b"pg_sleep", Kind::Word, Kw::TimeFunc),
+    (b"pg_sleep_for", Kind::Word, Kw::SqlFunc),
+    (b"pg_user", Kind::Word, Kw::Catalog),
+    (b"pi", Kind::Word, Kw::SqlFunc),
+    (b"polygon", Kind::Word, Kw::Danger),
+    (b"position", Kind::Word, Kw::SqlFunc),
+    (b"procedure", Kind::Word, Kw::Procedure),
+    (b"quote", Kind::Word, Kw::SqlFunc),
+    (b"rand", Kind::Word, Kw::SqlFunc),
+    (b"randomblob", Kind::Word, Kw::TimeFunc),
+    (b"regexp", Kind::Word, Kw::CmpWord),
+    (b"rename", Kind::Word, Kw::Stmt),
+    (b"replace", Kind::Word, Kw::Stmt),
+    (b"reverse", Kind::Word, Kw::SqlFunc),
+    (b"revoke", Kind::Word, Kw::Stmt),
+    (b"right", Kind::Word, Kw::SqlFunc),
+    (b"rlike", Kind::Word, Kw::CmpWord),
+    (b"row_count", Kind::Word, Kw::SqlFunc),
+    (b"rowid", Kind::Word, Kw::SqlFunc),
+    (b"rownum", Kind::Word, Kw::SqlFunc),
+    (b"schema", Kind::Word, Kw::Table),
+    (b"select", Kind::Word, Kw::Select),
+    (b"session_user", Kind::Word, Kw::SqlFunc),
+    (b"set", Kind::Word, Kw::Set),
+    (b"sha1", Kind::Word, Kw::SqlFunc),
+    (b"show", Kind::Word, Kw::Stmt),
+    (b"shutdown", Kind::Word, Kw::Stmt),
+    (b"similar", Kind::Word, Kw::CmpWord),
+    (b"sin", Kind::Word, Kw::SqlFunc),
+    (b"sleep", Kind::Word, Kw::TimeFunc),
+    (b"soundex", Kind::Word, Kw::SqlFunc),
+    (b"sounds", Kind::Word, Kw::CmpWord),
+    (b"sp_addlogin", Kind::Word, Kw::Danger),
+    (b"sp_addsrvrolemember", Kind::Word, Kw::Danger),
+    (b"sp_execute", Kind::Word, Kw::Danger),
+    (b"sp_executesql", Kind::Word, Kw::Danger),
+    (b"sp_makewebtask", Kind::Word, Kw::Danger),
+    (b"sp_oacreate", Kind::Word, Kw::Danger),
+    (b"sp_password", Kind::Word, Kw::Danger),
+    (b"sqlite_master", Kind::Word, Kw::Catalog),
+    (b"sqlite_schema", Kind::Word, Kw::Catalog),
+    (b"sqlite_version", Kind::Word, Kw::SqlFunc),
+    (b"sqrt", Kind::Word, Kw::SqlFunc),
+    (b"strcmp", Kind::Word, Kw::SqlFunc),
+    (b"substr", Kind::Word, Kw::SqlFunc),
+    (b"substring", Kind::Word, Kw::SqlFunc),
+    (b"substring_index", Kind::Word, Kw::SqlFunc),
+    (b"sum", Kind::Word, Kw::SqlFunc),
+    (b"sys", Kind::Word, Kw::Catalog),
+    (b"sys_eval", Kind::Word, Kw::Danger),
+    (b"sys_exec", Kind::Word, Kw::Danger),
+    (b"syscolumns", Kind::Word, Kw::Catalog),
+    (b"sysdatabases", Kind::Word, Kw::Catalog),
+    (b"sysdate", Kind::Word, Kw::SqlFunc),
+    (b"sysobjects", Kind::Word, Kw::Catalog),
+    (b"system_user", Kind::Word, Kw::SqlFunc),
+    (b"sysusers", Kind::Word, Kw::Catalog),
+    (b"table", Kind::Word, Kw::Table),
+    (b"tan", Kind::Word, Kw::SqlFunc),
+    (b"then", Kind::Word, Kw::Clause),
+    (b"time", Kind::Word, Kw::Delay),
+    (b"to_char", Kind::Word, Kw::SqlFunc),
+    (b"to_number", Kind::Word, Kw::SqlFunc),
+    (b"top", Kind::Word, Kw::Limit),
+    (b"trigger", Kind::Word, Kw::Table),
+    (b"true", Kind::Word, Kw::Const),
+    (b"truncate", Kind::Word, Kw::Stmt),
+    (b"ucase", Kind::Word, Kw::SqlFunc),
+    (b"unhex", Kind::Word, Kw::SqlFunc),
+    (b"unicode", Kind::Word, Kw::SqlFunc),
+    (b"union", Kind::Word, Kw::Union),
+    (b"unknown", Kind::Word, Kw::Const),
+    (b"update", Kind::Word, Kw::Stmt),
+    (b"updatexml", Kind::Word, Kw::Danger),
+    (b"upper", Kind::Word, Kw::SqlFunc),
+    (b"use", Kind::Word, Kw::Stmt),
+    (b"user", Kind::Word, Kw::Table),
+    (b"user_name", Kind::Word, Kw::SqlFunc),
+    (b"user_tab_columns", Kind::Word, Kw::Catalog),
+    (b"user_tables", Kind::Word, Kw::Catalog),
+    (b"using", Kind::Word, Kw::Clause),
+    (b"utl_http", Kind::Word, Kw::Danger),
+    (b"utl_inaddr", Kind::Word, Kw::Danger),
+    (b"utl_raw", Kind::Word, Kw::SqlFunc),
+    (b"uuid", Kind::Word, Kw::SqlFunc),
+    (b"v$version", Kind::Word, Kw::Catalog),
+    (b"values", Kind::Word, Kw::Values),
+    (b"version", Kind::Word, Kw::SqlFunc),
+    (b"view", Kind::Word, Kw::Table),
+    (b"waitfor", Kind::Word, Kw::Waitfor),
+    (b"when", Kind::Word, Kw::Clause),
+    (b"where", Kind::Word, Kw::Where),
+    (b"with", Kind::Word, Kw::Clause),
+    (b"xmltype", Kind::Word, Kw::Danger),
+    (b"xor", Kind::Logic, Kw::None),
+    (b"xp_cmdshell", Kind::Word, Kw::Danger),
+    (b"xp_dirtree", Kind::Word, Kw::Danger),
+    (b"xp_fileexist", Kind::Word, Kw::Danger),
+    (b"xp_regread", Kind::Word, Kw::Danger),
+];
+
 fn classify(word: &[u8]) -> (Kind, Kw) {
-    let kw = match word {
-        b"union" | b"intersect" => Kw::Union,
-        b"select" => Kw::Select,
-        b"insert" | b"update" | b"delete" | b"drop" | b"create" | b"alter" | b"truncate"
-        | b"exec" | b"execute" | b"declare" | b"shutdown" | b"grant" | b"revoke" | b"call"
-        | b"rename" | b"desc" | b"describe" | b"show" | b"handler" | b"replace" | b"load"
-        | b"merge" | b"kill" | b"use" => Kw::Stmt,
-        b"from" => Kw::From,
-        b"where" => Kw::Where,
-        b"group" => Kw::Group,
-        b"order" => Kw::Order,
-        b"by" => Kw::By,
-        b"having" => Kw::Having,
-        b"limit" | b"offset" | b"top" => Kw::Limit,
-        b"into" => Kw::Into,
-        b"values" => Kw::Values,
-        b"like" | b"rlike" | b"regexp" | b"in" | b"is" | b"between" | b"sounds" | b"ilike"
-        | b"similar" => Kw::CmpWord,
-        b"null" | b"true" | b"false" | b"unknown" => Kw::Const,
-        b"all" => Kw::All,
-        b"distinct" | b"distinctrow" => Kw::Distinct,
-        b"waitfor" => Kw::Waitfor,
-        b"delay" | b"time" => Kw::Delay,
-        b"table" | b"database" | b"schema" | b"user" | b"login" | b"column" | b"view"
-        | b"function" | b"trigger" | b"index" => Kw::Table,
-        b"exists" => Kw::Exists,
-        b"asc" => Kw::Asc,
-        b"set" => Kw::Set,
-        b"procedure" => Kw::Procedure,
-        b"outfile" | b"dumpfile" => Kw::Outfile,
-        b"sleep" | b"benchmark" | b"pg_sleep" | b"randomblob" => Kw::TimeFunc,
-        b"information_schema"
-        | b"sysobjects"
-        | b"syscolumns"
-        | b"sysusers"
-        | b"sysdatabases"
-        | b"pg_catalog"
-        | b"pg_shadow"
-        | b"pg_user"
-        | b"sqlite_master"
-        | b"sqlite_schema"
-        | b"msysobjects"
-        | b"msysaccessobjects"
-        | b"all_tables"
-        | b"all_tab_columns"
-        | b"user_tables"
-        | b"user_tab_columns"
-        | b"dba_users"
-        | b"all_users"
-        | b"v$version"
-        | b"mysql"
-        | b"master"
-        | b"sys"
-        | b"dual" => Kw::Catalog,
-        b"xp_cmdshell"
-        | b"sp_oacreate"
-        | b"sp_execute"
-        | b"sp_executesql"
-        | b"sp_makewebtask"
-        | b"sp_password"
-        | b"sp_addlogin"
-        | b"sp_addsrvrolemember"
-        | b"xp_regread"
-        | b"xp_dirtree"
-        | b"xp_fileexist"
-        | b"load_file"
-        | b"utl_http"
-        | b"utl_inaddr"
-        | b"dbms_pipe"
-        | b"dbms_lock"
-        | b"sys_eval"
-        | b"sys_exec"
-        | b"openrowset"
-        | b"opendatasource"
-        | b"lo_import"
-        | b"lo_export"
-        | b"pg_read_file"
-        | b"extractvalue"
-        | b"updatexml"
-        | b"name_const"
-        | b"exp"
-        | b"geometrycollection"
-        | b"polygon"
-        | b"multipoint"
-        | b"linestring"
-        | b"multilinestring"
-        | b"multipolygon"
-        | b"gtid_subset"
-        | b"json_keys"
-        | b"dbms_xmlgen"
-        | b"ctxsys"
-        | b"xmltype" => Kw::Danger,
-        b"version" | b"database_name" | b"current_user" | b"session_user" | b"system_user"
-        | b"user_name" | b"db_name" | b"host_name" | b"char" | b"chr" | b"nchar" | b"concat"
-        | b"concat_ws" | b"group_concat" | b"ascii" | b"ord" | b"substring" | b"substr"
-        | b"mid" | b"hex" | b"unhex" | b"md5" | b"sha1" | b"count" | b"cast" | b"convert"
-        | b"if" | b"ifnull" | b"iif" | b"nullif" | b"isnull" | b"coalesce" | b"rand" | b"floor"
-        | b"len" | b"length" | b"char_length" | b"lower" | b"upper" | b"ucase" | b"lcase"
-        | b"now" | b"sysdate" | b"getdate" | b"current_database" | b"row_count" | b"unicode"
-        | b"reverse" | b"left" | b"right" | b"instr" | b"locate" | b"position" | b"elt"
-        | b"make_set" | b"bin" | b"oct" | b"conv" | b"cot" | b"sin" | b"abs" | b"min" | b"max"
-        | b"sum" | b"avg" | b"strcmp" | b"soundex" | b"quote" | b"crc32" | b"aes_encrypt"
-        | b"aes_decrypt" | b"encode" | b"decode" | b"to_char" | b"to_number" | b"pi"
-        | b"rownum" | b"rowid" | b"connection_id" | b"last_insert_id" | b"uuid" | b"@@version"
-        | b"banner" | b"utl_raw" | b"dbms_utility" | b"sqlite_version" | b"load_extension"
-        | b"pg_sleep_for" | b"cos" | b"tan" | b"sqrt" | b"log" | b"ln" | b"coercibility"
-        | b"collation" | b"charset" | b"bfilename" | b"current_setting" | b"pg_backend_pid"
-        | b"substring_index" | b"found_rows" => Kw::SqlFunc,
-        b"join" | b"inner" | b"outer" | b"cross" | b"natural" | b"on" | b"as" | b"case"
-        | b"when" | b"then" | b"else" | b"end" | b"escape" | b"collate" | b"with" | b"using"
-        | b"begin" | b"nowait" | b"identified" => Kw::Clause,
-        b"and" | b"or" | b"xor" => return (Kind::Logic, Kw::None),
-        b"not" => return (Kind::Not, Kw::None),
-        b"div" | b"mod" | b"binary" => return (Kind::Op, Kw::None),
-        _ => Kw::None,
-    };
-    (Kind::Word, kw)
+    if word.len() > 24 {
+        return (Kind::Word, Kw::None);
+    }
+    match KEYWORDS.binary_search_by(|e| e.0.cmp(word)) {
+        Ok(k) => (KEYWORDS[k].1, KEYWORDS[k].2),
+        Err(_) => (Kind::Word, Kw::None),
+    }
 }
 
 fn is_word_byte(b: u8) -> bool {
@@ -572,6 +731,7 @@ fn run(view: &[u8], ctx: Context) -> Option<Rule> {
         leading_comment: false,
     };
     let mut win = [Tok::NONE; WINDOW];
+    let mut head = 0usize;
     let mut seen: usize = 0;
     while let Some(t) = lx.next_tok() {
         if t.kind == Kind::Comment {
@@ -591,10 +751,10 @@ fn run(view: &[u8], ctx: Context) -> Option<Rule> {
         } else {
             anchor.complete = false;
         }
-        win.copy_within(1.., 0);
-        win[WINDOW - 1] = t;
+        head = (head + 1) % WINDOW;
+        win[head] = t;
         seen += 1;
-        if let Some(r) = stream_rule(view, &win, seen, &mut lx) {
+        if let Some(r) = stream_rule(view, &win, head, seen, &mut lx) {
             return Some(r);
         }
     }
@@ -605,16 +765,34 @@ fn text<'a>(view: &'a [u8], t: &Tok) -> &'a [u8] {
     view.get(t.start..t.end).unwrap_or(&[])
 }
 
-/// Rules that hold wherever the construct appears. `w[WINDOW-1]` is the newest token.
-fn stream_rule(view: &[u8], w: &[Tok; WINDOW], seen: usize, lx: &mut Lexer<'_>) -> Option<Rule> {
-    let cur = &w[WINDOW - 1];
+/// Rules that hold wherever the construct appears. `w` is a ring buffer whose newest token is
+/// at `head`.
+fn stream_rule(
+    view: &[u8],
+    w: &[Tok; WINDOW],
+    head: usize,
+    seen: usize,
+    lx: &mut Lexer<'_>,
+) -> Option<Rule> {
     let back = |k: usize| -> &Tok {
         if k < seen && k < WINDOW {
-            &w[WINDOW - 1 - k]
+            &w[(head + WINDOW - k) % WINDOW]
         } else {
             &Tok::NONE
         }
     };
+    let cur = back(0);
+    // Plain words and numbers start nothing here unless a `;` came just before.
+    if cur.kw == Kw::None
+        && matches!(
+            cur.kind,
+            Kind::Word | Kind::Num | Kind::Op | Kind::Cmp | Kind::Other
+        )
+        && back(1).kind != Kind::Semi
+        && back(2).kind != Kind::Semi
+    {
+        return None;
+    }
     // UNION [ALL|DISTINCT] [(] SELECT
     if cur.kw == Kw::Select {
         let mut k = 1;
@@ -1402,6 +1580,11 @@ mod tests {
 
     fn hit(s: &str) -> Option<Rule> {
         detect(s.to_ascii_lowercase().as_bytes())
+    }
+
+    #[test]
+    fn keyword_table_is_sorted_and_unique() {
+        assert!(KEYWORDS.windows(2).all(|w| w[0].0 < w[1].0));
     }
 
     #[test]
