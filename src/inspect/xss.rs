@@ -190,7 +190,10 @@ fn js_like(rest: &[u8]) -> bool {
 
 /// Does a JavaScript sink start at `s`?
 fn sink_at(s: &[u8]) -> bool {
-    for sink in SINKS {
+    let Some(&first) = s.first() else {
+        return false;
+    };
+    for sink in SINKS.iter().filter(|k| k[0] == first) {
         if s.starts_with(sink) {
             let after = &s[sink.len()..];
             if sink.ends_with(b"[") {
@@ -620,11 +623,17 @@ fn call_at_boundary(s: &[u8], i: usize) -> bool {
         return false;
     }
     let rest = &s[i..];
-    let name_len = [&b"alert"[..], b"prompt", b"confirm", b"eval"]
-        .iter()
-        .find(|n| rest.starts_with(n))
-        .map(|n| n.len());
-    let Some(len) = name_len else { return false };
+    let len = if rest.starts_with(b"alert") {
+        5
+    } else if rest.starts_with(b"prompt") {
+        6
+    } else if rest.starts_with(b"confirm") {
+        7
+    } else if rest.starts_with(b"eval") {
+        4
+    } else {
+        return false;
+    };
     let after = skip_ws(&rest[len..]);
     let called = matches!(after.first(), Some(b'(' | b'`'))
         || after.starts_with(b".call(")
