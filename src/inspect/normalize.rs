@@ -21,6 +21,18 @@ pub fn fold(input: &[u8], out: &mut Vec<u8>) -> bool {
     let mut i = 0;
     let n = input.len();
     while i < n {
+        // Fast path: a run of printable ASCII is copied lowercased in one go.
+        let run = input[i..]
+            .iter()
+            .position(|&b| !(0x20..0x7f).contains(&b))
+            .unwrap_or(n - i);
+        if run > 0 {
+            let chunk = &input[i..i + run];
+            changed |= chunk.iter().any(u8::is_ascii_uppercase);
+            out.extend(chunk.iter().map(u8::to_ascii_lowercase));
+            i += run;
+            continue;
+        }
         let b = input[i];
         if b < 0x80 {
             match b {
@@ -140,6 +152,14 @@ fn push_code_point(out: &mut Vec<u8>, cp: u32) {
 
 /// True when `input` holds something the decode pass would change (cheap pre-check).
 pub fn has_decodable(input: &[u8], plus_is_space: bool) -> bool {
+    // Most texts have none of the four introducers: one simple pass settles it.
+    let plus = if plus_is_space { b'+' } else { b'%' };
+    if !input
+        .iter()
+        .any(|&b| b == b'%' || b == b'&' || b == b'\\' || b == plus)
+    {
+        return false;
+    }
     let n = input.len();
     for (i, &b) in input.iter().enumerate() {
         match b {

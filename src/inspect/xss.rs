@@ -193,6 +193,13 @@ fn sink_at(s: &[u8]) -> bool {
     let Some(&first) = s.first() else {
         return false;
     };
+    // Every sink starts with one of these letters.
+    if !matches!(
+        first,
+        b'a' | b'c' | b'd' | b'e' | b'g' | b'l' | b'p' | b's' | b't' | b'w'
+    ) {
+        return false;
+    }
     for sink in SINKS.iter().filter(|k| k[0] == first) {
         if s.starts_with(sink) {
             let after = &s[sink.len()..];
@@ -304,7 +311,9 @@ impl Scanner<'_> {
                         }
                     }
                 }
-                b'a' | b'p' | b'c' | b'e' if call_at_boundary(s, i) => {
+                b'a' | b'p' | b'c' | b'e'
+                    if (i == 0 || !s[i - 1].is_ascii_alphanumeric()) && call_at_boundary(s, i) =>
+                {
                     return Some("xss-js-sink");
                 }
                 b'=' | b'(' | b',' => {
@@ -857,6 +866,16 @@ mod tests {
 
     fn hit(s: &str) -> Option<Rule> {
         detect(s.to_ascii_lowercase().as_bytes())
+    }
+
+    #[test]
+    fn sink_first_letters_are_listed() {
+        for sink in SINKS {
+            assert!(
+                sink_at(&[sink, &b"(1)"[..]].concat()) || sink.ends_with(b"["),
+                "{sink:?}"
+            );
+        }
     }
 
     #[test]
