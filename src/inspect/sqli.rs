@@ -131,6 +131,7 @@ const KEYWORDS: &[(&[u8], Kind, Kw)] = &[
     (b"all_users", Kind::Word, Kw::Catalog),
     (b"alter", Kind::Word, Kw::Stmt),
     (b"and", Kind::Logic, Kw::None),
+    (b"any", Kind::Word, Kw::SqlFunc),
     (b"as", Kind::Word, Kw::Clause),
     (b"asc", Kind::Word, Kw::Asc),
     (b"ascii", Kind::Word, Kw::SqlFunc),
@@ -155,6 +156,7 @@ const KEYWORDS: &[(&[u8], Kind, Kw)] = &[
     (b"collate", Kind::Word, Kw::Clause),
     (b"collation", Kind::Word, Kw::SqlFunc),
     (b"column", Kind::Word, Kw::Table),
+    (b"compress", Kind::Word, Kw::SqlFunc),
     (b"concat", Kind::Word, Kw::SqlFunc),
     (b"concat_ws", Kind::Word, Kw::SqlFunc),
     (b"connection_id", Kind::Word, Kw::SqlFunc),
@@ -355,6 +357,7 @@ const KEYWORDS: &[(&[u8], Kind, Kw)] = &[
     (b"true", Kind::Word, Kw::Const),
     (b"truncate", Kind::Word, Kw::Stmt),
     (b"ucase", Kind::Word, Kw::SqlFunc),
+    (b"uncompress", Kind::Word, Kw::SqlFunc),
     (b"unhex", Kind::Word, Kw::SqlFunc),
     (b"unicode", Kind::Word, Kw::SqlFunc),
     (b"union", Kind::Word, Kw::Union),
@@ -631,7 +634,8 @@ impl<'a> Lexer<'a> {
                 self.i += 1;
                 self.tok(Kind::Op, Kw::None, start)
             }
-            b'+' | b'-' | b'*' | b'/' | b'%' | b'^' | b'|' | b'&' | b'~' => {
+            b'*' => self.tok(Kind::Op, Kw::All, start),
+            b'+' | b'-' | b'/' | b'%' | b'^' | b'|' | b'&' | b'~' => {
                 self.tok(Kind::Op, Kw::None, start)
             }
             b'[' => {
@@ -694,6 +698,17 @@ impl<'a> Lexer<'a> {
             }
         }
         if self.i < n && is_word_byte(s[self.i]) && s[self.i] != b'$' {
+            // `86union`, `1and`: MySQL ends the number where a keyword starts.
+            let num_end = self.i;
+            let mut k = self.i;
+            while k < n && is_word_byte(s[k]) {
+                k += 1;
+            }
+            let (kind, kw) = classify(&s[num_end..k]);
+            if kind == Kind::Logic || matches!(kw, Kw::Union | Kw::Select | Kw::From | Kw::Order) {
+                self.i = num_end;
+                return self.tok(Kind::Num, Kw::None, start);
+            }
             // `8h`, `109m`, `1e`: a bareword, not a number.
             while self.i < n && is_word_byte(s[self.i]) {
                 self.i += 1;
@@ -842,6 +857,17 @@ fn stream_rule(
         if back(k).kw == Kw::Union && back(k).kind == Kind::Word {
             return Some("sqli-union");
         }
+    }
+    // A subquery as an operand: `+ (SELECT ...`, `DIV(SELECT`.
+    if cur.kw == Kw::Select
+        && back(1).kind == Kind::LParen
+        && matches!(back(2).kind, Kind::Op | Kind::Cmp | Kind::Logic)
+    {
+        return Some("sqli-subquery");
+    }
+    // T-SQL variable declarations: `declare @s varchar(8000)`.
+    if cur.kind == Kind::Var && back(1).kind == Kind::Word && text(view, back(1)) == b"declare" {
+        return Some("sqli-stacked-query");
     }
     // Time delays: SLEEP(n), PG_SLEEP(n), BENCHMARK(n, ...), WAITFOR DELAY '...'.
     if cur.kind == Kind::RParen || cur.kind == Kind::Comma {
@@ -1053,6 +1079,8 @@ struct Operand {
     /// Only one value, then the end / a comment / `;` / `)` / a logic operator.
     lone_value: bool,
     lone_kind_strong: bool,
+    /// The lone value is followed by a clause keyword (`1 or 1 group by ...`).
+    before_clause: bool,
     valid: bool,
     end: usize,
 }
@@ -1151,6 +1179,12 @@ fn operand(a: &Anchor, view: &[u8], p: usize) -> Operand {
                 )
             });
         o.lone_value = next_ok;
+        o.before_clause = a.toks.get(q).filter(|_| q < a.len).is_some_and(|t| {
+            matches!(
+                t.kw,
+                Kw::Group | Kw::Order | Kw::Having | Kw::Limit | Kw::Union | Kw::Into
+            )
+        });
         o.lone_kind_strong = matches!(t.kind, Kind::Num | Kind::Var)
             || (t.kind == Kind::Word && t.kw == Kw::Const && text(view, t) != b"unknown");
     }
@@ -1167,6 +1201,9 @@ fn statement_shape(a: &Anchor, view: &[u8], p: usize, strict: bool) -> bool {
         Kw::Select => {
             let Some(n) = next else { return false };
             let listish = n.kind == Kind::Var
+                || (n.kind == Kind::Num
+                    && next2.is_some_and(|t| t.kind == Kind::Semi || t.kw == Kw::From))
+                || (n.kw == Kw::Limit && next2.is_some_and(|t| t.kind == Kind::Num))
                 || n.kind == Kind::Func
                 || (n.kind == Kind::Op && text(view, n) == b"*")
                 || matches!(n.kw, Kw::SqlFunc | Kw::Distinct | Kw::All | Kw::Catalog)
@@ -1280,6 +1317,7 @@ fn class(t: &Tok) -> Class {
 fn valid_seq(a: &Anchor, from: usize, to: usize) -> bool {
     let to = to.min(a.len);
     let mut prev: Option<Class> = None;
+    let mut prev_tok: Option<&Tok> = None;
     for t in &a.toks[from.min(to)..to] {
         let c = class(t);
         if c == Class::Invalid {
@@ -1298,11 +1336,16 @@ fn valid_seq(a: &Anchor, from: usize, to: usize) -> bool {
                     | (Op, RParen | Comma | Logic)
                     | (Dot, LParen | RParen | Op | Cmp | Logic | Comma | Semi | Dot)
             ) || (p == Func && c != LParen);
+            // `count(*)`, `select *, x`: a wildcard, not a multiplication.
+            let wildcard = matches!(c, RParen | Comma | Keyword)
+                && prev_tok.is_some_and(|t: &Tok| t.kw == Kw::All);
+            let bad = bad && !wildcard;
             if bad {
                 return false;
             }
         }
         prev = Some(c);
+        prev_tok = Some(t);
     }
     prev.is_some()
 }
@@ -1345,7 +1388,12 @@ fn anchored(view: &[u8], a: &Anchor, ctx: Context) -> Option<Rule> {
         p = 0;
         // An optional value the payload starts with: `1`, `-1`, `((1))*2`, `1)`.
         if let Some((end, saw_num, words)) = arith_expr(a, 0) {
-            if (saw_num && words <= 1) || (words == 0 && a.toks[0].kind == Kind::Var) {
+            let breaks_parens =
+                words == 1 && end < a.len && a.toks[end].kind == Kind::RParen && end == 1;
+            if (saw_num && words <= 1)
+                || (words == 0 && a.toks[0].kind == Kind::Var)
+                || breaks_parens
+            {
                 p = end;
             } else {
                 return bare_statement(view, a);
@@ -1373,7 +1421,9 @@ fn anchored(view: &[u8], a: &Anchor, ctx: Context) -> Option<Rule> {
             // context: `1950 or 1960` is prose.
             let strong_lone = o.lone_value
                 && o.lone_kind_strong
-                && (quoted || a.comment_after[o.end.saturating_sub(1).min(a.len - 1)]);
+                && (quoted
+                    || o.before_clause
+                    || a.comment_after[o.end.saturating_sub(1).min(a.len - 1)]);
             if o.valid && (o.cmp || o.func || o.select || strong_lone) {
                 return Some("sqli-tautology");
             }
@@ -1387,7 +1437,12 @@ fn anchored(view: &[u8], a: &Anchor, ctx: Context) -> Option<Rule> {
         }
         Kind::Semi => {
             let q = p + 1;
-            if q < a.len && (statement_shape(a, view, q, false) || a.toks[q].kw == Kw::Select) {
+            if q < a.len
+                && (statement_shape(a, view, q, false)
+                    || a.toks[q].kw == Kw::Select
+                    || a.toks[q].kind == Kind::Func
+                        && matches!(a.toks[q].kw, Kw::SqlFunc | Kw::TimeFunc | Kw::Danger))
+            {
                 return Some("sqli-stacked-query");
             }
         }
@@ -1400,6 +1455,28 @@ fn anchored(view: &[u8], a: &Anchor, ctx: Context) -> Option<Rule> {
                 if o.valid && o.cmp {
                     return Some("sqli-tautology");
                 }
+            }
+            Kw::Union
+                if p > 0
+                    && (p + 1 >= a.len && a.complete
+                        || a.comment_after[p]
+                        || a.toks.get(p + 1).is_some_and(|n| {
+                            n.kind == Kind::LParen
+                                || matches!(n.kw, Kw::Select | Kw::All | Kw::Distinct)
+                        })) =>
+            {
+                // `-1 union`, `0-1/1/**/union`: a value, then a union of what follows.
+                return Some("sqli-union");
+            }
+            Kw::From
+                if (quoted || p > 0)
+                    && a.toks.get(p + 1).is_some_and(|n| n.is_value())
+                    && a.toks.get(p + 2).is_some_and(|n| {
+                        p + 2 < a.len
+                            && matches!(n.kw, Kw::Where | Kw::Limit | Kw::Group | Kw::Order)
+                    }) =>
+            {
+                return Some("sqli-clause");
             }
             Kw::Limit | Kw::Procedure | Kw::Into
                 if (quoted || p > 0)
@@ -1480,13 +1557,22 @@ fn breakout_expression(a: &Anchor, view: &[u8], p: usize) -> Option<Rule> {
     if body.contains(&b'?') && body.contains(&b'=') {
         return None;
     }
-    let strong = a.toks[p..end].iter().any(|t| t.kind == Kind::Cmp) || has_sql_weight(a, p, end);
+    let op_count = a.toks[p..end]
+        .iter()
+        .filter(|t| matches!(class(t), Class::Op | Class::Cmp | Class::Logic))
+        .count();
+    let strong = a.toks[p..end].iter().any(|t| t.kind == Kind::Cmp)
+        || (op_count >= 2 && a.toks[p..end].iter().any(Tok::is_cmp))
+        || has_sql_weight(a, p, end);
     if open_end && view.get(last.start + 1).is_some_and(|&b| is_space(b)) && !strong {
         return None;
     }
     // Prose quotes a word: ` "LIKE" STAMP`, `SMALL "&" SIGN`. A payload's break-out value and
     // its final string do not both touch spaces, and a prose-like prefix needs real SQL.
-    let s0_spaced = s0.iter().any(|&b| is_space(b));
+    let s0_spaced = s0
+        .iter()
+        .skip_while(|&&b| is_space(b))
+        .any(|&b| is_space(b));
     if s0_spaced {
         let final_spaced = open_end && view.get(last.start + 1).is_some_and(|&b| is_space(b));
         let trivial_end = open_end || a.trivial_comment_after[end - 1];
@@ -1530,11 +1616,20 @@ fn quote_of(view: &[u8], s0: &Tok) -> u8 {
 /// contradiction, never a question a person asks.
 fn constant_comparison(a: &Anchor, from: usize, to: usize) -> bool {
     let toks = &a.toks[from.min(a.len)..to.min(a.len)];
-    toks.windows(3).any(|w| {
-        matches!(w[0].kind, Kind::Num | Kind::Str)
-            && w[1].kind == Kind::Cmp
-            && matches!(w[2].kind, Kind::Num | Kind::Str | Kind::OpenStr | Kind::Op)
-    })
+    let has_cmp = toks.iter().any(|t| t.kind == Kind::Cmp);
+    let constants_only = toks.iter().all(|t| {
+        matches!(
+            t.kind,
+            Kind::Num
+                | Kind::Str
+                | Kind::OpenStr
+                | Kind::Op
+                | Kind::Cmp
+                | Kind::LParen
+                | Kind::RParen
+        )
+    });
+    has_cmp && constants_only && toks.iter().any(|t| matches!(t.kind, Kind::Num | Kind::Str))
 }
 
 /// `ORDER BY n` / `GROUP BY x` right after the break-out point.
@@ -1571,6 +1666,16 @@ fn bare_statement(view: &[u8], a: &Anchor) -> Option<Rule> {
                 return Some("sqli-order-by");
             }
         }
+        Kw::Limit
+            if a.toks
+                .get(1)
+                .is_some_and(|n| n.kind == Kind::Num && a.len > 1) =>
+        {
+            let last = a.len - 1;
+            if a.complete && a.comment_after[last] && valid_seq(a, 1, a.len) {
+                return Some("sqli-clause");
+            }
+        }
         Kw::Where | Kw::Having => {
             let o = operand(a, view, 1);
             if o.valid && o.cmp && valid_seq(a, 1, o.end) {
@@ -1584,6 +1689,28 @@ fn bare_statement(view: &[u8], a: &Anchor) -> Option<Rule> {
         let o = operand(a, view, 2);
         if o.valid && (o.func || o.select || o.cmp && constant_comparison(a, 2, o.end)) {
             return Some("sqli-tautology");
+        }
+    }
+    // A CASE expression: `(CASE WHEN 1=1 THEN 1 ELSE NULL END)`, `case 1 when 2 then 2 end`.
+    {
+        let mut k = 0;
+        while k < a.len && a.toks[k].kind == Kind::LParen {
+            k += 1;
+        }
+        if k < a.len && text(view, &a.toks[k]) == b"case" {
+            let mut stage = 0;
+            for t in &a.toks[k + 1..a.len] {
+                let w = text(view, t);
+                stage = match (stage, w) {
+                    (0, b"when") => 1,
+                    (1, b"then") => 2,
+                    (2, b"end") => 3,
+                    _ => stage,
+                };
+            }
+            if stage == 3 {
+                return Some("sqli-case-expression");
+            }
         }
     }
     // A parenthesized expression or a function call that is SQL throughout:
@@ -1603,6 +1730,19 @@ fn bare_statement(view: &[u8], a: &Anchor) -> Option<Rule> {
             if nested || t0.kw == Kw::TimeFunc {
                 return Some("sqli-statement");
             }
+        }
+        // `( BINARY ( 'a' OR 'b') )  --`: operators on constants in parentheses, then a comment.
+        let ops = a.toks[..end]
+            .iter()
+            .any(|t| matches!(t.kind, Kind::Logic | Kind::Op | Kind::Cmp));
+        if t0.kind == Kind::LParen
+            && end < a.len + 1
+            && a.comment_after[end - 1]
+            && a.trivial_comment_after[end - 1]
+            && ops
+            && valid_seq(a, 0, end)
+        {
+            return Some("sqli-statement");
         }
     }
     let t = &a.toks[0];
