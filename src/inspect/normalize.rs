@@ -13,6 +13,7 @@
 ///   dropped, as browsers and many parsers drop or ignore them, and so are whole terminal control
 ///   sequences (`ESC [ 2 A`);
 /// - fullwidth forms U+FF01..U+FF5E and the small-form `﹤﹥` become their ASCII letters;
+/// - typographic quotes and primes become ASCII quotes (Windows best-fit mapping does the same);
 /// - Unicode spaces (NBSP, U+2000..U+200A, U+3000) become a space, U+2028/U+2029 and U+0085 a line
 ///   feed, and zero-width characters (U+200B..U+200D, U+2060, U+FEFF) are dropped.
 pub fn fold(input: &[u8], out: &mut Vec<u8>) -> bool {
@@ -102,6 +103,19 @@ pub fn fold(input: &[u8], out: &mut Vec<u8>) -> bool {
                 changed = true;
             }
             (0xe2, 0x80, 0x8b..=0x8d) | (0xe2, 0x81, 0xa0) => {
+                i += 3;
+                changed = true;
+            }
+            // Typographic quotes and primes (U+2018, U+2019, U+2032; U+201C, U+201D, U+2033):
+            // Windows "best fit" conversion and some database collations turn them into ASCII
+            // quotes, so payloads use them to slip past filters.
+            (0xe2, 0x80, 0x98 | 0x99 | 0xb2) => {
+                out.push(b'\'');
+                i += 3;
+                changed = true;
+            }
+            (0xe2, 0x80, 0x9c | 0x9d | 0xb3) => {
+                out.push(b'"');
                 i += 3;
                 changed = true;
             }

@@ -340,9 +340,12 @@ const KEYWORDS: &[(&[u8], Kind, Kw)] = &[
     (b"sys", Kind::Word, Kw::Catalog),
     (b"sys_eval", Kind::Word, Kw::Danger),
     (b"sys_exec", Kind::Word, Kw::Danger),
+    (b"syscat", Kind::Word, Kw::Catalog),
     (b"syscolumns", Kind::Word, Kw::Catalog),
     (b"sysdatabases", Kind::Word, Kw::Catalog),
     (b"sysdate", Kind::Word, Kw::SqlFunc),
+    (b"sysdummy1", Kind::Word, Kw::Catalog),
+    (b"sysibm", Kind::Word, Kw::Catalog),
     (b"sysobjects", Kind::Word, Kw::Catalog),
     (b"system_user", Kind::Word, Kw::SqlFunc),
     (b"sysusers", Kind::Word, Kw::Catalog),
@@ -731,7 +734,7 @@ impl<'a> Lexer<'a> {
                 j += 1;
             }
         }
-        if self.s.get(j) == Some(&b'(') && !matches!(kw, Kw::Union | Kw::Select | Kw::CmpWord) {
+        if self.s.get(j) == Some(&b'(') && !matches!(kw, Kw::Union | Kw::Select) {
             return self.tok(Kind::Func, kw, start);
         }
         self.tok(Kind::Word, kw, start)
@@ -1638,7 +1641,9 @@ fn order_by_probe(a: &Anchor, p: usize, quoted: bool) -> bool {
         return false;
     }
     let v = &a.toks[p + 2];
-    v.kind == Kind::Num || v.is_value() && (quoted || p > 0)
+    v.kind == Kind::Num
+        || v.is_value() && (quoted || p > 0)
+        || v.kind == Kind::Func && matches!(v.kw, Kw::TimeFunc | Kw::SqlFunc | Kw::Danger)
 }
 
 /// After a break-out string, an operator chain leading to a SQL function call:
