@@ -42,6 +42,11 @@ pub fn fold(input: &[u8], out: &mut Vec<u8>) -> bool {
                     changed = true;
                 }
                 b'\t' | b'\n' | b'\r' | 0x0c => out.push(b),
+                // Vertical tab: whitespace to several parsers, so a separator, not nothing.
+                0x0b => {
+                    out.push(b' ');
+                    changed = true;
+                }
                 0x1b if input.get(i + 1) == Some(&b'[') => {
                     // A terminal control sequence (ESC [ parameters final-byte): drop it whole.
                     let mut j = i + 2;

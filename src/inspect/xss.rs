@@ -50,6 +50,7 @@ const SINKS: &[&[u8]] = &[
     b"self.location",
     b"window.open",
     b"execscript",
+    b"activexobject",
     b"constructor",
     b"window[",
     b"top[",
@@ -182,8 +183,19 @@ fn js_like(rest: &[u8]) -> bool {
     {
         j += 1;
     }
-    while j < rest.len() && is_ws(rest[j]) {
-        j += 1;
+    loop {
+        while j < rest.len() && is_ws(rest[j]) {
+            j += 1;
+        }
+        // `eval/**/(...)`
+        if rest[j..].starts_with(b"/*") {
+            match find(&rest[j + 2..], b"*/") {
+                Some(e) => j += 2 + e + 2,
+                None => return false,
+            }
+            continue;
+        }
+        break;
     }
     matches!(rest.get(j), Some(b'(' | b'`' | b'=' | b'[' | b':'))
 }
@@ -253,7 +265,21 @@ impl Scanner<'_> {
                             k = at;
                         }
                     }
-                    if s[i..].starts_with(b"<?import") || s[i..].starts_with(b"<?xml-stylesheet") {
+                    // An internal DTD subset declares entities and default attributes.
+                    if s[i..].starts_with(b"<!doctype") {
+                        let window = &s[i..n.min(i + 128)];
+                        let decl_end = window
+                            .iter()
+                            .position(|&b| b == b'>')
+                            .unwrap_or(window.len());
+                        if window[..decl_end].contains(&b'[') {
+                            return Some("xss-xml-entity");
+                        }
+                    }
+                    if s[i..].starts_with(b"<xsl:")
+                        || s[i..].starts_with(b"<?import")
+                        || s[i..].starts_with(b"<?xml-stylesheet")
+                    {
                         return Some("xss-xml-processing");
                     }
                     // End tags carry no attributes, but a handler in one is never innocent.
@@ -276,6 +302,20 @@ impl Scanner<'_> {
                 b':' => {
                     if let Some(r) = self.scheme_in_text(i) {
                         return Some(r);
+                    }
+                }
+                b'n' if s[i..].starts_with(b"new activexobject") => {
+                    return Some("xss-js-sink");
+                }
+                0xbc => {
+                    // US-ASCII read as 7-bit: `¼script¾` is `<script>` once the top bit goes.
+                    let rest = &s[i + 1..n.min(i + 16)];
+                    let end = rest
+                        .iter()
+                        .position(|b| !b.is_ascii_lowercase())
+                        .unwrap_or(rest.len());
+                    if active_tag(&rest[..end]) {
+                        return Some("xss-active-tag");
                     }
                 }
                 b'"' | b'\'' | b'`' => {
@@ -374,6 +414,14 @@ impl Scanner<'_> {
             .map_or(name, |p| &name[p + 1..]);
         if clean_name && active_tag(local) {
             return (Some("xss-active-tag"), j);
+        }
+        if !clean_name {
+            if let Some(eq) = name.iter().position(|&b| b == b'=') {
+                // `<IMGSRC="javascript:...">`: the name swallowed an attribute.
+                if let Some(r) = check_attr(&name[..eq], strip_quote(&name[eq + 1..]), true) {
+                    return (Some(r), j);
+                }
+            }
         }
         let mut rule: Option<Rule> = None;
         let mut has_href = false;
@@ -569,6 +617,13 @@ impl Scanner<'_> {
                 if sink_at(rest) {
                     return Some("xss-js-breakout");
                 }
+                // `'; return this; var d='`: a statement after the string was closed.
+                // Only where the message itself opens with the break-out: code people paste
+                // is full of `');` followed by statements.
+                let leading = q < 16 && !s[..q].iter().any(|&b| is_ws(b));
+                if c == b';' && leading && js_statement(rest) {
+                    return Some("xss-js-breakout");
+                }
             }
             b'o' if is_ws(s[q + 1]) || s[q + 1] == b'/' || k == q + 1 => {
                 // An event handler right after leaving an attribute value.
@@ -680,6 +735,64 @@ fn call_at_boundary(s: &[u8], i: usize) -> bool {
     }
 }
 
+/// An `http(s)://` URL whose host hides what it is: a bare 32-bit number, hexadecimal or
+/// zero-padded octal parts, or a user-info part that looks like a host (`http://a.com@b`).
+fn obfuscated_url(v: &[u8]) -> bool {
+    let v = skip_ws(v);
+    let rest = if let Some(r) = v.strip_prefix(b"http://") {
+        r
+    } else if let Some(r) = v.strip_prefix(b"https://") {
+        r
+    } else {
+        return false;
+    };
+    let end = rest
+        .iter()
+        .position(|&b| matches!(b, b'/' | b'?' | b'#' | b'"' | b'\'' | b' '))
+        .unwrap_or(rest.len());
+    let authority = &rest[..end];
+    if let Some(at) = authority.iter().position(|&b| b == b'@') {
+        // `http://trusted.com@evil`: the part before `@` is a user name dressed as a host.
+        return authority[..at].contains(&b'.');
+    }
+    let host = authority
+        .iter()
+        .position(|&b| b == b':')
+        .map_or(authority, |p| &authority[..p]);
+    if host.len() >= 8 && host.iter().all(u8::is_ascii_digit) {
+        return true;
+    }
+    host.split(|&b| b == b'.').any(|part| {
+        part.starts_with(b"0x") && part.len() > 2
+            || part.len() > 1 && part[0] == b'0' && part.iter().all(u8::is_ascii_digit)
+    }) && host
+        .iter()
+        .all(|b| b.is_ascii_hexdigit() || matches!(b, b'.' | b'x'))
+}
+
+/// A JavaScript statement keyword that cannot start prose after `';`.
+fn js_statement(s: &[u8]) -> bool {
+    for kw in [
+        &b"return "[..],
+        b"return;",
+        b"var ",
+        b"let ",
+        b"const ",
+        b"throw ",
+        b"function(",
+        b"function ",
+    ] {
+        if s.starts_with(kw) {
+            let rest = skip_ws(&s[kw.len()..]);
+            // `var x=`, `return this`, `function(){`: an identifier or code follows.
+            return rest.first().is_some_and(|b| {
+                b.is_ascii_alphabetic() || matches!(b, b'_' | b'$' | b'(' | b'{' | b';')
+            });
+        }
+    }
+    false
+}
+
 /// `alert` / `prompt` / `confirm` / `eval` referenced as a value (after `=`, `(` or `,`), not
 /// called by name: `a=alert,a(1)`, `(alert)(1)`, `b=eval;`.
 fn sink_reference(s: &[u8]) -> Option<Rule> {
@@ -687,7 +800,7 @@ fn sink_reference(s: &[u8]) -> Option<Rule> {
     for sink in [&b"alert"[..], b"prompt", b"confirm", b"eval"] {
         if let Some(after) = s.strip_prefix(sink) {
             let after = skip_ws(after);
-            if matches!(after.first(), Some(b';' | b',' | b')')) {
+            if matches!(after.first(), None | Some(b';' | b',' | b')')) {
                 return Some("xss-js-sink");
             }
         }
@@ -726,6 +839,11 @@ fn strip_quote(v: &[u8]) -> &[u8] {
 
 /// Checks one attribute.
 fn check_attr(name: &[u8], value: &[u8], has_value: bool) -> Option<Rule> {
+    // `x:ontimer` is the `ontimer` attribute of a namespace.
+    let name = name
+        .iter()
+        .rposition(|&b| b == b':')
+        .map_or(name, |p| &name[p + 1..]);
     if name.len() >= 5
         && name.starts_with(b"on")
         && name[2..].iter().all(|b| b.is_ascii_lowercase())
@@ -733,8 +851,47 @@ fn check_attr(name: &[u8], value: &[u8], has_value: bool) -> Option<Rule> {
     {
         return Some("xss-event-handler");
     }
+    // `onload!#$%&()*~+-_.,:;?@[/|\]^`=alert(1)`: old parsers ended the name at the letters.
+    let letters = name
+        .iter()
+        .skip(2)
+        .take_while(|b| b.is_ascii_lowercase())
+        .count();
+    if name.starts_with(b"on")
+        && letters >= 3
+        && name[2 + letters..]
+            .iter()
+            .all(|b| !b.is_ascii_alphanumeric())
+        && has_value
+        && (js_like(value) || sink_at(skip_ws(strip_quote(value))))
+    {
+        return Some("xss-event-handler");
+    }
     if !has_value {
         return None;
+    }
+    // Netscape JavaScript entities: `&{alert(1)};`.
+    if find(value, b"&{").is_some() {
+        return Some("xss-js-entity");
+    }
+    // A handler hidden in a value that another parser splits differently:
+    // `` src=`x`onerror=alert(1) ``, `src= onmouseover="alert(1)"`.
+    let mut k = 0;
+    while let Some(p) = find(&value[k..], b"on") {
+        let at = k + p;
+        let boundary =
+            at == 0 || matches!(value[at - 1], b'`' | b'\'' | b'"' | b' ' | b'/' | b'\t');
+        if boundary {
+            if let Some(v) = handler_value(&value[at..]) {
+                if js_like(v) || sink_at(skip_ws(strip_quote(v))) {
+                    return Some("xss-event-handler");
+                }
+            }
+        }
+        k = at + 2;
+    }
+    if obfuscated_url(value) {
+        return Some("xss-obfuscated-url");
     }
     if dangerous_scheme(value).is_some() {
         return Some("xss-dangerous-uri");
@@ -751,6 +908,15 @@ fn check_attr(name: &[u8], value: &[u8], has_value: bool) -> Option<Rule> {
         b"srcdoc" if value.contains(&b'<') || find(value, b"&lt").is_some() => Some("xss-srcdoc"),
         _ if css_dangerous(value) => Some("xss-css-expression"),
         b"datasrc" | b"dataformatas" => Some("xss-data-binding"),
+        // Charsets that reinterpret ASCII (UTF-7 and relatives) turn text into markup.
+        b"charset" | b"content"
+            if find(value, b"utf-7").is_some()
+                || find(value, b"utf7").is_some()
+                || find(value, b"x-imap").is_some()
+                || find(value, b"x-mac-").is_some() =>
+        {
+            Some("xss-charset")
+        }
         b"attributename"
             if value.starts_with(b"on")
                 || value.ends_with(b"href")
@@ -766,11 +932,33 @@ fn check_attr(name: &[u8], value: &[u8], has_value: bool) -> Option<Rule> {
 }
 
 fn css_dangerous(css: &[u8]) -> bool {
+    if css_dangerous_plain(css) {
+        return true;
+    }
+    if find(css, b"/*").is_none() && !css.contains(&b'\\') {
+        return false;
+    }
     // CSS ignores comments and escapes inside identifiers: `expr/**/ession(`, `\65xpression`.
-    let mut buf = [0u8; 2048];
+    // Comments do not start inside strings: `("*//*")` is a string.
+    let mut buf = [0u8; 512];
     let mut len = 0;
     let mut i = 0;
     while i < css.len() && len < buf.len() {
+        if matches!(css[i], b'"' | b'\'') {
+            let q = css[i];
+            let end = css[i + 1..]
+                .iter()
+                .position(|&b| b == q)
+                .map_or(css.len(), |p| i + 1 + p + 1);
+            for &b in &css[i..end.min(css.len())] {
+                if len < buf.len() {
+                    buf[len] = b;
+                    len += 1;
+                }
+            }
+            i = end;
+            continue;
+        }
         if css[i] == b'/' && css.get(i + 1) == Some(&b'*') {
             i += 2;
             while i < css.len() && !(css[i] == b'*' && css.get(i + 1) == Some(&b'/')) {
@@ -785,7 +973,7 @@ fn css_dangerous(css: &[u8]) -> bool {
         }
         i += 1;
     }
-    css_dangerous_plain(&buf[..len]) || css_dangerous_plain(css)
+    css_dangerous_plain(&buf[..len])
 }
 
 fn css_dangerous_plain(css: &[u8]) -> bool {
