@@ -415,6 +415,15 @@ impl Scanner<'_> {
         if clean_name && active_tag(local) {
             return (Some("xss-active-tag"), j);
         }
+        // SVG and MathML roots switch the HTML parser into foreign content, where scripts,
+        // handlers and links follow other parsing rules; XSL stylesheets are programs.
+        if clean_name
+            && (matches!(name, b"svg" | b"math" | b"stylesheet")
+                || name.starts_with(b"svg:")
+                || name.starts_with(b"math:"))
+        {
+            return (Some("xss-foreign-content"), j);
+        }
         if !clean_name {
             if let Some(eq) = name.iter().position(|&b| b == b'=') {
                 // `<IMGSRC="javascript:...">`: the name swallowed an attribute.
@@ -426,6 +435,8 @@ impl Scanner<'_> {
         let mut rule: Option<Rule> = None;
         let mut has_href = false;
         let mut http_equiv = false;
+        let mut stylesheet = false;
+        let mut remote_href = false;
         let is_style = local == b"style";
         let mut script_type = false;
         // Attributes.
@@ -491,8 +502,14 @@ impl Scanner<'_> {
                 break;
             }
             match aname {
-                b"href" | b"xlink:href" => has_href = true,
+                b"href" | b"xlink:href" => {
+                    has_href = true;
+                    remote_href = value.starts_with(b"http:")
+                        || value.starts_with(b"https:")
+                        || value.starts_with(b"//");
+                }
                 b"http-equiv" => http_equiv = true,
+                b"rel" if value == b"stylesheet" => stylesheet = true,
                 b"type" if contains(value, b"javascript") || contains(value, b"ecmascript") => {
                     script_type = true
                 }
@@ -515,6 +532,9 @@ impl Scanner<'_> {
         if rule.is_none() {
             if name == b"base" && has_href {
                 rule = Some("xss-base-tag");
+            } else if local == b"link" && stylesheet && remote_href {
+                // A stylesheet from elsewhere can read the page through selectors.
+                rule = Some("xss-remote-stylesheet");
             } else if name == b"meta" && http_equiv {
                 rule = Some("xss-meta-refresh");
             } else if is_style && script_type {
@@ -935,7 +955,7 @@ fn css_dangerous(css: &[u8]) -> bool {
     if css_dangerous_plain(css) {
         return true;
     }
-    if find(css, b"/*").is_none() && !css.contains(&b'\\') {
+    if find(css, b"/*").is_none() && !css.contains(&b'\\') && !css.iter().any(|&b| is_ws(b)) {
         return false;
     }
     // CSS ignores comments and escapes inside identifiers: `expr/**/ession(`, `\65xpression`.
