@@ -12,7 +12,21 @@
 //! is usually prose (`Hi; how are you?`) and only counts with an unmistakable command
 //! (`; cat /etc/passwd`, `| nc -e /bin/sh ...`).
 
+use super::wordset::WordSet;
+
 type Rule = &'static str;
+
+/// Bytes that start a command position, a substitution, a brace expansion or a redirection.
+static TRIGGER: [bool; 256] = {
+    let mut t = [false; 256];
+    let bytes = b";\n\r|&`${<>";
+    let mut k = 0;
+    while k < bytes.len() {
+        t[bytes[k] as usize] = true;
+        k += 1;
+    }
+    t
+};
 
 /// Longest command word or argument kept.
 const WORD_MAX: usize = 64;
@@ -201,22 +215,42 @@ fn skip_blanks(s: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// Reads a command (word and a few arguments) at `i`.
-fn read_command(s: &[u8], i: usize, brace: bool) -> Command {
-    let mut c = Command {
-        name: Word::default(),
-        args: Default::default(),
-        nargs: 0,
-        redirect: false,
-        end: 0,
-        stop: i,
-    };
+impl Command {
+    fn new() -> Self {
+        Command {
+            name: Word::default(),
+            args: Default::default(),
+            nargs: 0,
+            redirect: false,
+            end: 0,
+            stop: 0,
+        }
+    }
+}
+
+impl Word {
+    /// Empties the word without touching its buffer.
+    fn clear(&mut self) {
+        self.len = 0;
+        self.obfuscated = false;
+        self.overflow = false;
+    }
+}
+
+/// Reads a command (word and a few arguments) at `i` into `c`, which is reused between calls so
+/// that a text full of separators costs no more than its length.
+fn read_command(s: &[u8], i: usize, brace: bool, c: &mut Command) {
+    c.name.clear();
+    c.nargs = 0;
+    c.redirect = false;
+    c.end = 0;
+    c.stop = i;
     let mut j = skip_blanks(s, i);
     j = read_word(s, j, brace, true, &mut c.name);
     if !known_command(c.name.command_name()) {
         // Not a command we judge: its arguments do not matter.
         c.stop = j;
-        return c;
+        return;
     }
     let n = s.len();
     while j < n {
@@ -242,6 +276,7 @@ fn read_command(s: &[u8], i: usize, brace: bool) -> Command {
             break;
         }
         let before = j;
+        c.args[c.nargs].clear();
         j = read_word(s, j, brace, false, &mut c.args[c.nargs]);
         c.nargs += 1;
         if j == before {
@@ -250,7 +285,6 @@ fn read_command(s: &[u8], i: usize, brace: bool) -> Command {
         }
     }
     c.stop = j;
-    c
 }
 
 /// How much a command word looks like something an attacker runs.
@@ -437,9 +471,11 @@ const KNOWN_COMMANDS: &[&[u8]] = &[
     b"zsh",
 ];
 
+static KNOWN_COMMAND_SET: WordSet = WordSet::new(KNOWN_COMMANDS);
+
 /// Is `name` a command [`judge`] knows? (Arguments are read only for these.)
 fn known_command(name: &[u8]) -> bool {
-    name.len() <= 16 && KNOWN_COMMANDS.binary_search(&name).is_ok()
+    name.len() <= 16 && KNOWN_COMMAND_SET.contains(name)
 }
 
 fn judge(c: &Command) -> Verdict {
@@ -701,6 +737,7 @@ pub fn detect(view: &[u8]) -> Option<Rule> {
         .position(|b| b.is_ascii_alphanumeric())
         .unwrap_or(n);
     let first_blank = s.iter().position(|&b| is_blank(b)).unwrap_or(n);
+    let mut cmd = Command::new();
     // A command at the very start of the text (after the quote that closes the application's
     // string, if any): only unmistakable ones.
     {
@@ -708,8 +745,9 @@ pub fn detect(view: &[u8]) -> Option<Rule> {
             .iter()
             .position(|&b| !matches!(b, b'\'' | b'"') && !is_blank(b))
             .unwrap_or(n);
-        let c = read_command(s, start, false);
-        let v = judge(&c);
+        read_command(s, start, false, &mut cmd);
+        let c = &cmd;
+        let v = judge(c);
         // The whole first segment must be the command line: `rm -rf is dangerous` is prose.
         let windows_admin = matches!(c.name.command_name(), b"net" | b"reg" | b"netsh");
         let whole = c.stop >= n || c.end != 0 || windows_admin;
@@ -741,6 +779,15 @@ pub fn detect(view: &[u8]) -> Option<Rule> {
     let mut i = 0;
     while i < n {
         let b = s[i];
+        if !TRIGGER[usize::from(b)] {
+            match s[i..].iter().position(|&c| TRIGGER[usize::from(c)]) {
+                Some(p) => {
+                    i += p;
+                    continue;
+                }
+                None => break,
+            }
+        }
         let (cmd_at, kind) = match b {
             b';' | b'\n' | b'\r' => (i + 1, "cmdi-chain"),
             b'|' | b'&' => {
@@ -758,11 +805,12 @@ pub fn detect(view: &[u8]) -> Option<Rule> {
             {
                 // Brace expansion `{cat,/etc/passwd}` runs the first item as a command.
                 let window = &s[..n.min(i + 129)];
-                let c = read_command(window, i + 1, true);
+                read_command(window, i + 1, true, &mut cmd);
+                let c = &cmd;
                 let closed = c.end == b'}' || window.get(c.stop) == Some(&b'}');
                 if closed
                     && contains(&window[i..c.stop.min(window.len())], b",")
-                    && judge(&c) >= Verdict::Plausible
+                    && judge(c) >= Verdict::Plausible
                 {
                     return Some("cmdi-brace-expansion");
                 }
@@ -779,7 +827,9 @@ pub fn detect(view: &[u8]) -> Option<Rule> {
                         .unwrap_or(rest.len());
                     &rest[k..]
                 };
-                if rest_t.starts_with(b"/dev/tcp/") || rest_t.starts_with(b"/dev/udp/") {
+                if rest_t.first() == Some(&b'/')
+                    && (rest_t.starts_with(b"/dev/tcp/") || rest_t.starts_with(b"/dev/udp/"))
+                {
                     return Some("cmdi-reverse-shell");
                 }
                 i += 1;
@@ -790,8 +840,9 @@ pub fn detect(view: &[u8]) -> Option<Rule> {
                 continue;
             }
         };
-        let c = read_command(s, cmd_at, false);
-        let v = judge(&c);
+        read_command(s, cmd_at, false, &mut cmd);
+        let c = &cmd;
+        let v = judge(c);
         let in_lead = i <= lead || i <= first_alnum;
         if v == Verdict::Attack || (v == Verdict::Plausible && in_lead) {
             return Some(kind);
@@ -938,7 +989,11 @@ fn whole_text_rules(s: &[u8]) -> Option<Rule> {
     if !paren {
         return None;
     }
-    for (p, _) in s.iter().enumerate().filter(|(_, &b)| b == b'(') {
+    for (p, _) in s
+        .iter()
+        .enumerate()
+        .filter(|&(p, &b)| b == b'(' && p > 0 && s[p - 1].is_ascii_lowercase())
+    {
         let mut k = p;
         while k > 0 && p - k < 12 && (s[k - 1].is_ascii_lowercase() || s[k - 1] == b'_') {
             k -= 1;
@@ -966,8 +1021,10 @@ fn whole_text_rules(s: &[u8]) -> Option<Rule> {
             Some(&q @ (b'\'' | b'"' | b'`')) => {
                 let body = &rest[1..rest.len().min(257)];
                 let body = &body[..body.iter().position(|&b| b == q).unwrap_or(body.len())];
-                let c = read_command(body, 0, false);
-                if judge(&c) >= Verdict::Plausible || common_command(c.name.command_name()) {
+                let mut cmd = Command::new();
+                read_command(body, 0, false, &mut cmd);
+                let c = &cmd;
+                if judge(c) >= Verdict::Plausible || common_command(c.name.command_name()) {
                     return Some("cmdi-code-exec");
                 }
             }

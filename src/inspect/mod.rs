@@ -10,6 +10,7 @@ mod custom;
 mod json_views;
 mod normalize;
 mod sqli;
+mod wordset;
 mod xss;
 
 use std::borrow::Cow;
@@ -66,6 +67,12 @@ pub struct Finding {
     /// Stable rule id (`xss-script-tag`, `custom-2`, ...).
     pub rule_id: Cow<'static, str>,
 }
+
+/// Units larger than this get two views (raw and fully decoded) instead of one per layer.
+const LARGE_UNIT: usize = 64 * 1024;
+
+/// Decode layers peeled from large units (double encoding, not triple).
+const LARGE_DECODE_ROUNDS: usize = 2;
 
 /// Decode layers applied after the first fold (so up to four views of one text).
 const MAX_DECODE_ROUNDS: usize = 3;
@@ -223,6 +230,31 @@ fn inspect_unit(
     run_detectors(view, pending, findings);
     // `+` is a space only in form-encoded text, which has no literal spaces.
     let plus_is_space = !view.contains(&b' ') && view.contains(&b'+');
+    // Large texts get the fully decoded view only, not every intermediate one: the detectors
+    // then run at most twice over them.
+    let every_round = unit.len() <= LARGE_UNIT;
+    if !every_round {
+        // Peel every layer first (decoding reads escapes in either case), fold once, inspect once.
+        let mut any = false;
+        for _ in 0..LARGE_DECODE_ROUNDS {
+            if !pending.any() || !normalize::has_decodable(view, plus_is_space) {
+                break;
+            }
+            decoded.clear();
+            if !normalize::decode(view, plus_is_space, decoded) {
+                break;
+            }
+            any = true;
+            std::mem::swap(view, decoded);
+        }
+        if any {
+            next.clear();
+            normalize::fold(view, next);
+            run_detectors(next, pending, findings);
+        }
+        return;
+    }
+    let mut pending_view = false;
     for _ in 0..MAX_DECODE_ROUNDS {
         if !pending.any() || !normalize::has_decodable(view, plus_is_space) {
             break;
@@ -234,6 +266,13 @@ fn inspect_unit(
         next.clear();
         normalize::fold(decoded, next);
         std::mem::swap(view, next);
+        if every_round {
+            run_detectors(view, pending, findings);
+        } else {
+            pending_view = true;
+        }
+    }
+    if pending_view {
         run_detectors(view, pending, findings);
     }
 }

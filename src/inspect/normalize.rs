@@ -12,6 +12,7 @@
 /// - NUL, the other C0 controls (except tab, line feed, form feed and carriage return) and DEL are
 ///   dropped, as browsers and many parsers drop or ignore them, and so are whole terminal control
 ///   sequences (`ESC [ 2 A`);
+/// - a run of U+FFFD (what invalid UTF-8 became) shrinks to one opaque non-ASCII byte;
 /// - fullwidth forms U+FF01..U+FF5E and the small-form `﹤﹥` become their ASCII letters;
 /// - typographic quotes and primes become ASCII quotes (Windows best-fit mapping does the same);
 /// - Unicode spaces (NBSP, U+2000..U+200A, U+3000) become a space, U+2028/U+2029 and U+0085 a line
@@ -22,19 +23,27 @@ pub fn fold(input: &[u8], out: &mut Vec<u8>) -> bool {
     let mut i = 0;
     let n = input.len();
     while i < n {
-        // Fast path: a run of printable ASCII is copied lowercased in one go.
-        let run = input[i..]
-            .iter()
-            .position(|&b| !(0x20..0x7f).contains(&b))
-            .unwrap_or(n - i);
-        if run > 0 {
-            let chunk = &input[i..i + run];
-            changed |= chunk.iter().any(u8::is_ascii_uppercase);
-            out.extend(chunk.iter().map(u8::to_ascii_lowercase));
-            i += run;
+        // Fast path: printable ASCII (lowercased) and non-ASCII bytes that start nothing we fold
+        // are copied through.
+        let b = input[i];
+        if PLAIN[usize::from(b)] {
+            let l = b.to_ascii_lowercase();
+            changed |= l != b;
+            out.push(l);
+            i += 1;
             continue;
         }
-        let b = input[i];
+        // U+FFFD (what invalid UTF-8 became): a run of them carries nothing more than one, and
+        // one byte that is not ASCII says as much as three (views need not be UTF-8).
+        if input[i..].starts_with(REPLACEMENT) {
+            out.push(OPAQUE);
+            i += 3;
+            while input[i..].starts_with(REPLACEMENT) {
+                i += 3;
+            }
+            changed = true;
+            continue;
+        }
         if b < 0x80 {
             match b {
                 b'A'..=b'Z' => {
@@ -149,6 +158,30 @@ pub fn fold(input: &[u8], out: &mut Vec<u8>) -> bool {
     changed
 }
 
+/// What a run of U+FFFD becomes in a view: a byte that is never ASCII and never starts a
+/// sequence the fold rewrites, so every detector reads it as an opaque word character.
+const OPAQUE: u8 = 0xff;
+
+/// UTF-8 of U+FFFD REPLACEMENT CHARACTER.
+const REPLACEMENT: &[u8] = "\u{fffd}".as_bytes();
+
+/// Bytes [`fold`] copies as they are (ASCII letters lowercased): printable ASCII, and non-ASCII
+/// bytes other than the lead bytes of the sequences it rewrites.
+static PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = (b >= 0x20 && b < 0x7f) || (b >= 0x80 && !is_fold_lead(b as u8));
+        b += 1;
+    }
+    t
+};
+
+/// Lead bytes of the multi-byte sequences [`fold`] rewrites.
+const fn is_fold_lead(b: u8) -> bool {
+    matches!(b, 0xc2 | 0xe2 | 0xe3 | 0xef)
+}
+
 fn ascii_lower(b: u8) -> u8 {
     b.to_ascii_lowercase()
 }
@@ -260,6 +293,16 @@ pub fn decode(input: &[u8], plus_is_space: bool, out: &mut Vec<u8>) -> bool {
     let mut i = 0;
     let mut changed = false;
     while i < n {
+        // Copy the run up to the next byte that can start an escape.
+        let run = input[i..]
+            .iter()
+            .position(|&b| matches!(b, b'%' | b'&' | b'\\') || (plus_is_space && b == b'+'))
+            .unwrap_or(n - i);
+        if run > 0 {
+            out.extend_from_slice(&input[i..i + run]);
+            i += run;
+            continue;
+        }
         let b = input[i];
         match b {
             b'%' => {

@@ -457,6 +457,8 @@ enum Context {
     Bare,
     /// Inside a string literal opened by the application with this quote.
     Quoted(u8),
+    /// Quotes are plain punctuation (no string literals at all).
+    Agnostic,
 }
 
 struct Lexer<'a> {
@@ -542,6 +544,7 @@ impl<'a> Lexer<'a> {
         let c1 = self.peek(1);
         self.i += 1;
         let t = match c {
+            b'\'' | b'"' if self.ctx == Context::Agnostic => self.tok(Kind::Other, Kw::None, start),
             b'\'' | b'"' => self.string_body(c, true, start),
             b'`' => {
                 // Quoted identifier.
@@ -763,12 +766,22 @@ pub fn detect(view: &[u8]) -> Option<Rule> {
     if view.is_empty() {
         return None;
     }
-    if let Some(r) = run(view, Context::Bare) {
+    // Long texts: one pass that reads quotes as plain punctuation finds the stream constructs
+    // wherever the quotes fall, and the contexts only look at how the text starts. Three full
+    // passes would cost three times as much for nothing the anchored rules could use.
+    let long = view.len() > LONG_VIEW;
+    if long {
+        if let Some(r) = run(view, Context::Agnostic, Mode::StreamOnly) {
+            return Some(r);
+        }
+    }
+    let mode = if long { Mode::AnchorOnly } else { Mode::Full };
+    if let Some(r) = run(view, Context::Bare, mode) {
         return Some(r);
     }
     for q in [b'\'', b'"'] {
         if view.contains(&q) {
-            if let Some(r) = run(view, Context::Quoted(q)) {
+            if let Some(r) = run(view, Context::Quoted(q), mode) {
                 return Some(r);
             }
         }
@@ -776,7 +789,21 @@ pub fn detect(view: &[u8]) -> Option<Rule> {
     None
 }
 
-fn run(view: &[u8], ctx: Context) -> Option<Rule> {
+/// Views longer than this are tokenized in full once (quote-agnostic), not once per context.
+const LONG_VIEW: usize = 64 * 1024;
+
+/// Which rules a pass feeds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Stream rules over every token, anchored rules at the end.
+    Full,
+    /// Only the first tokens, for the anchored rules.
+    AnchorOnly,
+    /// Only the stream rules.
+    StreamOnly,
+}
+
+fn run(view: &[u8], ctx: Context, mode: Mode) -> Option<Rule> {
     let mut lx = Lexer::new(view, ctx);
     let mut anchor = Anchor {
         toks: [Tok::NONE; ANCHOR_TOKENS],
@@ -806,13 +833,36 @@ fn run(view: &[u8], ctx: Context) -> Option<Rule> {
             anchor.len += 1;
         } else {
             anchor.complete = false;
+            if mode == Mode::AnchorOnly {
+                break;
+            }
         }
         head = (head + 1) % WINDOW;
         win[head] = t;
         seen += 1;
-        if let Some(r) = stream_rule(view, &win, head, seen, &mut lx) {
-            return Some(r);
+        // Cheap pre-check of what `stream_rule` starts from (most tokens start nothing).
+        let may_start = t.kw != Kw::None
+            || matches!(
+                t.kind,
+                Kind::RParen
+                    | Kind::Comma
+                    | Kind::Str
+                    | Kind::OpenStr
+                    | Kind::Dot
+                    | Kind::Func
+                    | Kind::Var
+                    | Kind::Other
+            )
+            || win[(head + WINDOW - 1) % WINDOW].kind == Kind::Semi
+            || win[(head + WINDOW - 2) % WINDOW].kind == Kind::Semi;
+        if mode != Mode::AnchorOnly && may_start {
+            if let Some(r) = stream_rule(view, &win, head, seen, &mut lx) {
+                return Some(r);
+            }
         }
+    }
+    if mode == Mode::StreamOnly {
+        return None;
     }
     anchored(view, &anchor, ctx)
 }
@@ -838,12 +888,20 @@ fn stream_rule(
         }
     };
     let cur = back(0);
-    // Plain words and numbers start nothing here unless a `;` came just before.
+    // Only keywords and a few token kinds end a construct below; anything else matters only
+    // right after a `;`.
     if cur.kw == Kw::None
-        && matches!(
+        && !matches!(
             cur.kind,
-            Kind::Word | Kind::Num | Kind::Op | Kind::Cmp | Kind::Other
+            Kind::RParen
+                | Kind::Comma
+                | Kind::Str
+                | Kind::OpenStr
+                | Kind::Dot
+                | Kind::Func
+                | Kind::Var
         )
+        && !(cur.kind == Kind::Other && matches!(view.get(cur.start), Some(b'\'' | b'"')))
         && back(1).kind != Kind::Semi
         && back(2).kind != Kind::Semi
     {
@@ -894,10 +952,11 @@ fn stream_rule(
             }
         }
     }
-    if matches!(cur.kind, Kind::Str | Kind::OpenStr)
-        && back(1).kw == Kw::Delay
-        && back(2).kw == Kw::Waitfor
-    {
+    let quote_start = |t: &Tok| {
+        matches!(t.kind, Kind::Str | Kind::OpenStr)
+            || t.kind == Kind::Other && matches!(view.get(t.start), Some(b'\'' | b'"'))
+    };
+    if quote_start(cur) && back(1).kw == Kw::Delay && back(2).kw == Kw::Waitfor {
         return Some("sqli-time-based");
     }
     // Catalog tables: INFORMATION_SCHEMA.x, FROM sysobjects, mysql.user, ...
@@ -968,10 +1027,7 @@ fn stream_rule(
         }
     }
     // INTO OUTFILE / DUMPFILE '...'
-    if matches!(cur.kind, Kind::Str | Kind::OpenStr)
-        && back(1).kw == Kw::Outfile
-        && back(2).kw == Kw::Into
-    {
+    if quote_start(cur) && back(1).kw == Kw::Outfile && back(2).kw == Kw::Into {
         return Some("sqli-outfile");
     }
     // Stacked destructive statements: `; DROP TABLE`, `; SHUTDOWN`, `; EXEC xp_...`.

@@ -63,6 +63,19 @@ const SINKS: &[&[u8]] = &[
 
 type Rule = &'static str;
 
+/// Bytes the scanner's rules start from (everything else is skipped in bulk).
+static TRIGGER: [bool; 256] = {
+    let mut t = [false; 256];
+    let bytes = b"<:\"'`{$=(,-oapcen";
+    let mut k = 0;
+    while k < bytes.len() {
+        t[bytes[k] as usize] = true;
+        k += 1;
+    }
+    t[0xbc] = true;
+    t
+};
+
 /// The first XSS rule that fires on `view`.
 pub fn detect(view: &[u8]) -> Option<Rule> {
     let mut sc = Scanner {
@@ -241,53 +254,26 @@ impl Scanner<'_> {
         let mut seen_quote = false;
         while i < n {
             let b = s[i];
+            if !TRIGGER[usize::from(b)] {
+                // Jump to the next byte any rule below starts from.
+                match s[i..].iter().position(|&c| TRIGGER[usize::from(c)]) {
+                    Some(p) => {
+                        i += p;
+                        continue;
+                    }
+                    None => break,
+                }
+            }
             match b {
                 b'<' => {
-                    if s[i..].starts_with(b"<!entity") {
-                        let window = &s[i..n.min(i + 256)];
-                        if contains(window, b"system") || contains(window, b"public") {
-                            return Some("xss-xml-entity");
+                    let second = s.get(i + 1).copied().unwrap_or(0);
+                    if matches!(second, b'!' | b'?' | b'x') {
+                        if let Some(r) = declaration(s, i) {
+                            return Some(r);
                         }
-                    }
-                    if s[i..].starts_with(b"<!attlist") {
-                        // DTD default attributes: `<!ATTLIST img onerror CDATA "alert(1)">`.
-                        let window = &s[i..n.min(i + 512)];
-                        let mut k = 0;
-                        while let Some(p) = find(&window[k..], b" on") {
-                            let at = k + p + 1;
-                            let name_end = window[at..]
-                                .iter()
-                                .position(|b| !b.is_ascii_lowercase())
-                                .map_or(window.len(), |e| at + e);
-                            if name_end - at >= 5 && window[name_end..].starts_with(b" cdata") {
-                                return Some("xss-xml-entity");
-                            }
-                            k = at;
-                        }
-                    }
-                    // An internal DTD subset declares entities and default attributes.
-                    if s[i..].starts_with(b"<!doctype") {
-                        let window = &s[i..n.min(i + 128)];
-                        let decl_end = window
-                            .iter()
-                            .position(|&b| b == b'>')
-                            .unwrap_or(window.len());
-                        if window[..decl_end].contains(&b'[') {
-                            return Some("xss-xml-entity");
-                        }
-                    }
-                    if s[i..].starts_with(b"<xsl:")
-                        || s[i..].starts_with(b"<?import")
-                        || s[i..].starts_with(b"<?xml-stylesheet")
-                    {
-                        return Some("xss-xml-processing");
                     }
                     // End tags carry no attributes, but a handler in one is never innocent.
-                    let start = if s.get(i + 1) == Some(&b'/') {
-                        i + 2
-                    } else {
-                        i + 1
-                    };
+                    let start = if second == b'/' { i + 2 } else { i + 1 };
                     if let Some(&c) = s.get(start) {
                         if c.is_ascii_alphabetic() {
                             let (rule, next) = self.tag(start);
@@ -664,6 +650,52 @@ impl Scanner<'_> {
     }
 }
 
+/// Declarations and processing instructions at `i` (a `<`): DTD subsets, entity and attribute
+/// list declarations, XSLT, IE's `<?import`.
+fn declaration(s: &[u8], i: usize) -> Option<Rule> {
+    let n = s.len();
+    if s[i..].starts_with(b"<!entity") {
+        let window = &s[i..n.min(i + 256)];
+        if contains(window, b"system") || contains(window, b"public") {
+            return Some("xss-xml-entity");
+        }
+    }
+    if s[i..].starts_with(b"<!attlist") {
+        // DTD default attributes: `<!ATTLIST img onerror CDATA "alert(1)">`.
+        let window = &s[i..n.min(i + 512)];
+        let mut k = 0;
+        while let Some(p) = find(&window[k..], b" on") {
+            let at = k + p + 1;
+            let name_end = window[at..]
+                .iter()
+                .position(|b| !b.is_ascii_lowercase())
+                .map_or(window.len(), |e| at + e);
+            if name_end - at >= 5 && window[name_end..].starts_with(b" cdata") {
+                return Some("xss-xml-entity");
+            }
+            k = at;
+        }
+    }
+    // An internal DTD subset declares entities and default attributes.
+    if s[i..].starts_with(b"<!doctype") {
+        let window = &s[i..n.min(i + 128)];
+        let decl_end = window
+            .iter()
+            .position(|&b| b == b'>')
+            .unwrap_or(window.len());
+        if window[..decl_end].contains(&b'[') {
+            return Some("xss-xml-entity");
+        }
+    }
+    if s[i..].starts_with(b"<xsl:")
+        || s[i..].starts_with(b"<?import")
+        || s[i..].starts_with(b"<?xml-stylesheet")
+    {
+        return Some("xss-xml-processing");
+    }
+    None
+}
+
 /// `expression` (possibly split by CSS comments or escapes) right before the `(` at `paren`,
 /// after a `:` or `=`.
 fn expression_before(s: &[u8], paren: usize) -> bool {
@@ -817,6 +849,9 @@ fn js_statement(s: &[u8]) -> bool {
 /// called by name: `a=alert,a(1)`, `(alert)(1)`, `b=eval;`.
 fn sink_reference(s: &[u8]) -> Option<Rule> {
     let s = skip_ws(s);
+    if !matches!(s.first(), Some(b'a' | b'p' | b'c' | b'e')) {
+        return None;
+    }
     for sink in [&b"alert"[..], b"prompt", b"confirm", b"eval"] {
         if let Some(after) = s.strip_prefix(sink) {
             let after = skip_ws(after);
