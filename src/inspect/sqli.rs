@@ -15,6 +15,8 @@
 //! is how `UNION/**/SELECT` and friends are normalized. MySQL `/*! ... */` bodies are tokenized as
 //! code.
 
+use super::wordset::WordSet;
+
 /// Tokens kept for the anchored rules.
 const ANCHOR_TOKENS: usize = 32;
 /// Look-back window of the stream rules.
@@ -394,51 +396,16 @@ const KEYWORDS: &[(&[u8], Kind, Kw)] = &[
     (b"xp_regread", Kind::Word, Kw::Danger),
 ];
 
-/// Slots of the keyword hash table (a power of two, about four times the keyword count).
-const KEYWORD_SLOTS: usize = 1024;
-
-fn word_hash(word: &[u8]) -> usize {
-    // FNV-1a: words are short and the table is fixed, so a simple hash is enough.
-    let mut h: u32 = 0x811c_9dc5;
-    for &b in word {
-        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
-    }
-    h as usize
-}
-
-/// Open-addressing index into [`KEYWORDS`] (slot value = index + 1, 0 = empty), built once.
-fn keyword_index() -> &'static [u16; KEYWORD_SLOTS] {
-    static INDEX: std::sync::OnceLock<[u16; KEYWORD_SLOTS]> = std::sync::OnceLock::new();
-    INDEX.get_or_init(|| {
-        let mut t = [0u16; KEYWORD_SLOTS];
-        for (i, (w, _, _)) in KEYWORDS.iter().enumerate() {
-            let mut h = word_hash(w) % KEYWORD_SLOTS;
-            while t[h] != 0 {
-                h = (h + 1) % KEYWORD_SLOTS;
-            }
-            t[h] = u16::try_from(i + 1).unwrap_or(u16::MAX);
-        }
-        t
-    })
-}
+/// Hashed index over [`KEYWORDS`].
+static KEYWORD_SET: WordSet<(&[u8], Kind, Kw)> = WordSet::with_key(KEYWORDS, |e| e.0);
 
 fn classify(word: &[u8]) -> (Kind, Kw) {
     if word.len() > 24 || word.len() < 2 {
         return (Kind::Word, Kw::None);
     }
-    let index = keyword_index();
-    let mut h = word_hash(word) % KEYWORD_SLOTS;
-    loop {
-        let slot = usize::from(index[h]);
-        if slot == 0 {
-            return (Kind::Word, Kw::None);
-        }
-        if let Some(&(w, kind, kw)) = KEYWORDS.get(slot - 1) {
-            if w == word {
-                return (kind, kw);
-            }
-        }
-        h = (h + 1) % KEYWORD_SLOTS;
+    match KEYWORD_SET.get(word) {
+        Some(&(_, kind, kw)) => (kind, kw),
+        None => (Kind::Word, Kw::None),
     }
 }
 

@@ -7,9 +7,11 @@ use std::sync::OnceLock;
 /// Slots of the index: a power of two well above any word list here (load stays under 0.5).
 const SLOTS: usize = 1024;
 
-/// The index of one word list: slot value = position in the list + 1, 0 = empty.
-pub struct WordSet {
-    words: &'static [&'static [u8]],
+/// The index of one word list: slot value = position in the list + 1, 0 = empty. The list holds
+/// entries of any type; `key` says which word an entry stands for.
+pub struct WordSet<T: 'static = &'static [u8]> {
+    entries: &'static [T],
+    key: fn(&T) -> &[u8],
     index: OnceLock<Box<[u16; SLOTS]>>,
 }
 
@@ -24,8 +26,16 @@ fn hash(word: &[u8]) -> usize {
 impl WordSet {
     /// A set over `words` (at most 511 words, each distinct).
     pub const fn new(words: &'static [&'static [u8]]) -> Self {
+        WordSet::with_key(words, |w| w)
+    }
+}
+
+impl<T> WordSet<T> {
+    /// A set over `entries` keyed by `key` (at most 511 entries, keys distinct).
+    pub const fn with_key(entries: &'static [T], key: fn(&T) -> &[u8]) -> Self {
         WordSet {
-            words,
+            entries,
+            key,
             index: OnceLock::new(),
         }
     }
@@ -33,8 +43,8 @@ impl WordSet {
     fn index(&self) -> &[u16; SLOTS] {
         self.index.get_or_init(|| {
             let mut t = Box::new([0u16; SLOTS]);
-            for (i, w) in self.words.iter().enumerate().take(SLOTS / 2 - 1) {
-                let mut h = hash(w) % SLOTS;
+            for (i, e) in self.entries.iter().enumerate().take(SLOTS / 2 - 1) {
+                let mut h = hash((self.key)(e)) % SLOTS;
                 while t[h] != 0 {
                     h = (h + 1) % SLOTS;
                 }
@@ -42,6 +52,11 @@ impl WordSet {
             }
             t
         })
+    }
+
+    /// The entry for `word`, if there is one.
+    pub fn get(&self, word: &[u8]) -> Option<&'static T> {
+        self.position(word).and_then(|p| self.entries.get(p))
     }
 
     /// The position of `word` in the list, if it is there.
@@ -53,7 +68,11 @@ impl WordSet {
             if slot == 0 {
                 return None;
             }
-            if self.words.get(slot - 1).is_some_and(|w| *w == word) {
+            if self
+                .entries
+                .get(slot - 1)
+                .is_some_and(|e| (self.key)(e) == word)
+            {
                 return Some(slot - 1);
             }
             h = (h + 1) % SLOTS;
