@@ -29,7 +29,7 @@ static TRIGGER: [bool; 256] = {
 };
 
 /// Longest command word or argument kept.
-const WORD_MAX: usize = 64;
+const WORD_MAX: usize = 48;
 /// Arguments read after a command word.
 const ARGS: usize = 4;
 

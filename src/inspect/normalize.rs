@@ -27,10 +27,14 @@ pub fn fold(input: &[u8], out: &mut Vec<u8>) -> bool {
         // are copied through.
         let b = input[i];
         if PLAIN[usize::from(b)] {
-            let l = b.to_ascii_lowercase();
-            changed |= l != b;
-            out.push(l);
-            i += 1;
+            let run = input[i..]
+                .iter()
+                .position(|&c| !PLAIN[usize::from(c)])
+                .unwrap_or(n - i);
+            let chunk = &input[i..i + run];
+            changed |= chunk.iter().any(u8::is_ascii_uppercase);
+            out.extend(chunk.iter().map(u8::to_ascii_lowercase));
+            i += run;
             continue;
         }
         // U+FFFD (what invalid UTF-8 became): a run of them carries nothing more than one, and
