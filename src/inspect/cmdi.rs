@@ -480,7 +480,7 @@ fn known_command(name: &[u8]) -> bool {
 
 fn judge(c: &Command) -> Verdict {
     let name = c.name.command_name();
-    if name.is_empty() || c.name.overflow {
+    if name.is_empty() || c.name.overflow || !known_command(name) {
         return Verdict::No;
     }
     let arg = |k: usize| -> &[u8] {
@@ -892,19 +892,25 @@ fn common_command(name: &[u8]) -> bool {
     )
 }
 
+/// Bit marks for `(`, `{`, `$` and `<`, the bytes [`whole_text_rules`] needs.
+static MARKS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'(' as usize] = 1;
+    t[b'{' as usize] = 2;
+    t[b'$' as usize] = 4;
+    t[b'<' as usize] = 8;
+    t
+};
+
 /// Constructs that are command execution wherever they appear.
 fn whole_text_rules(s: &[u8]) -> Option<Rule> {
     // Every construct below needs one of these bytes; most messages have none.
-    let (mut paren, mut brace, mut dollar, mut angle) = (false, false, false, false);
-    for &b in s {
-        match b {
-            b'(' => paren = true,
-            b'{' => brace = true,
-            b'$' => dollar = true,
-            b'<' => angle = true,
-            _ => {}
-        }
-    }
+    // One branch-free pass collects which of the bytes below occur.
+    let seen = s.iter().fold(0u8, |acc, &b| acc | MARKS[usize::from(b)]);
+    let paren = seen & 1 != 0;
+    let brace = seen & 2 != 0;
+    let dollar = seen & 4 != 0;
+    let angle = seen & 8 != 0;
     if !(paren || brace || angle) {
         return None;
     }

@@ -409,12 +409,29 @@ fn classify(word: &[u8]) -> (Kind, Kw) {
     }
 }
 
+/// Byte classes of the tokenizer: bit 1 = word byte, bit 2 = space.
+static BYTE_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80 {
+            t[b] |= 1;
+        }
+        if matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0) {
+            t[b] |= 2;
+        }
+        b += 1;
+    }
+    t
+};
+
 fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
+    BYTE_CLASS[usize::from(b)] & 1 != 0
 }
 
 fn is_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0)
+    BYTE_CLASS[usize::from(b)] & 2 != 0
 }
 
 /// Where tokenizing starts.
