@@ -229,7 +229,8 @@ fn inspect_unit(
     normalize::fold(unit, view);
     run_detectors(view, pending, findings);
     // `+` is a space only in form-encoded text, which has no literal spaces.
-    let plus_is_space = !view.contains(&b' ') && view.contains(&b'+');
+    let marks = normalize::marks(view);
+    let plus_is_space = !marks.space() && marks.plus();
     // Large texts get the fully decoded view only, not every intermediate one: the detectors
     // then run at most twice over them.
     let every_round = unit.len() <= LARGE_UNIT;

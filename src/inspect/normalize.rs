@@ -206,14 +206,58 @@ fn push_code_point(out: &mut Vec<u8>, cp: u32) {
     out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
 }
 
+/// Which of a few significant bytes a view contains, as [`Marks`] bits, in one branch-free pass.
+pub fn marks(view: &[u8]) -> Marks {
+    Marks(
+        view.iter()
+            .fold(0u8, |acc, &b| acc | MARK_TABLE[usize::from(b)]),
+    )
+}
+
+/// The significant bytes present in a view (see [`marks`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Marks(u8);
+
+impl Marks {
+    /// A space.
+    pub fn space(self) -> bool {
+        self.0 & 1 != 0
+    }
+    /// A `+`.
+    pub fn plus(self) -> bool {
+        self.0 & 2 != 0
+    }
+    /// A `'`.
+    pub fn single_quote(self) -> bool {
+        self.0 & 4 != 0
+    }
+    /// A `"`.
+    pub fn double_quote(self) -> bool {
+        self.0 & 8 != 0
+    }
+    /// A `%`, `&` or `\` (what starts an escape the decode pass reads).
+    pub fn escape_intro(self) -> bool {
+        self.0 & 16 != 0
+    }
+}
+
+static MARK_TABLE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b' ' as usize] = 1;
+    t[b'+' as usize] = 2;
+    t[b'\'' as usize] = 4;
+    t[b'"' as usize] = 8;
+    t[b'%' as usize] = 16;
+    t[b'&' as usize] = 16;
+    t[b'\\' as usize] = 16;
+    t
+};
+
 /// True when `input` holds something the decode pass would change (cheap pre-check).
 pub fn has_decodable(input: &[u8], plus_is_space: bool) -> bool {
-    // Most texts have none of the four introducers: one simple pass settles it.
-    let plus = if plus_is_space { b'+' } else { b'%' };
-    if !input
-        .iter()
-        .any(|&b| b == b'%' || b == b'&' || b == b'\\' || b == plus)
-    {
+    // Most texts have none of the introducers: one branch-free pass settles it.
+    let m = marks(input);
+    if !(m.escape_intro() || plus_is_space && m.plus()) {
         return false;
     }
     let n = input.len();

@@ -763,8 +763,9 @@ pub fn detect(view: &[u8]) -> Option<Rule> {
     if let Some(r) = run(view, Context::Bare, mode) {
         return Some(r);
     }
-    for q in [b'\'', b'"'] {
-        if view.contains(&q) {
+    let marks = super::normalize::marks(view);
+    for (q, present) in [(b'\'', marks.single_quote()), (b'"', marks.double_quote())] {
+        if present {
             if let Some(r) = run(view, Context::Quoted(q), mode) {
                 return Some(r);
             }
