@@ -1246,7 +1246,9 @@ fn statement_shape(a: &Anchor, view: &[u8], p: usize, strict: bool) -> bool {
             let Some(n) = next else { return false };
             let listish = n.kind == Kind::Var
                 || (n.kind == Kind::Num
-                    && next2.is_some_and(|t| t.kind == Kind::Semi || t.kw == Kw::From))
+                    && next2.is_some_and(|t| {
+                        t.kind == Kind::Semi || t.kind == Kind::Comma || t.kw == Kw::From
+                    }))
                 || (n.kw == Kw::Limit && next2.is_some_and(|t| t.kind == Kind::Num))
                 || n.kind == Kind::Func
                 || (n.kind == Kind::Op && text(view, n) == b"*")
@@ -1269,7 +1271,7 @@ fn statement_shape(a: &Anchor, view: &[u8], p: usize, strict: bool) -> bool {
             if strict {
                 // Look for FROM, a terminator, or a function call shortly after.
                 let mut k = p + 1;
-                while k < a.len && k < p + 12 {
+                while k < a.len {
                     let t = &a.toks[k];
                     if t.kw == Kw::From || t.kind == Kind::Semi || a.comment_after[k] {
                         return true;
@@ -1300,7 +1302,11 @@ fn statement_shape(a: &Anchor, view: &[u8], p: usize, strict: bool) -> bool {
                 }
                 b"declare" => n.kind == Kind::Var,
                 b"insert" | b"replace" => n.kw == Kw::Into,
-                b"delete" => n.kw == Kw::From,
+                b"delete" => {
+                    n.kw == Kw::From
+                        || matches!(text(view, n), b"low_priority" | b"quick" | b"ignore")
+                            && next2.is_some_and(|t| t.kw == Kw::From)
+                }
                 b"update" => next2.is_some_and(|t| t.kw == Kw::Set),
                 b"desc" | b"describe" | b"show" => {
                     !strict
@@ -1363,7 +1369,12 @@ fn valid_seq(a: &Anchor, from: usize, to: usize) -> bool {
     let mut prev: Option<Class> = None;
     let mut prev_tok: Option<&Tok> = None;
     for t in &a.toks[from.min(to)..to] {
-        let c = class(t);
+        // `TOP 5`, `LIMIT 1`: the number belongs to the keyword.
+        let c = if t.kind == Kind::Num && prev_tok.is_some_and(|p: &Tok| p.kw == Kw::Limit) {
+            Class::Keyword
+        } else {
+            class(t)
+        };
         if c == Class::Invalid {
             return false;
         }
