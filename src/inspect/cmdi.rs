@@ -1101,6 +1101,11 @@ mod tests {
             "& net user hacker p /add",
             "\n/usr/bin/id\n",
             "cat /etc/passwd",
+            "system(\"id\")",
+            "{{7*7}}",
+            "& reg add HKLM\\Software\\X /v Run /d x.exe",
+            "{${phpinfo()}}",
+            "<!--#exec cmd=\"ls\"-->",
         ] {
             assert!(hit(s).is_some(), "missed {s:?}");
         }

@@ -1854,6 +1854,11 @@ mod tests {
             "' or 'x'='x",
             "1' or true--",
             "select @@version",
+            "7 or 1 group by concat(user(),floor(rand(0)*2)) having min(0)--",
+            "(case when 1=1 then 1 else 0 end)",
+            "86union select 1",
+            "(select top 1 name from sysobjects)--",
+            "A\u{27} && \u{27}B",
         ] {
             assert!(hit(s).is_some(), "missed {s:?}");
         }

@@ -1146,6 +1146,15 @@ mod tests {
             "alert(1)",
             "<a href=data:text/html;base64,PHNjcmlwdD4=>",
             "<form><button formaction=javascript:alert(1)>x",
+            "<math><mtext>x</mtext></math>",
+            "<link rel=stylesheet href=//evil.example/a.css>",
+            "<a href=\"http://3232235777/\">x</a>",
+            "<img src=`x`onerror=alert(1)>",
+            "<p style=\"color:expr/**/ession(alert(1))\">",
+            "<!DOCTYPE r [<!ENTITY e SYSTEM \"http://evil.example/\">]><r>&e;</r>",
+            "<title><img alt=\"</title><img src=x onerror=alert(1)>\"></title>",
+            "x=prompt,x(1)",
+            "</b onclick=alert(1)>",
         ] {
             assert!(hit(s).is_some(), "missed {s:?}");
         }
