@@ -12,10 +12,24 @@
 //! is usually prose (`Hi; how are you?`) and only counts with an unmistakable command
 //! (`; cat /etc/passwd`, `| nc -e /bin/sh ...`).
 
+use super::wordset::WordSet;
+
 type Rule = &'static str;
 
+/// Bytes that start a command position, a substitution, a brace expansion or a redirection.
+static TRIGGER: [bool; 256] = {
+    let mut t = [false; 256];
+    let bytes = b";\n\r|&`${<>";
+    let mut k = 0;
+    while k < bytes.len() {
+        t[bytes[k] as usize] = true;
+        k += 1;
+    }
+    t
+};
+
 /// Longest command word or argument kept.
-const WORD_MAX: usize = 64;
+const WORD_MAX: usize = 48;
 /// Arguments read after a command word.
 const ARGS: usize = 4;
 
@@ -102,7 +116,10 @@ fn ifs_at(s: &[u8]) -> usize {
 
 /// Reads one word starting at `i` (blanks already skipped). Stops at blanks, separators,
 /// redirections, parentheses and backticks (and `,`/`}` inside a brace expansion).
-fn read_word(s: &[u8], mut i: usize, brace: bool, w: &mut Word) -> usize {
+///
+/// Backslash escapes are removed only from command words (`wh\oami`); in arguments they are
+/// kept, since there they are usually Windows paths (`c:\windows\repair`).
+fn read_word(s: &[u8], mut i: usize, brace: bool, unescape: bool, w: &mut Word) -> usize {
     let n = s.len();
     while i < n {
         let b = s[i];
@@ -116,12 +133,16 @@ fn read_word(s: &[u8], mut i: usize, brace: bool, w: &mut Word) -> usize {
             b'\'' | b'"' => {
                 // Quote removal: the quoted part joins the word.
                 let q = b;
+                let had = w.len > 0;
                 let mut j = i + 1;
                 while j < n && s[j] != q && j - i <= WORD_MAX {
                     w.push(s[j]);
                     j += 1;
                 }
-                if i > 0 || j + 1 < n {
+                let glued_after = s
+                    .get(j + 1)
+                    .is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'\'' || c == b'"');
+                if had || glued_after || j == i + 1 {
                     w.obfuscated = true;
                 }
                 if j < n && s[j] == q {
@@ -132,7 +153,7 @@ fn read_word(s: &[u8], mut i: usize, brace: bool, w: &mut Word) -> usize {
                 }
                 continue;
             }
-            b'\\' => {
+            b'\\' if unescape => {
                 if let Some(&c) = s.get(i + 1) {
                     if c == b'\n' {
                         i += 2;
@@ -194,18 +215,43 @@ fn skip_blanks(s: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// Reads a command (word and a few arguments) at `i`.
-fn read_command(s: &[u8], i: usize, brace: bool) -> Command {
-    let mut c = Command {
-        name: Word::default(),
-        args: Default::default(),
-        nargs: 0,
-        redirect: false,
-        end: 0,
-        stop: i,
-    };
+impl Command {
+    fn new() -> Self {
+        Command {
+            name: Word::default(),
+            args: Default::default(),
+            nargs: 0,
+            redirect: false,
+            end: 0,
+            stop: 0,
+        }
+    }
+}
+
+impl Word {
+    /// Empties the word without touching its buffer.
+    fn clear(&mut self) {
+        self.len = 0;
+        self.obfuscated = false;
+        self.overflow = false;
+    }
+}
+
+/// Reads a command (word and a few arguments) at `i` into `c`, which is reused between calls so
+/// that a text full of separators costs no more than its length.
+fn read_command(s: &[u8], i: usize, brace: bool, c: &mut Command) {
+    c.name.clear();
+    c.nargs = 0;
+    c.redirect = false;
+    c.end = 0;
+    c.stop = i;
     let mut j = skip_blanks(s, i);
-    j = read_word(s, j, brace, &mut c.name);
+    j = read_word(s, j, brace, true, &mut c.name);
+    if !known_command(c.name.command_name()) {
+        // Not a command we judge: its arguments do not matter.
+        c.stop = j;
+        return;
+    }
     let n = s.len();
     while j < n {
         j = skip_blanks(s, j);
@@ -230,7 +276,8 @@ fn read_command(s: &[u8], i: usize, brace: bool) -> Command {
             break;
         }
         let before = j;
-        j = read_word(s, j, brace, &mut c.args[c.nargs]);
+        c.args[c.nargs].clear();
+        j = read_word(s, j, brace, false, &mut c.args[c.nargs]);
         c.nargs += 1;
         if j == before {
             // `(` or another byte no word starts with.
@@ -238,7 +285,6 @@ fn read_command(s: &[u8], i: usize, brace: bool) -> Command {
         }
     }
     c.stop = j;
-    c
 }
 
 /// How much a command word looks like something an attacker runs.
@@ -300,9 +346,141 @@ fn is_number(a: &[u8]) -> bool {
     !a.is_empty() && a.iter().all(|b| b.is_ascii_digit() || *b == b'.')
 }
 
+/// Every command [`judge`] knows, sorted by bytes for binary search.
+const KNOWN_COMMANDS: &[&[u8]] = &[
+    b"arp",
+    b"awk",
+    b"base64",
+    b"bash",
+    b"bitsadmin",
+    b"cat",
+    b"certutil",
+    b"chattr",
+    b"chmod",
+    b"chown",
+    b"cmd",
+    b"copy",
+    b"cp",
+    b"crontab",
+    b"cscript",
+    b"csh",
+    b"curl",
+    b"dash",
+    b"del",
+    b"dig",
+    b"dir",
+    b"echo",
+    b"env",
+    b"eval",
+    b"exec",
+    b"expr",
+    b"fetch",
+    b"find",
+    b"format",
+    b"ftp",
+    b"gawk",
+    b"getuid",
+    b"grep",
+    b"halt",
+    b"head",
+    b"hostname",
+    b"id",
+    b"ifconfig",
+    b"ipconfig",
+    b"kill",
+    b"killall",
+    b"ksh",
+    b"last",
+    b"less",
+    b"ls",
+    b"lua",
+    b"lwp-download",
+    b"mkfifo",
+    b"mknod",
+    b"more",
+    b"mshta",
+    b"mv",
+    b"nc",
+    b"ncat",
+    b"net",
+    b"netcat",
+    b"netsh",
+    b"netstat",
+    b"nl",
+    b"node",
+    b"nohup",
+    b"nslookup",
+    b"od",
+    b"passwd",
+    b"perl",
+    b"php",
+    b"phpinfo",
+    b"ping",
+    b"pkill",
+    b"powershell",
+    b"printenv",
+    b"printf",
+    b"ps",
+    b"pwd",
+    b"pwsh",
+    b"python",
+    b"python2",
+    b"python3",
+    b"reboot",
+    b"reg",
+    b"regsvr32",
+    b"rm",
+    b"rmdir",
+    b"route",
+    b"ruby",
+    b"rundll32",
+    b"schtasks",
+    b"sh",
+    b"shutdown",
+    b"sleep",
+    b"socat",
+    b"strings",
+    b"su",
+    b"sudo",
+    b"sysinfo",
+    b"systeminfo",
+    b"tac",
+    b"tail",
+    b"tasklist",
+    b"tcsh",
+    b"telnet",
+    b"tftp",
+    b"timeout",
+    b"touch",
+    b"traceroute",
+    b"tracert",
+    b"type",
+    b"uname",
+    b"useradd",
+    b"usermod",
+    b"ver",
+    b"w",
+    b"wget",
+    b"who",
+    b"whoami",
+    b"wmic",
+    b"wscript",
+    b"xcopy",
+    b"xterm",
+    b"xxd",
+    b"zsh",
+];
+
+static KNOWN_COMMAND_SET: WordSet = WordSet::new(KNOWN_COMMANDS);
+
+/// Is `name` a command [`judge`] knows? (Arguments are read only for these.)
+fn known_command(name: &[u8]) -> bool {
+    name.len() <= 16 && KNOWN_COMMAND_SET.contains(name)
+}
+
 fn judge(c: &Command) -> Verdict {
     let name = c.name.command_name();
-    if name.is_empty() || c.name.overflow {
+    if name.is_empty() || c.name.overflow || !known_command(name) {
         return Verdict::No;
     }
     let arg = |k: usize| -> &[u8] {
@@ -364,7 +542,23 @@ fn judge(c: &Command) -> Verdict {
             }
         }
         b"ls" | b"dir" => {
-            if sensitive {
+            let system_dir = any_arg(&|a: &[u8]| {
+                a == b"/"
+                    || [
+                        &b"/etc"[..],
+                        b"/home",
+                        b"/root",
+                        b"/tmp",
+                        b"/var",
+                        b"/usr",
+                        b"/bin",
+                        b"/proc",
+                    ]
+                    .iter()
+                    .any(|d| a.starts_with(d))
+                    || (a.len() >= 2 && a[0].is_ascii_lowercase() && a[1] == b':')
+            });
+            if sensitive || system_dir {
                 Verdict::Attack
             } else if no_args || first_shellish || arg(0).starts_with(b"c:") {
                 Verdict::Plausible
@@ -449,7 +643,10 @@ fn judge(c: &Command) -> Verdict {
             }
         }
         b"echo" | b"printf" => {
-            if c.redirect {
+            let code = any_arg(&|a: &[u8]| {
+                contains(a, b"<?php") || contains(a, b"<%") || contains(a, b"/dev/tcp")
+            });
+            if c.redirect && code {
                 Verdict::Attack
             } else if c.nargs >= 1 && (first_shellish || c.args[0].obfuscated) {
                 Verdict::Plausible
@@ -467,12 +664,30 @@ fn judge(c: &Command) -> Verdict {
             }
         }
         b"chmod" | b"chown" | b"chattr" | b"mkfifo" | b"mknod" | b"crontab" | b"useradd"
-        | b"usermod" | b"passwd" | b"nohup" | b"killall" | b"pkill" | b"wmic" | b"reg"
-        | b"schtasks" | b"netsh" | b"nslookup" | b"dig" | b"traceroute" | b"tracert" | b"arp"
-        | b"route" | b"awk" | b"gawk" | b"find" | b"xterm" | b"cp" | b"mv" | b"copy" | b"xcopy"
-        | b"kill" | b"sudo" | b"su" | b"exec" | b"eval" | b"expr" | b"touch" => {
+        | b"usermod" | b"passwd" | b"nohup" | b"killall" | b"pkill" | b"wmic" | b"schtasks"
+        | b"nslookup" | b"dig" | b"traceroute" | b"tracert" | b"arp" | b"route" | b"awk"
+        | b"gawk" | b"find" | b"xterm" | b"cp" | b"mv" | b"copy" | b"xcopy" | b"kill" | b"sudo"
+        | b"su" | b"exec" | b"eval" | b"expr" | b"touch" => {
             if first_shellish || (no_args && matches!(name, b"arp" | b"route" | b"su")) {
                 Verdict::Plausible
+            } else {
+                Verdict::No
+            }
+        }
+        b"reg" => {
+            let hive = any_arg(&|a: &[u8]| a.starts_with(b"hk"));
+            if matches!(arg(0), b"add" | b"query" | b"delete" | b"save" | b"export") && hive {
+                Verdict::Attack
+            } else {
+                Verdict::No
+            }
+        }
+        b"netsh" => {
+            if matches!(
+                arg(0),
+                b"firewall" | b"advfirewall" | b"wlan" | b"interface" | b"int"
+            ) {
+                Verdict::Attack
             } else {
                 Verdict::No
             }
@@ -522,16 +737,38 @@ pub fn detect(view: &[u8]) -> Option<Rule> {
         .position(|b| b.is_ascii_alphanumeric())
         .unwrap_or(n);
     let first_blank = s.iter().position(|&b| is_blank(b)).unwrap_or(n);
-    // A command at the very start of the text: only unmistakable ones.
+    let mut cmd = Command::new();
+    // A command at the very start of the text (after the quote that closes the application's
+    // string, if any): only unmistakable ones.
     {
-        let c = read_command(s, 0, false);
-        let v = judge(&c);
+        let start = s
+            .iter()
+            .position(|&b| !matches!(b, b'\'' | b'"') && !is_blank(b))
+            .unwrap_or(n);
+        read_command(s, start, false, &mut cmd);
+        let c = &cmd;
+        let v = judge(c);
         // The whole first segment must be the command line: `rm -rf is dangerous` is prose.
-        let whole = c.stop >= n || c.end != 0;
+        let windows_admin = matches!(c.name.command_name(), b"net" | b"reg" | b"netsh");
+        let whole = c.stop >= n || c.end != 0 || windows_admin;
         let args_shellish = (0..c.nargs).all(|k| {
             let a = c.args[k].as_bytes();
             shellish(a) || is_number(a)
-        });
+        }) || matches!(
+            c.name.command_name(),
+            b"net"
+                | b"reg"
+                | b"netsh"
+                | b"perl"
+                | b"python"
+                | b"python3"
+                | b"php"
+                | b"ruby"
+                | b"powershell"
+                | b"nc"
+                | b"ncat"
+                | b"echo"
+        );
         if v == Verdict::Attack && whole && args_shellish {
             return Some("cmdi-command");
         }
@@ -542,6 +779,15 @@ pub fn detect(view: &[u8]) -> Option<Rule> {
     let mut i = 0;
     while i < n {
         let b = s[i];
+        if !TRIGGER[usize::from(b)] {
+            match s[i..].iter().position(|&c| TRIGGER[usize::from(c)]) {
+                Some(p) => {
+                    i += p;
+                    continue;
+                }
+                None => break,
+            }
+        }
         let (cmd_at, kind) = match b {
             b';' | b'\n' | b'\r' => (i + 1, "cmdi-chain"),
             b'|' | b'&' => {
@@ -559,11 +805,12 @@ pub fn detect(view: &[u8]) -> Option<Rule> {
             {
                 // Brace expansion `{cat,/etc/passwd}` runs the first item as a command.
                 let window = &s[..n.min(i + 129)];
-                let c = read_command(window, i + 1, true);
+                read_command(window, i + 1, true, &mut cmd);
+                let c = &cmd;
                 let closed = c.end == b'}' || window.get(c.stop) == Some(&b'}');
                 if closed
                     && contains(&window[i..c.stop.min(window.len())], b",")
-                    && judge(&c) >= Verdict::Plausible
+                    && judge(c) >= Verdict::Plausible
                 {
                     return Some("cmdi-brace-expansion");
                 }
@@ -580,7 +827,9 @@ pub fn detect(view: &[u8]) -> Option<Rule> {
                         .unwrap_or(rest.len());
                     &rest[k..]
                 };
-                if rest_t.starts_with(b"/dev/tcp/") || rest_t.starts_with(b"/dev/udp/") {
+                if rest_t.first() == Some(&b'/')
+                    && (rest_t.starts_with(b"/dev/tcp/") || rest_t.starts_with(b"/dev/udp/"))
+                {
                     return Some("cmdi-reverse-shell");
                 }
                 i += 1;
@@ -591,8 +840,9 @@ pub fn detect(view: &[u8]) -> Option<Rule> {
                 continue;
             }
         };
-        let c = read_command(s, cmd_at, false);
-        let v = judge(&c);
+        read_command(s, cmd_at, false, &mut cmd);
+        let c = &cmd;
+        let v = judge(c);
         let in_lead = i <= lead || i <= first_alnum;
         if v == Verdict::Attack || (v == Verdict::Plausible && in_lead) {
             return Some(kind);
@@ -612,23 +862,111 @@ pub fn detect(view: &[u8]) -> Option<Rule> {
     None
 }
 
+/// Commands that prove execution when code runs them (`system('echo x')`), whatever the
+/// arguments.
+fn common_command(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"echo"
+            | b"sleep"
+            | b"ping"
+            | b"cat"
+            | b"ls"
+            | b"id"
+            | b"whoami"
+            | b"uname"
+            | b"dir"
+            | b"type"
+            | b"pwd"
+            | b"curl"
+            | b"wget"
+            | b"nc"
+            | b"bash"
+            | b"sh"
+            | b"cmd"
+            | b"powershell"
+            | b"net"
+            | b"ipconfig"
+            | b"ifconfig"
+            | b"hostname"
+    )
+}
+
+/// Bit marks for `(`, `{`, `$` and `<`, the bytes [`whole_text_rules`] needs.
+static MARKS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'(' as usize] = 1;
+    t[b'{' as usize] = 2;
+    t[b'$' as usize] = 4;
+    t[b'<' as usize] = 8;
+    t
+};
+
 /// Constructs that are command execution wherever they appear.
 fn whole_text_rules(s: &[u8]) -> Option<Rule> {
+    // Every construct below needs one of these bytes; most messages have none.
+    // One branch-free pass collects which of the bytes below occur.
+    let seen = s.iter().fold(0u8, |acc, &b| acc | MARKS[usize::from(b)]);
+    let paren = seen & 1 != 0;
+    let brace = seen & 2 != 0;
+    let dollar = seen & 4 != 0;
+    let angle = seen & 8 != 0;
+    if !(paren || brace || angle) {
+        return None;
+    }
     // Shellshock function definition.
-    if let Some(p) = find(s, b"() {") {
+    if let Some(p) = find(s, b"() {").filter(|_| paren && brace) {
         let rest = &s[p + 4..s.len().min(p + 12)];
         if rest.trim_ascii_start().starts_with(b":;") || rest.trim_ascii_start().starts_with(b": ;")
         {
             return Some("cmdi-shellshock");
         }
     }
+    // PHP code evaluation: `{${phpinfo()}}`, `${@print(...)}`, `phpinfo();`.
+    if dollar
+        && (find(s, b"{${").is_some() || find(s, b"${@").is_some() || find(s, b"{$_").is_some())
+    {
+        return Some("cmdi-code-exec");
+    }
+    for f in [
+        &b"phpinfo("[..],
+        b"phpversion(",
+        b"php_uname(",
+        b"get_current_user(",
+    ] {
+        if let Some(p) = find(s, f).filter(|_| paren) {
+            if p == 0 || !(s[p - 1].is_ascii_alphanumeric() || s[p - 1] == b'_') {
+                return Some("cmdi-code-exec");
+            }
+        }
+    }
     // Server-side includes.
-    if find(s, b"<!--#exec").is_some() {
+    if angle && find(s, b"<!--#exec").is_some() {
         return Some("cmdi-ssi");
     }
     // Server-side template injection reaching Python object internals.
-    if let Some(p) = find(s, b"{{") {
+    if let Some(p) = find(s, b"{{").filter(|_| brace) {
         let window = &s[p..s.len().min(p + 256)];
+        // The arithmetic probe of template injection: `{{7*7}}`.
+        let inner = window[2..].trim_ascii_start();
+        let digits = inner.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits > 0 {
+            let rest = inner[digits..].trim_ascii_start();
+            if let Some(&op) = rest.first() {
+                let rest = rest[1..].trim_ascii_start();
+                let d2 = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+                if matches!(op, b'+' | b'*' | b'-')
+                    && d2 > 0
+                    && rest[d2..].trim_ascii_start().starts_with(b"}}")
+                {
+                    return Some("cmdi-template-injection");
+                }
+            }
+        }
+        let end = find(window, b"}}").unwrap_or(window.len());
+        if has_sensitive(&window[..end]) {
+            return Some("cmdi-template-injection");
+        }
         let mut compact = [0u8; 256];
         let mut len = 0;
         for &b in window {
@@ -654,7 +992,14 @@ fn whole_text_rules(s: &[u8]) -> Option<Rule> {
         }
     }
     // Code that runs a command line: `system('id')`, `exec("cat /etc/passwd")`.
-    for (p, _) in s.iter().enumerate().filter(|(_, &b)| b == b'(') {
+    if !paren {
+        return None;
+    }
+    for (p, _) in s
+        .iter()
+        .enumerate()
+        .filter(|&(p, &b)| b == b'(' && p > 0 && s[p - 1].is_ascii_lowercase())
+    {
         let mut k = p;
         while k > 0 && p - k < 12 && (s[k - 1].is_ascii_lowercase() || s[k - 1] == b'_') {
             k -= 1;
@@ -679,9 +1024,13 @@ fn whole_text_rules(s: &[u8]) -> Option<Rule> {
         }
         let rest = s[p + 1..].trim_ascii_start();
         match rest.first() {
-            Some(b'\'' | b'"' | b'`') => {
-                let c = read_command(rest, 1, false);
-                if judge(&c) >= Verdict::Plausible {
+            Some(&q @ (b'\'' | b'"' | b'`')) => {
+                let body = &rest[1..rest.len().min(257)];
+                let body = &body[..body.iter().position(|&b| b == q).unwrap_or(body.len())];
+                let mut cmd = Command::new();
+                read_command(body, 0, false, &mut cmd);
+                let c = &cmd;
+                if judge(c) >= Verdict::Plausible || common_command(c.name.command_name()) {
                     return Some("cmdi-code-exec");
                 }
             }
@@ -723,6 +1072,11 @@ mod tests {
     }
 
     #[test]
+    fn command_table_is_sorted() {
+        assert!(KNOWN_COMMANDS.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
     fn attacks() {
         for s in [
             "; id",
@@ -747,6 +1101,11 @@ mod tests {
             "& net user hacker p /add",
             "\n/usr/bin/id\n",
             "cat /etc/passwd",
+            "system(\"id\")",
+            "{{7*7}}",
+            "& reg add HKLM\\Software\\X /v Run /d x.exe",
+            "{${phpinfo()}}",
+            "<!--#exec cmd=\"ls\"-->",
         ] {
             assert!(hit(s).is_some(), "missed {s:?}");
         }

@@ -10,6 +10,7 @@ mod custom;
 mod json_views;
 mod normalize;
 mod sqli;
+mod wordset;
 mod xss;
 
 use std::borrow::Cow;
@@ -66,6 +67,12 @@ pub struct Finding {
     /// Stable rule id (`xss-script-tag`, `custom-2`, ...).
     pub rule_id: Cow<'static, str>,
 }
+
+/// Units larger than this get two views (raw and fully decoded) instead of one per layer.
+const LARGE_UNIT: usize = 64 * 1024;
+
+/// Decode layers peeled from large units (double encoding, not triple).
+const LARGE_DECODE_ROUNDS: usize = 2;
 
 /// Decode layers applied after the first fold (so up to four views of one text).
 const MAX_DECODE_ROUNDS: usize = 3;
@@ -170,21 +177,43 @@ impl Inspector {
             next,
             decoded,
         } = scratch;
-        inspect_unit(data, &mut pending, view, next, decoded, findings);
-        if part == MessagePart::Complete && pending.any() && json.extract(data) {
+        let is_json = part == MessagePart::Complete && json.extract(data);
+        if is_json {
+            // The raw JSON text is inspected for markup that straddles fields; the SQL and shell
+            // detectors read a message as one value, so they see the decoded strings instead.
+            let mut raw = Pending {
+                xss: pending.xss,
+                sqli: false,
+                cmdi: false,
+            };
+            inspect_unit(data, &mut raw, view, next, decoded, findings);
+            pending.xss &= raw.xss;
+        } else {
+            inspect_unit(data, &mut pending, view, next, decoded, findings);
+        }
+        if is_json && pending.any() {
             for k in 0..json.spans.len() {
                 if !pending.any() {
                     break;
                 }
                 let (a, b) = json.spans[k];
                 let unit = json.buf.get(a..b).unwrap_or(&[]);
-                if !unit.is_empty() {
+                if !plain_token(unit) {
                     inspect_unit(unit, &mut pending, view, next, decoded, findings);
                 }
             }
         }
         json.clear();
     }
+}
+
+/// A JSON string that is one plain token (`"type"`, `"message"`, `"42"`): nothing any detector
+/// looks for can be in it, so it is not inspected on its own (the raw text still is).
+fn plain_token(unit: &[u8]) -> bool {
+    unit.len() <= 64
+        && unit
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// Folds `unit`, runs the detectors, then peels decoding layers while they change something.
@@ -200,7 +229,33 @@ fn inspect_unit(
     normalize::fold(unit, view);
     run_detectors(view, pending, findings);
     // `+` is a space only in form-encoded text, which has no literal spaces.
-    let plus_is_space = !view.contains(&b' ') && view.contains(&b'+');
+    let marks = normalize::marks(view);
+    let plus_is_space = !marks.space() && marks.plus();
+    // Large texts get the fully decoded view only, not every intermediate one: the detectors
+    // then run at most twice over them.
+    let every_round = unit.len() <= LARGE_UNIT;
+    if !every_round {
+        // Peel every layer first (decoding reads escapes in either case), fold once, inspect once.
+        let mut any = false;
+        for _ in 0..LARGE_DECODE_ROUNDS {
+            if !pending.any() || !normalize::has_decodable(view, plus_is_space) {
+                break;
+            }
+            decoded.clear();
+            if !normalize::decode(view, plus_is_space, decoded) {
+                break;
+            }
+            any = true;
+            std::mem::swap(view, decoded);
+        }
+        if any {
+            next.clear();
+            normalize::fold(view, next);
+            run_detectors(next, pending, findings);
+        }
+        return;
+    }
+    let mut pending_view = false;
     for _ in 0..MAX_DECODE_ROUNDS {
         if !pending.any() || !normalize::has_decodable(view, plus_is_space) {
             break;
@@ -212,6 +267,13 @@ fn inspect_unit(
         next.clear();
         normalize::fold(decoded, next);
         std::mem::swap(view, next);
+        if every_round {
+            run_detectors(view, pending, findings);
+        } else {
+            pending_view = true;
+        }
+    }
+    if pending_view {
         run_detectors(view, pending, findings);
     }
 }

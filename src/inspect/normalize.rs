@@ -10,101 +10,178 @@
 ///
 /// - ASCII letters are lowercased;
 /// - NUL, the other C0 controls (except tab, line feed, form feed and carriage return) and DEL are
-///   dropped, as browsers and many parsers drop or ignore them;
+///   dropped, as browsers and many parsers drop or ignore them, and so are whole terminal control
+///   sequences (`ESC [ 2 A`);
+/// - a run of U+FFFD (what invalid UTF-8 became) shrinks to one opaque non-ASCII byte;
 /// - fullwidth forms U+FF01..U+FF5E and the small-form `﹤﹥` become their ASCII letters;
+/// - typographic quotes and primes become ASCII quotes (Windows best-fit mapping does the same);
 /// - Unicode spaces (NBSP, U+2000..U+200A, U+3000) become a space, U+2028/U+2029 and U+0085 a line
 ///   feed, and zero-width characters (U+200B..U+200D, U+2060, U+FEFF) are dropped.
 pub fn fold(input: &[u8], out: &mut Vec<u8>) -> bool {
-    out.reserve(input.len());
+    // The output is never longer than the input: write into a buffer of that size, then trim.
+    let start = out.len();
+    out.resize(start + input.len(), 0);
+    let buf = &mut out[start..];
     let mut changed = false;
     let mut i = 0;
+    let mut j = 0;
     let n = input.len();
+    // Consecutive single bytes just copied: past a few, the rest of the run goes in bulk.
+    let mut streak = 0;
     while i < n {
         let b = input[i];
-        if b < 0x80 {
-            match b {
-                b'A'..=b'Z' => {
-                    out.push(b | 0x20);
-                    changed = true;
+        let class = FOLD[usize::from(b)];
+        if class & SPECIAL == 0 {
+            if streak >= 8 {
+                let run = input[i..]
+                    .iter()
+                    .position(|&c| FOLD[usize::from(c)] & (SPECIAL | KEEP) != KEEP)
+                    .unwrap_or(n - i);
+                let chunk = &input[i..i + run];
+                changed |= chunk.iter().any(u8::is_ascii_uppercase);
+                for (d, &c) in buf[j..j + run].iter_mut().zip(chunk) {
+                    *d = c.to_ascii_lowercase();
                 }
-                b'\t' | b'\n' | b'\r' | 0x0c => out.push(b),
-                0x00..=0x1f | 0x7f => changed = true,
-                _ => out.push(b),
+                i += run;
+                j += run;
+                streak = 0;
+                if run > 0 {
+                    continue;
+                }
             }
+            // Single bytes: copied (ASCII lowercased, vertical tab as a space) or dropped
+            // (controls), without a branch on which.
+            buf[j] = FOLD_MAP[usize::from(b)];
+            j += usize::from(class & KEEP);
+            changed |= class & CHANGES != 0;
             i += 1;
+            streak += 1;
             continue;
         }
-        // Multi-byte sequences we fold; anything else is copied byte by byte.
-        let b1 = input.get(i + 1).copied().unwrap_or(0);
-        let b2 = input.get(i + 2).copied().unwrap_or(0);
-        match (b, b1, b2) {
-            // U+FF01..U+FF3F -> 0x21..0x5F
-            (0xef, 0xbc, 0x81..=0xbf) => {
-                out.push(ascii_lower(b2 - 0x81 + 0x21));
+        streak = 0;
+        let (consumed, emit) = fold_special(&input[i..]);
+        if let Some(e) = emit {
+            buf[j] = e;
+            j += 1;
+        }
+        changed |= !(consumed == 1 && emit == Some(b));
+        i += consumed.max(1);
+        if emit == Some(OPAQUE) {
+            // A run of U+FFFD carries nothing more than one.
+            while input[i..].starts_with(REPLACEMENT) {
                 i += 3;
-                changed = true;
-            }
-            // U+FF40..U+FF5E -> 0x60..0x7E
-            (0xef, 0xbd, 0x80..=0x9e) => {
-                out.push(b2 - 0x80 + 0x60);
-                i += 3;
-                changed = true;
-            }
-            // Small form variants: U+FE64 < and U+FE65 >.
-            (0xef, 0xb9, 0xa4) => {
-                out.push(b'<');
-                i += 3;
-                changed = true;
-            }
-            (0xef, 0xb9, 0xa5) => {
-                out.push(b'>');
-                i += 3;
-                changed = true;
-            }
-            // U+FEFF zero-width no-break space.
-            (0xef, 0xbb, 0xbf) => {
-                i += 3;
-                changed = true;
-            }
-            // U+3000 ideographic space.
-            (0xe3, 0x80, 0x80) => {
-                out.push(b' ');
-                i += 3;
-                changed = true;
-            }
-            // U+2000..U+200A spaces, U+200B..U+200D zero width, U+2028/U+2029 separators.
-            (0xe2, 0x80, 0x80..=0x8a) => {
-                out.push(b' ');
-                i += 3;
-                changed = true;
-            }
-            (0xe2, 0x80, 0x8b..=0x8d) | (0xe2, 0x81, 0xa0) => {
-                i += 3;
-                changed = true;
-            }
-            (0xe2, 0x80, 0xa8 | 0xa9) => {
-                out.push(b'\n');
-                i += 3;
-                changed = true;
-            }
-            // U+00A0 no-break space, U+0085 next line.
-            (0xc2, 0xa0, _) => {
-                out.push(b' ');
-                i += 2;
-                changed = true;
-            }
-            (0xc2, 0x85, _) => {
-                out.push(b'\n');
-                i += 2;
-                changed = true;
-            }
-            _ => {
-                out.push(b);
-                i += 1;
             }
         }
     }
+    out.truncate(start + j);
     changed
+}
+
+/// [`FOLD`] bits.
+const KEEP: u8 = 1;
+const CHANGES: u8 = 2;
+const SPECIAL: u8 = 4;
+
+/// Per byte: whether [`fold`] keeps it, whether doing so changes it, and whether it may start a
+/// sequence that needs [`fold_special`] (ESC and the lead bytes of rewritten UTF-8 sequences).
+static FOLD: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = if c == 0x1b || is_fold_lead(c) {
+            SPECIAL
+        } else if (c >= 0x20 && c < 0x7f) || c >= 0x80 || matches!(c, b'\t' | b'\n' | b'\r' | 0x0c)
+        {
+            if c.is_ascii_uppercase() {
+                KEEP | CHANGES
+            } else {
+                KEEP
+            }
+        } else if c == 0x0b {
+            KEEP | CHANGES
+        } else {
+            CHANGES
+        };
+        b += 1;
+    }
+    t
+};
+
+/// What [`fold`] writes for a single byte it keeps.
+static FOLD_MAP: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = if c == 0x0b {
+            b' '
+        } else {
+            c.to_ascii_lowercase()
+        };
+        b += 1;
+    }
+    t
+};
+
+/// A sequence starting with ESC or a fold lead byte: (bytes consumed, byte written if any).
+fn fold_special(s: &[u8]) -> (usize, Option<u8>) {
+    let b = s[0];
+    if b == 0x1b {
+        if s.get(1) == Some(&b'[') {
+            // A terminal control sequence (ESC [ parameters final-byte): drop it whole.
+            let mut j = 2;
+            while j < s.len() && j < 32 && !(0x40..=0x7e).contains(&s[j]) {
+                j += 1;
+            }
+            return ((j + 1).min(s.len()), None);
+        }
+        return (1, None);
+    }
+    let b1 = s.get(1).copied().unwrap_or(0);
+    let b2 = s.get(2).copied().unwrap_or(0);
+    match (b, b1, b2) {
+        // U+FFFD, what invalid UTF-8 became: one byte that is not ASCII says as much as three
+        // (views need not be UTF-8).
+        (0xef, 0xbf, 0xbd) => (3, Some(OPAQUE)),
+        // U+FF01..U+FF3F -> 0x21..0x5F
+        (0xef, 0xbc, 0x81..=0xbf) => (3, Some(ascii_lower(b2 - 0x81 + 0x21))),
+        // U+FF40..U+FF5E -> 0x60..0x7E
+        (0xef, 0xbd, 0x80..=0x9e) => (3, Some(b2 - 0x80 + 0x60)),
+        // Small form variants: U+FE64 < and U+FE65 >.
+        (0xef, 0xb9, 0xa4) => (3, Some(b'<')),
+        (0xef, 0xb9, 0xa5) => (3, Some(b'>')),
+        // U+FEFF zero-width no-break space.
+        (0xef, 0xbb, 0xbf) => (3, None),
+        // U+3000 ideographic space.
+        (0xe3, 0x80, 0x80) => (3, Some(b' ')),
+        // U+2000..U+200A spaces, U+200B..U+200D zero width, U+2060 word joiner.
+        (0xe2, 0x80, 0x80..=0x8a) => (3, Some(b' ')),
+        (0xe2, 0x80, 0x8b..=0x8d) | (0xe2, 0x81, 0xa0) => (3, None),
+        // Typographic quotes and primes (U+2018, U+2019, U+2032; U+201C, U+201D, U+2033):
+        // Windows "best fit" conversion and some database collations turn them into ASCII
+        // quotes, so payloads use them to slip past filters.
+        (0xe2, 0x80, 0x98 | 0x99 | 0xb2) => (3, Some(b'\'')),
+        (0xe2, 0x80, 0x9c | 0x9d | 0xb3) => (3, Some(b'"')),
+        // U+2028/U+2029 line and paragraph separators.
+        (0xe2, 0x80, 0xa8 | 0xa9) => (3, Some(b'\n')),
+        // U+00A0 no-break space, U+0085 next line.
+        (0xc2, 0xa0, _) => (2, Some(b' ')),
+        (0xc2, 0x85, _) => (2, Some(b'\n')),
+        _ => (1, Some(b)),
+    }
+}
+
+/// What a run of U+FFFD becomes in a view: a byte that is never ASCII and never starts a
+/// sequence the fold rewrites, so every detector reads it as an opaque word character.
+const OPAQUE: u8 = 0xff;
+
+/// UTF-8 of U+FFFD REPLACEMENT CHARACTER.
+const REPLACEMENT: &[u8] = "\u{fffd}".as_bytes();
+
+/// Lead bytes of the multi-byte sequences [`fold`] rewrites.
+const fn is_fold_lead(b: u8) -> bool {
+    matches!(b, 0xc2 | 0xe2 | 0xe3 | 0xef)
 }
 
 fn ascii_lower(b: u8) -> u8 {
@@ -127,8 +204,60 @@ fn push_code_point(out: &mut Vec<u8>, cp: u32) {
     out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
 }
 
+/// Which of a few significant bytes a view contains, as [`Marks`] bits, in one branch-free pass.
+pub fn marks(view: &[u8]) -> Marks {
+    Marks(
+        view.iter()
+            .fold(0u8, |acc, &b| acc | MARK_TABLE[usize::from(b)]),
+    )
+}
+
+/// The significant bytes present in a view (see [`marks`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Marks(u8);
+
+impl Marks {
+    /// A space.
+    pub fn space(self) -> bool {
+        self.0 & 1 != 0
+    }
+    /// A `+`.
+    pub fn plus(self) -> bool {
+        self.0 & 2 != 0
+    }
+    /// A `'`.
+    pub fn single_quote(self) -> bool {
+        self.0 & 4 != 0
+    }
+    /// A `"`.
+    pub fn double_quote(self) -> bool {
+        self.0 & 8 != 0
+    }
+    /// A `%`, `&` or `\` (what starts an escape the decode pass reads).
+    pub fn escape_intro(self) -> bool {
+        self.0 & 16 != 0
+    }
+}
+
+static MARK_TABLE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b' ' as usize] = 1;
+    t[b'+' as usize] = 2;
+    t[b'\'' as usize] = 4;
+    t[b'"' as usize] = 8;
+    t[b'%' as usize] = 16;
+    t[b'&' as usize] = 16;
+    t[b'\\' as usize] = 16;
+    t
+};
+
 /// True when `input` holds something the decode pass would change (cheap pre-check).
 pub fn has_decodable(input: &[u8], plus_is_space: bool) -> bool {
+    // Most texts have none of the introducers: one branch-free pass settles it.
+    let m = marks(input);
+    if !(m.escape_intro() || plus_is_space && m.plus()) {
+        return false;
+    }
     let n = input.len();
     for (i, &b) in input.iter().enumerate() {
         match b {
@@ -210,6 +339,16 @@ pub fn decode(input: &[u8], plus_is_space: bool, out: &mut Vec<u8>) -> bool {
     let mut i = 0;
     let mut changed = false;
     while i < n {
+        // Copy the run up to the next byte that can start an escape.
+        let run = input[i..]
+            .iter()
+            .position(|&b| matches!(b, b'%' | b'&' | b'\\') || (plus_is_space && b == b'+'))
+            .unwrap_or(n - i);
+        if run > 0 {
+            out.extend_from_slice(&input[i..i + run]);
+            i += run;
+            continue;
+        }
         let b = input[i];
         match b {
             b'%' => {
@@ -383,7 +522,8 @@ fn backslash_escape(s: &[u8]) -> Option<(u32, usize)> {
                 j += 1;
             }
             let digits = &s[1..j];
-            if all_octal {
+            // JavaScript octal escapes have at most three digits; four or more are CSS.
+            if all_octal && digits.len() <= 3 {
                 let take = digits.len().min(3);
                 let mut v = 0u32;
                 for &d in &digits[..take] {

@@ -15,6 +15,8 @@
 //! is how `UNION/**/SELECT` and friends are normalized. MySQL `/*! ... */` bodies are tokenized as
 //! code.
 
+use super::wordset::WordSet;
+
 /// Tokens kept for the anchored rules.
 const ANCHOR_TOKENS: usize = 32;
 /// Look-back window of the stream rules.
@@ -119,132 +121,317 @@ impl Tok {
     }
 }
 
+/// Every SQL word the tokenizer knows, sorted by bytes for binary search.
+const KEYWORDS: &[(&[u8], Kind, Kw)] = &[
+    (b"@@version", Kind::Word, Kw::SqlFunc),
+    (b"abs", Kind::Word, Kw::SqlFunc),
+    (b"aes_decrypt", Kind::Word, Kw::SqlFunc),
+    (b"aes_encrypt", Kind::Word, Kw::SqlFunc),
+    (b"all", Kind::Word, Kw::All),
+    (b"all_tab_columns", Kind::Word, Kw::Catalog),
+    (b"all_tables", Kind::Word, Kw::Catalog),
+    (b"all_users", Kind::Word, Kw::Catalog),
+    (b"alter", Kind::Word, Kw::Stmt),
+    (b"and", Kind::Logic, Kw::None),
+    (b"any", Kind::Word, Kw::SqlFunc),
+    (b"as", Kind::Word, Kw::Clause),
+    (b"asc", Kind::Word, Kw::Asc),
+    (b"ascii", Kind::Word, Kw::SqlFunc),
+    (b"avg", Kind::Word, Kw::SqlFunc),
+    (b"banner", Kind::Word, Kw::SqlFunc),
+    (b"begin", Kind::Word, Kw::Clause),
+    (b"benchmark", Kind::Word, Kw::TimeFunc),
+    (b"between", Kind::Word, Kw::CmpWord),
+    (b"bfilename", Kind::Word, Kw::SqlFunc),
+    (b"bin", Kind::Word, Kw::SqlFunc),
+    (b"binary", Kind::Op, Kw::None),
+    (b"by", Kind::Word, Kw::By),
+    (b"call", Kind::Word, Kw::Stmt),
+    (b"case", Kind::Word, Kw::Clause),
+    (b"cast", Kind::Word, Kw::SqlFunc),
+    (b"char", Kind::Word, Kw::SqlFunc),
+    (b"char_length", Kind::Word, Kw::SqlFunc),
+    (b"charset", Kind::Word, Kw::SqlFunc),
+    (b"chr", Kind::Word, Kw::SqlFunc),
+    (b"coalesce", Kind::Word, Kw::SqlFunc),
+    (b"coercibility", Kind::Word, Kw::SqlFunc),
+    (b"collate", Kind::Word, Kw::Clause),
+    (b"collation", Kind::Word, Kw::SqlFunc),
+    (b"column", Kind::Word, Kw::Table),
+    (b"compress", Kind::Word, Kw::SqlFunc),
+    (b"concat", Kind::Word, Kw::SqlFunc),
+    (b"concat_ws", Kind::Word, Kw::SqlFunc),
+    (b"connection_id", Kind::Word, Kw::SqlFunc),
+    (b"conv", Kind::Word, Kw::SqlFunc),
+    (b"convert", Kind::Word, Kw::SqlFunc),
+    (b"cos", Kind::Word, Kw::SqlFunc),
+    (b"cot", Kind::Word, Kw::SqlFunc),
+    (b"count", Kind::Word, Kw::SqlFunc),
+    (b"crc32", Kind::Word, Kw::SqlFunc),
+    (b"create", Kind::Word, Kw::Stmt),
+    (b"cross", Kind::Word, Kw::Clause),
+    (b"ctxsys", Kind::Word, Kw::Danger),
+    (b"current_database", Kind::Word, Kw::SqlFunc),
+    (b"current_setting", Kind::Word, Kw::SqlFunc),
+    (b"current_user", Kind::Word, Kw::SqlFunc),
+    (b"database", Kind::Word, Kw::Table),
+    (b"database_name", Kind::Word, Kw::SqlFunc),
+    (b"db_name", Kind::Word, Kw::SqlFunc),
+    (b"dba_users", Kind::Word, Kw::Catalog),
+    (b"dbms_lock", Kind::Word, Kw::Danger),
+    (b"dbms_pipe", Kind::Word, Kw::Danger),
+    (b"dbms_utility", Kind::Word, Kw::SqlFunc),
+    (b"dbms_xmlgen", Kind::Word, Kw::Danger),
+    (b"declare", Kind::Word, Kw::Stmt),
+    (b"decode", Kind::Word, Kw::SqlFunc),
+    (b"delay", Kind::Word, Kw::Delay),
+    (b"delete", Kind::Word, Kw::Stmt),
+    (b"desc", Kind::Word, Kw::Stmt),
+    (b"describe", Kind::Word, Kw::Stmt),
+    (b"distinct", Kind::Word, Kw::Distinct),
+    (b"distinctrow", Kind::Word, Kw::Distinct),
+    (b"div", Kind::Op, Kw::None),
+    (b"drop", Kind::Word, Kw::Stmt),
+    (b"dual", Kind::Word, Kw::Catalog),
+    (b"dumpfile", Kind::Word, Kw::Outfile),
+    (b"else", Kind::Word, Kw::Clause),
+    (b"elt", Kind::Word, Kw::SqlFunc),
+    (b"encode", Kind::Word, Kw::SqlFunc),
+    (b"end", Kind::Word, Kw::Clause),
+    (b"escape", Kind::Word, Kw::Clause),
+    (b"exec", Kind::Word, Kw::Stmt),
+    (b"execute", Kind::Word, Kw::Stmt),
+    (b"exists", Kind::Word, Kw::Exists),
+    (b"exp", Kind::Word, Kw::Danger),
+    (b"extractvalue", Kind::Word, Kw::Danger),
+    (b"false", Kind::Word, Kw::Const),
+    (b"floor", Kind::Word, Kw::SqlFunc),
+    (b"found_rows", Kind::Word, Kw::SqlFunc),
+    (b"from", Kind::Word, Kw::From),
+    (b"function", Kind::Word, Kw::Table),
+    (b"geometrycollection", Kind::Word, Kw::Danger),
+    (b"getdate", Kind::Word, Kw::SqlFunc),
+    (b"grant", Kind::Word, Kw::Stmt),
+    (b"group", Kind::Word, Kw::Group),
+    (b"group_concat", Kind::Word, Kw::SqlFunc),
+    (b"gtid_subset", Kind::Word, Kw::Danger),
+    (b"handler", Kind::Word, Kw::Stmt),
+    (b"having", Kind::Word, Kw::Having),
+    (b"hex", Kind::Word, Kw::SqlFunc),
+    (b"host_name", Kind::Word, Kw::SqlFunc),
+    (b"identified", Kind::Word, Kw::Clause),
+    (b"if", Kind::Word, Kw::SqlFunc),
+    (b"ifnull", Kind::Word, Kw::SqlFunc),
+    (b"iif", Kind::Word, Kw::SqlFunc),
+    (b"ilike", Kind::Word, Kw::CmpWord),
+    (b"in", Kind::Word, Kw::CmpWord),
+    (b"index", Kind::Word, Kw::Table),
+    (b"information_schema", Kind::Word, Kw::Catalog),
+    (b"inner", Kind::Word, Kw::Clause),
+    (b"insert", Kind::Word, Kw::Stmt),
+    (b"instr", Kind::Word, Kw::SqlFunc),
+    (b"intersect", Kind::Word, Kw::Union),
+    (b"into", Kind::Word, Kw::Into),
+    (b"is", Kind::Word, Kw::CmpWord),
+    (b"isnull", Kind::Word, Kw::SqlFunc),
+    (b"join", Kind::Word, Kw::Clause),
+    (b"json_keys", Kind::Word, Kw::Danger),
+    (b"kill", Kind::Word, Kw::Stmt),
+    (b"last_insert_id", Kind::Word, Kw::SqlFunc),
+    (b"lcase", Kind::Word, Kw::SqlFunc),
+    (b"left", Kind::Word, Kw::SqlFunc),
+    (b"len", Kind::Word, Kw::SqlFunc),
+    (b"length", Kind::Word, Kw::SqlFunc),
+    (b"like", Kind::Word, Kw::CmpWord),
+    (b"limit", Kind::Word, Kw::Limit),
+    (b"linestring", Kind::Word, Kw::Danger),
+    (b"ln", Kind::Word, Kw::SqlFunc),
+    (b"lo_export", Kind::Word, Kw::Danger),
+    (b"lo_import", Kind::Word, Kw::Danger),
+    (b"load", Kind::Word, Kw::Stmt),
+    (b"load_extension", Kind::Word, Kw::SqlFunc),
+    (b"load_file", Kind::Word, Kw::Danger),
+    (b"locate", Kind::Word, Kw::SqlFunc),
+    (b"log", Kind::Word, Kw::SqlFunc),
+    (b"login", Kind::Word, Kw::Table),
+    (b"lower", Kind::Word, Kw::SqlFunc),
+    (b"make_set", Kind::Word, Kw::SqlFunc),
+    (b"master", Kind::Word, Kw::Catalog),
+    (b"max", Kind::Word, Kw::SqlFunc),
+    (b"md5", Kind::Word, Kw::SqlFunc),
+    (b"merge", Kind::Word, Kw::Stmt),
+    (b"mid", Kind::Word, Kw::SqlFunc),
+    (b"min", Kind::Word, Kw::SqlFunc),
+    (b"mod", Kind::Op, Kw::None),
+    (b"msysaccessobjects", Kind::Word, Kw::Catalog),
+    (b"msysobjects", Kind::Word, Kw::Catalog),
+    (b"multilinestring", Kind::Word, Kw::Danger),
+    (b"multipoint", Kind::Word, Kw::Danger),
+    (b"multipolygon", Kind::Word, Kw::Danger),
+    (b"mysql", Kind::Word, Kw::Catalog),
+    (b"name_const", Kind::Word, Kw::Danger),
+    (b"natural", Kind::Word, Kw::Clause),
+    (b"nchar", Kind::Word, Kw::SqlFunc),
+    (b"not", Kind::Not, Kw::None),
+    (b"now", Kind::Word, Kw::SqlFunc),
+    (b"nowait", Kind::Word, Kw::Clause),
+    (b"null", Kind::Word, Kw::Const),
+    (b"nullif", Kind::Word, Kw::SqlFunc),
+    (b"oct", Kind::Word, Kw::SqlFunc),
+    (b"offset", Kind::Word, Kw::Limit),
+    (b"on", Kind::Word, Kw::Clause),
+    (b"opendatasource", Kind::Word, Kw::Danger),
+    (b"openrowset", Kind::Word, Kw::Danger),
+    (b"or", Kind::Logic, Kw::None),
+    (b"ord", Kind::Word, Kw::SqlFunc),
+    (b"order", Kind::Word, Kw::Order),
+    (b"outer", Kind::Word, Kw::Clause),
+    (b"outfile", Kind::Word, Kw::Outfile),
+    (b"pg_backend_pid", Kind::Word, Kw::SqlFunc),
+    (b"pg_catalog", Kind::Word, Kw::Catalog),
+    (b"pg_read_file", Kind::Word, Kw::Danger),
+    (b"pg_shadow", Kind::Word, Kw::Catalog),
+    (b"pg_sleep", Kind::Word, Kw::TimeFunc),
+    (b"pg_sleep_for", Kind::Word, Kw::SqlFunc),
+    (b"pg_user", Kind::Word, Kw::Catalog),
+    (b"pi", Kind::Word, Kw::SqlFunc),
+    (b"polygon", Kind::Word, Kw::Danger),
+    (b"position", Kind::Word, Kw::SqlFunc),
+    (b"procedure", Kind::Word, Kw::Procedure),
+    (b"quote", Kind::Word, Kw::SqlFunc),
+    (b"rand", Kind::Word, Kw::SqlFunc),
+    (b"randomblob", Kind::Word, Kw::TimeFunc),
+    (b"regexp", Kind::Word, Kw::CmpWord),
+    (b"rename", Kind::Word, Kw::Stmt),
+    (b"replace", Kind::Word, Kw::Stmt),
+    (b"reverse", Kind::Word, Kw::SqlFunc),
+    (b"revoke", Kind::Word, Kw::Stmt),
+    (b"right", Kind::Word, Kw::SqlFunc),
+    (b"rlike", Kind::Word, Kw::CmpWord),
+    (b"row_count", Kind::Word, Kw::SqlFunc),
+    (b"rowid", Kind::Word, Kw::SqlFunc),
+    (b"rownum", Kind::Word, Kw::SqlFunc),
+    (b"schema", Kind::Word, Kw::Table),
+    (b"select", Kind::Word, Kw::Select),
+    (b"session_user", Kind::Word, Kw::SqlFunc),
+    (b"set", Kind::Word, Kw::Set),
+    (b"sha1", Kind::Word, Kw::SqlFunc),
+    (b"show", Kind::Word, Kw::Stmt),
+    (b"shutdown", Kind::Word, Kw::Stmt),
+    (b"similar", Kind::Word, Kw::CmpWord),
+    (b"sin", Kind::Word, Kw::SqlFunc),
+    (b"sleep", Kind::Word, Kw::TimeFunc),
+    (b"soundex", Kind::Word, Kw::SqlFunc),
+    (b"sounds", Kind::Word, Kw::CmpWord),
+    (b"sp_addlogin", Kind::Word, Kw::Danger),
+    (b"sp_addsrvrolemember", Kind::Word, Kw::Danger),
+    (b"sp_execute", Kind::Word, Kw::Danger),
+    (b"sp_executesql", Kind::Word, Kw::Danger),
+    (b"sp_makewebtask", Kind::Word, Kw::Danger),
+    (b"sp_oacreate", Kind::Word, Kw::Danger),
+    (b"sp_password", Kind::Word, Kw::Danger),
+    (b"sqlite_master", Kind::Word, Kw::Catalog),
+    (b"sqlite_schema", Kind::Word, Kw::Catalog),
+    (b"sqlite_version", Kind::Word, Kw::SqlFunc),
+    (b"sqrt", Kind::Word, Kw::SqlFunc),
+    (b"strcmp", Kind::Word, Kw::SqlFunc),
+    (b"substr", Kind::Word, Kw::SqlFunc),
+    (b"substring", Kind::Word, Kw::SqlFunc),
+    (b"substring_index", Kind::Word, Kw::SqlFunc),
+    (b"sum", Kind::Word, Kw::SqlFunc),
+    (b"sys", Kind::Word, Kw::Catalog),
+    (b"sys_eval", Kind::Word, Kw::Danger),
+    (b"sys_exec", Kind::Word, Kw::Danger),
+    (b"syscat", Kind::Word, Kw::Catalog),
+    (b"syscolumns", Kind::Word, Kw::Catalog),
+    (b"sysdatabases", Kind::Word, Kw::Catalog),
+    (b"sysdate", Kind::Word, Kw::SqlFunc),
+    (b"sysdummy1", Kind::Word, Kw::Catalog),
+    (b"sysibm", Kind::Word, Kw::Catalog),
+    (b"sysobjects", Kind::Word, Kw::Catalog),
+    (b"system_user", Kind::Word, Kw::SqlFunc),
+    (b"sysusers", Kind::Word, Kw::Catalog),
+    (b"table", Kind::Word, Kw::Table),
+    (b"tan", Kind::Word, Kw::SqlFunc),
+    (b"then", Kind::Word, Kw::Clause),
+    (b"time", Kind::Word, Kw::Delay),
+    (b"to_char", Kind::Word, Kw::SqlFunc),
+    (b"to_number", Kind::Word, Kw::SqlFunc),
+    (b"top", Kind::Word, Kw::Limit),
+    (b"trigger", Kind::Word, Kw::Table),
+    (b"true", Kind::Word, Kw::Const),
+    (b"truncate", Kind::Word, Kw::Stmt),
+    (b"ucase", Kind::Word, Kw::SqlFunc),
+    (b"uncompress", Kind::Word, Kw::SqlFunc),
+    (b"unhex", Kind::Word, Kw::SqlFunc),
+    (b"unicode", Kind::Word, Kw::SqlFunc),
+    (b"union", Kind::Word, Kw::Union),
+    (b"unknown", Kind::Word, Kw::Const),
+    (b"update", Kind::Word, Kw::Stmt),
+    (b"updatexml", Kind::Word, Kw::Danger),
+    (b"upper", Kind::Word, Kw::SqlFunc),
+    (b"use", Kind::Word, Kw::Stmt),
+    (b"user", Kind::Word, Kw::Table),
+    (b"user_name", Kind::Word, Kw::SqlFunc),
+    (b"user_tab_columns", Kind::Word, Kw::Catalog),
+    (b"user_tables", Kind::Word, Kw::Catalog),
+    (b"using", Kind::Word, Kw::Clause),
+    (b"utl_http", Kind::Word, Kw::Danger),
+    (b"utl_inaddr", Kind::Word, Kw::Danger),
+    (b"utl_raw", Kind::Word, Kw::SqlFunc),
+    (b"uuid", Kind::Word, Kw::SqlFunc),
+    (b"v$version", Kind::Word, Kw::Catalog),
+    (b"values", Kind::Word, Kw::Values),
+    (b"version", Kind::Word, Kw::SqlFunc),
+    (b"view", Kind::Word, Kw::Table),
+    (b"waitfor", Kind::Word, Kw::Waitfor),
+    (b"when", Kind::Word, Kw::Clause),
+    (b"where", Kind::Word, Kw::Where),
+    (b"with", Kind::Word, Kw::Clause),
+    (b"xmltype", Kind::Word, Kw::Danger),
+    (b"xor", Kind::Logic, Kw::None),
+    (b"xp_cmdshell", Kind::Word, Kw::Danger),
+    (b"xp_dirtree", Kind::Word, Kw::Danger),
+    (b"xp_fileexist", Kind::Word, Kw::Danger),
+    (b"xp_regread", Kind::Word, Kw::Danger),
+];
+
+/// Hashed index over [`KEYWORDS`].
+static KEYWORD_SET: WordSet<(&[u8], Kind, Kw)> = WordSet::with_key(KEYWORDS, |e| e.0);
+
 fn classify(word: &[u8]) -> (Kind, Kw) {
-    let kw = match word {
-        b"union" | b"intersect" => Kw::Union,
-        b"select" => Kw::Select,
-        b"insert" | b"update" | b"delete" | b"drop" | b"create" | b"alter" | b"truncate"
-        | b"exec" | b"execute" | b"declare" | b"shutdown" | b"grant" | b"revoke" | b"call"
-        | b"rename" | b"desc" | b"describe" | b"show" | b"handler" | b"replace" | b"load"
-        | b"merge" | b"kill" | b"use" => Kw::Stmt,
-        b"from" => Kw::From,
-        b"where" => Kw::Where,
-        b"group" => Kw::Group,
-        b"order" => Kw::Order,
-        b"by" => Kw::By,
-        b"having" => Kw::Having,
-        b"limit" | b"offset" | b"top" => Kw::Limit,
-        b"into" => Kw::Into,
-        b"values" => Kw::Values,
-        b"like" | b"rlike" | b"regexp" | b"in" | b"is" | b"between" | b"sounds" | b"ilike"
-        | b"similar" => Kw::CmpWord,
-        b"null" | b"true" | b"false" | b"unknown" => Kw::Const,
-        b"all" => Kw::All,
-        b"distinct" | b"distinctrow" => Kw::Distinct,
-        b"waitfor" => Kw::Waitfor,
-        b"delay" | b"time" => Kw::Delay,
-        b"table" | b"database" | b"schema" | b"user" | b"login" | b"column" | b"view"
-        | b"function" | b"trigger" | b"index" => Kw::Table,
-        b"exists" => Kw::Exists,
-        b"asc" => Kw::Asc,
-        b"set" => Kw::Set,
-        b"procedure" => Kw::Procedure,
-        b"outfile" | b"dumpfile" => Kw::Outfile,
-        b"sleep" | b"benchmark" | b"pg_sleep" | b"randomblob" => Kw::TimeFunc,
-        b"information_schema"
-        | b"sysobjects"
-        | b"syscolumns"
-        | b"sysusers"
-        | b"sysdatabases"
-        | b"pg_catalog"
-        | b"pg_shadow"
-        | b"pg_user"
-        | b"sqlite_master"
-        | b"sqlite_schema"
-        | b"msysobjects"
-        | b"msysaccessobjects"
-        | b"all_tables"
-        | b"all_tab_columns"
-        | b"user_tables"
-        | b"user_tab_columns"
-        | b"dba_users"
-        | b"all_users"
-        | b"v$version"
-        | b"mysql"
-        | b"master"
-        | b"sys"
-        | b"dual" => Kw::Catalog,
-        b"xp_cmdshell"
-        | b"sp_oacreate"
-        | b"sp_execute"
-        | b"sp_executesql"
-        | b"sp_makewebtask"
-        | b"sp_password"
-        | b"sp_addlogin"
-        | b"sp_addsrvrolemember"
-        | b"xp_regread"
-        | b"xp_dirtree"
-        | b"xp_fileexist"
-        | b"load_file"
-        | b"utl_http"
-        | b"utl_inaddr"
-        | b"dbms_pipe"
-        | b"dbms_lock"
-        | b"sys_eval"
-        | b"sys_exec"
-        | b"openrowset"
-        | b"opendatasource"
-        | b"lo_import"
-        | b"lo_export"
-        | b"pg_read_file"
-        | b"extractvalue"
-        | b"updatexml"
-        | b"name_const"
-        | b"exp"
-        | b"geometrycollection"
-        | b"polygon"
-        | b"multipoint"
-        | b"linestring"
-        | b"multilinestring"
-        | b"multipolygon"
-        | b"gtid_subset"
-        | b"json_keys"
-        | b"dbms_xmlgen"
-        | b"ctxsys"
-        | b"xmltype" => Kw::Danger,
-        b"version" | b"database_name" | b"current_user" | b"session_user" | b"system_user"
-        | b"user_name" | b"db_name" | b"host_name" | b"char" | b"chr" | b"nchar" | b"concat"
-        | b"concat_ws" | b"group_concat" | b"ascii" | b"ord" | b"substring" | b"substr"
-        | b"mid" | b"hex" | b"unhex" | b"md5" | b"sha1" | b"count" | b"cast" | b"convert"
-        | b"if" | b"ifnull" | b"iif" | b"nullif" | b"isnull" | b"coalesce" | b"rand" | b"floor"
-        | b"len" | b"length" | b"char_length" | b"lower" | b"upper" | b"ucase" | b"lcase"
-        | b"now" | b"sysdate" | b"getdate" | b"current_database" | b"row_count" | b"unicode"
-        | b"reverse" | b"left" | b"right" | b"instr" | b"locate" | b"position" | b"elt"
-        | b"make_set" | b"bin" | b"oct" | b"conv" | b"cot" | b"sin" | b"abs" | b"min" | b"max"
-        | b"sum" | b"avg" | b"strcmp" | b"soundex" | b"quote" | b"crc32" | b"aes_encrypt"
-        | b"aes_decrypt" | b"encode" | b"decode" | b"to_char" | b"to_number" | b"pi"
-        | b"rownum" | b"rowid" | b"connection_id" | b"last_insert_id" | b"uuid" | b"@@version"
-        | b"banner" | b"utl_raw" | b"dbms_utility" | b"sqlite_version" | b"load_extension"
-        | b"pg_sleep_for" | b"cos" | b"tan" | b"sqrt" | b"log" | b"ln" | b"coercibility"
-        | b"collation" | b"charset" | b"bfilename" | b"current_setting" | b"pg_backend_pid"
-        | b"substring_index" | b"found_rows" => Kw::SqlFunc,
-        b"join" | b"inner" | b"outer" | b"cross" | b"natural" | b"on" | b"as" | b"case"
-        | b"when" | b"then" | b"else" | b"end" | b"escape" | b"collate" | b"with" | b"using"
-        | b"begin" | b"nowait" | b"identified" => Kw::Clause,
-        b"and" | b"or" | b"xor" => return (Kind::Logic, Kw::None),
-        b"not" => return (Kind::Not, Kw::None),
-        b"div" | b"mod" | b"binary" => return (Kind::Op, Kw::None),
-        _ => Kw::None,
-    };
-    (Kind::Word, kw)
+    if word.len() > 24 || word.len() < 2 {
+        return (Kind::Word, Kw::None);
+    }
+    match KEYWORD_SET.get(word) {
+        Some(&(_, kind, kw)) => (kind, kw),
+        None => (Kind::Word, Kw::None),
+    }
 }
 
+/// Byte classes of the tokenizer: bit 1 = word byte, bit 2 = space.
+static BYTE_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80 {
+            t[b] |= 1;
+        }
+        if matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0) {
+            t[b] |= 2;
+        }
+        b += 1;
+    }
+    t
+};
+
 fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
+    BYTE_CLASS[usize::from(b)] & 1 != 0
 }
 
 fn is_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0)
+    BYTE_CLASS[usize::from(b)] & 2 != 0
 }
 
 /// Where tokenizing starts.
@@ -254,6 +441,8 @@ enum Context {
     Bare,
     /// Inside a string literal opened by the application with this quote.
     Quoted(u8),
+    /// Quotes are plain punctuation (no string literals at all).
+    Agnostic,
 }
 
 struct Lexer<'a> {
@@ -339,6 +528,7 @@ impl<'a> Lexer<'a> {
         let c1 = self.peek(1);
         self.i += 1;
         let t = match c {
+            b'\'' | b'"' if self.ctx == Context::Agnostic => self.tok(Kind::Other, Kw::None, start),
             b'\'' | b'"' => self.string_body(c, true, start),
             b'`' => {
                 // Quoted identifier.
@@ -434,7 +624,8 @@ impl<'a> Lexer<'a> {
                 self.i += 1;
                 self.tok(Kind::Op, Kw::None, start)
             }
-            b'+' | b'-' | b'*' | b'/' | b'%' | b'^' | b'|' | b'&' | b'~' => {
+            b'*' => self.tok(Kind::Op, Kw::All, start),
+            b'+' | b'-' | b'/' | b'%' | b'^' | b'|' | b'&' | b'~' => {
                 self.tok(Kind::Op, Kw::None, start)
             }
             b'[' => {
@@ -497,6 +688,17 @@ impl<'a> Lexer<'a> {
             }
         }
         if self.i < n && is_word_byte(s[self.i]) && s[self.i] != b'$' {
+            // `86union`, `1and`: MySQL ends the number where a keyword starts.
+            let num_end = self.i;
+            let mut k = self.i;
+            while k < n && is_word_byte(s[k]) {
+                k += 1;
+            }
+            let (kind, kw) = classify(&s[num_end..k]);
+            if kind == Kind::Logic || matches!(kw, Kw::Union | Kw::Select | Kw::From | Kw::Order) {
+                self.i = num_end;
+                return self.tok(Kind::Num, Kw::None, start);
+            }
             // `8h`, `109m`, `1e`: a bareword, not a number.
             while self.i < n && is_word_byte(s[self.i]) {
                 self.i += 1;
@@ -519,7 +721,7 @@ impl<'a> Lexer<'a> {
                 j += 1;
             }
         }
-        if self.s.get(j) == Some(&b'(') && !matches!(kw, Kw::Union | Kw::Select | Kw::CmpWord) {
+        if self.s.get(j) == Some(&b'(') && !matches!(kw, Kw::Union | Kw::Select) {
             return self.tok(Kind::Func, kw, start);
         }
         self.tok(Kind::Word, kw, start)
@@ -548,12 +750,23 @@ pub fn detect(view: &[u8]) -> Option<Rule> {
     if view.is_empty() {
         return None;
     }
-    if let Some(r) = run(view, Context::Bare) {
+    // Long texts: one pass that reads quotes as plain punctuation finds the stream constructs
+    // wherever the quotes fall, and the contexts only look at how the text starts. Three full
+    // passes would cost three times as much for nothing the anchored rules could use.
+    let long = view.len() > LONG_VIEW;
+    if long {
+        if let Some(r) = run(view, Context::Agnostic, Mode::StreamOnly) {
+            return Some(r);
+        }
+    }
+    let mode = if long { Mode::AnchorOnly } else { Mode::Full };
+    if let Some(r) = run(view, Context::Bare, mode) {
         return Some(r);
     }
-    for q in [b'\'', b'"'] {
-        if view.contains(&q) {
-            if let Some(r) = run(view, Context::Quoted(q)) {
+    let marks = super::normalize::marks(view);
+    for (q, present) in [(b'\'', marks.single_quote()), (b'"', marks.double_quote())] {
+        if present {
+            if let Some(r) = run(view, Context::Quoted(q), mode) {
                 return Some(r);
             }
         }
@@ -561,7 +774,21 @@ pub fn detect(view: &[u8]) -> Option<Rule> {
     None
 }
 
-fn run(view: &[u8], ctx: Context) -> Option<Rule> {
+/// Views longer than this are tokenized in full once (quote-agnostic), not once per context.
+const LONG_VIEW: usize = 64 * 1024;
+
+/// Which rules a pass feeds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Stream rules over every token, anchored rules at the end.
+    Full,
+    /// Only the first tokens, for the anchored rules.
+    AnchorOnly,
+    /// Only the stream rules.
+    StreamOnly,
+}
+
+fn run(view: &[u8], ctx: Context, mode: Mode) -> Option<Rule> {
     let mut lx = Lexer::new(view, ctx);
     let mut anchor = Anchor {
         toks: [Tok::NONE; ANCHOR_TOKENS],
@@ -572,6 +799,7 @@ fn run(view: &[u8], ctx: Context) -> Option<Rule> {
         leading_comment: false,
     };
     let mut win = [Tok::NONE; WINDOW];
+    let mut head = 0usize;
     let mut seen: usize = 0;
     while let Some(t) = lx.next_tok() {
         if t.kind == Kind::Comment {
@@ -590,13 +818,36 @@ fn run(view: &[u8], ctx: Context) -> Option<Rule> {
             anchor.len += 1;
         } else {
             anchor.complete = false;
+            if mode == Mode::AnchorOnly {
+                break;
+            }
         }
-        win.copy_within(1.., 0);
-        win[WINDOW - 1] = t;
+        head = (head + 1) % WINDOW;
+        win[head] = t;
         seen += 1;
-        if let Some(r) = stream_rule(view, &win, seen, &mut lx) {
-            return Some(r);
+        // Cheap pre-check of what `stream_rule` starts from (most tokens start nothing).
+        let may_start = t.kw != Kw::None
+            || matches!(
+                t.kind,
+                Kind::RParen
+                    | Kind::Comma
+                    | Kind::Str
+                    | Kind::OpenStr
+                    | Kind::Dot
+                    | Kind::Func
+                    | Kind::Var
+                    | Kind::Other
+            )
+            || win[(head + WINDOW - 1) % WINDOW].kind == Kind::Semi
+            || win[(head + WINDOW - 2) % WINDOW].kind == Kind::Semi;
+        if mode != Mode::AnchorOnly && may_start {
+            if let Some(r) = stream_rule(view, &win, head, seen, &mut lx) {
+                return Some(r);
+            }
         }
+    }
+    if mode == Mode::StreamOnly {
+        return None;
     }
     anchored(view, &anchor, ctx)
 }
@@ -605,16 +856,42 @@ fn text<'a>(view: &'a [u8], t: &Tok) -> &'a [u8] {
     view.get(t.start..t.end).unwrap_or(&[])
 }
 
-/// Rules that hold wherever the construct appears. `w[WINDOW-1]` is the newest token.
-fn stream_rule(view: &[u8], w: &[Tok; WINDOW], seen: usize, lx: &mut Lexer<'_>) -> Option<Rule> {
-    let cur = &w[WINDOW - 1];
+/// Rules that hold wherever the construct appears. `w` is a ring buffer whose newest token is
+/// at `head`.
+fn stream_rule(
+    view: &[u8],
+    w: &[Tok; WINDOW],
+    head: usize,
+    seen: usize,
+    lx: &mut Lexer<'_>,
+) -> Option<Rule> {
     let back = |k: usize| -> &Tok {
         if k < seen && k < WINDOW {
-            &w[WINDOW - 1 - k]
+            &w[(head + WINDOW - k) % WINDOW]
         } else {
             &Tok::NONE
         }
     };
+    let cur = back(0);
+    // Only keywords and a few token kinds end a construct below; anything else matters only
+    // right after a `;`.
+    if cur.kw == Kw::None
+        && !matches!(
+            cur.kind,
+            Kind::RParen
+                | Kind::Comma
+                | Kind::Str
+                | Kind::OpenStr
+                | Kind::Dot
+                | Kind::Func
+                | Kind::Var
+        )
+        && !(cur.kind == Kind::Other && matches!(view.get(cur.start), Some(b'\'' | b'"')))
+        && back(1).kind != Kind::Semi
+        && back(2).kind != Kind::Semi
+    {
+        return None;
+    }
     // UNION [ALL|DISTINCT] [(] SELECT
     if cur.kw == Kw::Select {
         let mut k = 1;
@@ -626,6 +903,17 @@ fn stream_rule(view: &[u8], w: &[Tok; WINDOW], seen: usize, lx: &mut Lexer<'_>) 
         if back(k).kw == Kw::Union && back(k).kind == Kind::Word {
             return Some("sqli-union");
         }
+    }
+    // A subquery as an operand: `+ (SELECT ...`, `DIV(SELECT`.
+    if cur.kw == Kw::Select
+        && back(1).kind == Kind::LParen
+        && matches!(back(2).kind, Kind::Op | Kind::Cmp | Kind::Logic)
+    {
+        return Some("sqli-subquery");
+    }
+    // T-SQL variable declarations: `declare @s varchar(8000)`.
+    if cur.kind == Kind::Var && back(1).kind == Kind::Word && text(view, back(1)) == b"declare" {
+        return Some("sqli-stacked-query");
     }
     // Time delays: SLEEP(n), PG_SLEEP(n), BENCHMARK(n, ...), WAITFOR DELAY '...'.
     if cur.kind == Kind::RParen || cur.kind == Kind::Comma {
@@ -649,10 +937,11 @@ fn stream_rule(view: &[u8], w: &[Tok; WINDOW], seen: usize, lx: &mut Lexer<'_>) 
             }
         }
     }
-    if matches!(cur.kind, Kind::Str | Kind::OpenStr)
-        && back(1).kw == Kw::Delay
-        && back(2).kw == Kw::Waitfor
-    {
+    let quote_start = |t: &Tok| {
+        matches!(t.kind, Kind::Str | Kind::OpenStr)
+            || t.kind == Kind::Other && matches!(view.get(t.start), Some(b'\'' | b'"'))
+    };
+    if quote_start(cur) && back(1).kw == Kw::Delay && back(2).kw == Kw::Waitfor {
         return Some("sqli-time-based");
     }
     // Catalog tables: INFORMATION_SCHEMA.x, FROM sysobjects, mysql.user, ...
@@ -723,10 +1012,7 @@ fn stream_rule(view: &[u8], w: &[Tok; WINDOW], seen: usize, lx: &mut Lexer<'_>) 
         }
     }
     // INTO OUTFILE / DUMPFILE '...'
-    if matches!(cur.kind, Kind::Str | Kind::OpenStr)
-        && back(1).kw == Kw::Outfile
-        && back(2).kw == Kw::Into
-    {
+    if quote_start(cur) && back(1).kw == Kw::Outfile && back(2).kw == Kw::Into {
         return Some("sqli-outfile");
     }
     // Stacked destructive statements: `; DROP TABLE`, `; SHUTDOWN`, `; EXEC xp_...`.
@@ -837,6 +1123,8 @@ struct Operand {
     /// Only one value, then the end / a comment / `;` / `)` / a logic operator.
     lone_value: bool,
     lone_kind_strong: bool,
+    /// The lone value is followed by a clause keyword (`1 or 1 group by ...`).
+    before_clause: bool,
     valid: bool,
     end: usize,
 }
@@ -935,6 +1223,12 @@ fn operand(a: &Anchor, view: &[u8], p: usize) -> Operand {
                 )
             });
         o.lone_value = next_ok;
+        o.before_clause = a.toks.get(q).filter(|_| q < a.len).is_some_and(|t| {
+            matches!(
+                t.kw,
+                Kw::Group | Kw::Order | Kw::Having | Kw::Limit | Kw::Union | Kw::Into
+            )
+        });
         o.lone_kind_strong = matches!(t.kind, Kind::Num | Kind::Var)
             || (t.kind == Kind::Word && t.kw == Kw::Const && text(view, t) != b"unknown");
     }
@@ -951,6 +1245,11 @@ fn statement_shape(a: &Anchor, view: &[u8], p: usize, strict: bool) -> bool {
         Kw::Select => {
             let Some(n) = next else { return false };
             let listish = n.kind == Kind::Var
+                || (n.kind == Kind::Num
+                    && next2.is_some_and(|t| {
+                        t.kind == Kind::Semi || t.kind == Kind::Comma || t.kw == Kw::From
+                    }))
+                || (n.kw == Kw::Limit && next2.is_some_and(|t| t.kind == Kind::Num))
                 || n.kind == Kind::Func
                 || (n.kind == Kind::Op && text(view, n) == b"*")
                 || matches!(n.kw, Kw::SqlFunc | Kw::Distinct | Kw::All | Kw::Catalog)
@@ -972,7 +1271,7 @@ fn statement_shape(a: &Anchor, view: &[u8], p: usize, strict: bool) -> bool {
             if strict {
                 // Look for FROM, a terminator, or a function call shortly after.
                 let mut k = p + 1;
-                while k < a.len && k < p + 12 {
+                while k < a.len {
                     let t = &a.toks[k];
                     if t.kw == Kw::From || t.kind == Kind::Semi || a.comment_after[k] {
                         return true;
@@ -1003,7 +1302,11 @@ fn statement_shape(a: &Anchor, view: &[u8], p: usize, strict: bool) -> bool {
                 }
                 b"declare" => n.kind == Kind::Var,
                 b"insert" | b"replace" => n.kw == Kw::Into,
-                b"delete" => n.kw == Kw::From,
+                b"delete" => {
+                    n.kw == Kw::From
+                        || matches!(text(view, n), b"low_priority" | b"quick" | b"ignore")
+                            && next2.is_some_and(|t| t.kw == Kw::From)
+                }
                 b"update" => next2.is_some_and(|t| t.kw == Kw::Set),
                 b"desc" | b"describe" | b"show" => {
                     !strict
@@ -1064,8 +1367,14 @@ fn class(t: &Tok) -> Class {
 fn valid_seq(a: &Anchor, from: usize, to: usize) -> bool {
     let to = to.min(a.len);
     let mut prev: Option<Class> = None;
+    let mut prev_tok: Option<&Tok> = None;
     for t in &a.toks[from.min(to)..to] {
-        let c = class(t);
+        // `TOP 5`, `LIMIT 1`: the number belongs to the keyword.
+        let c = if t.kind == Kind::Num && prev_tok.is_some_and(|p: &Tok| p.kw == Kw::Limit) {
+            Class::Keyword
+        } else {
+            class(t)
+        };
         if c == Class::Invalid {
             return false;
         }
@@ -1082,11 +1391,16 @@ fn valid_seq(a: &Anchor, from: usize, to: usize) -> bool {
                     | (Op, RParen | Comma | Logic)
                     | (Dot, LParen | RParen | Op | Cmp | Logic | Comma | Semi | Dot)
             ) || (p == Func && c != LParen);
+            // `count(*)`, `select *, x`: a wildcard, not a multiplication.
+            let wildcard = matches!(c, RParen | Comma | Keyword)
+                && prev_tok.is_some_and(|t: &Tok| t.kw == Kw::All);
+            let bad = bad && !wildcard;
             if bad {
                 return false;
             }
         }
         prev = Some(c);
+        prev_tok = Some(t);
     }
     prev.is_some()
 }
@@ -1129,7 +1443,12 @@ fn anchored(view: &[u8], a: &Anchor, ctx: Context) -> Option<Rule> {
         p = 0;
         // An optional value the payload starts with: `1`, `-1`, `((1))*2`, `1)`.
         if let Some((end, saw_num, words)) = arith_expr(a, 0) {
-            if (saw_num && words <= 1) || (words == 0 && a.toks[0].kind == Kind::Var) {
+            let breaks_parens =
+                words == 1 && end < a.len && a.toks[end].kind == Kind::RParen && end == 1;
+            if (saw_num && words <= 1)
+                || (words == 0 && a.toks[0].kind == Kind::Var)
+                || breaks_parens
+            {
                 p = end;
             } else {
                 return bare_statement(view, a);
@@ -1157,7 +1476,9 @@ fn anchored(view: &[u8], a: &Anchor, ctx: Context) -> Option<Rule> {
             // context: `1950 or 1960` is prose.
             let strong_lone = o.lone_value
                 && o.lone_kind_strong
-                && (quoted || a.comment_after[o.end.saturating_sub(1).min(a.len - 1)]);
+                && (quoted
+                    || o.before_clause
+                    || a.comment_after[o.end.saturating_sub(1).min(a.len - 1)]);
             if o.valid && (o.cmp || o.func || o.select || strong_lone) {
                 return Some("sqli-tautology");
             }
@@ -1171,7 +1492,12 @@ fn anchored(view: &[u8], a: &Anchor, ctx: Context) -> Option<Rule> {
         }
         Kind::Semi => {
             let q = p + 1;
-            if q < a.len && (statement_shape(a, view, q, false) || a.toks[q].kw == Kw::Select) {
+            if q < a.len
+                && (statement_shape(a, view, q, false)
+                    || a.toks[q].kw == Kw::Select
+                    || a.toks[q].kind == Kind::Func
+                        && matches!(a.toks[q].kw, Kw::SqlFunc | Kw::TimeFunc | Kw::Danger))
+            {
                 return Some("sqli-stacked-query");
             }
         }
@@ -1184,6 +1510,28 @@ fn anchored(view: &[u8], a: &Anchor, ctx: Context) -> Option<Rule> {
                 if o.valid && o.cmp {
                     return Some("sqli-tautology");
                 }
+            }
+            Kw::Union
+                if p > 0
+                    && (p + 1 >= a.len && a.complete
+                        || a.comment_after[p]
+                        || a.toks.get(p + 1).is_some_and(|n| {
+                            n.kind == Kind::LParen
+                                || matches!(n.kw, Kw::Select | Kw::All | Kw::Distinct)
+                        })) =>
+            {
+                // `-1 union`, `0-1/1/**/union`: a value, then a union of what follows.
+                return Some("sqli-union");
+            }
+            Kw::From
+                if (quoted || p > 0)
+                    && a.toks.get(p + 1).is_some_and(|n| n.is_value())
+                    && a.toks.get(p + 2).is_some_and(|n| {
+                        p + 2 < a.len
+                            && matches!(n.kw, Kw::Where | Kw::Limit | Kw::Group | Kw::Order)
+                    }) =>
+            {
+                return Some("sqli-clause");
             }
             Kw::Limit | Kw::Procedure | Kw::Into
                 if (quoted || p > 0)
@@ -1264,13 +1612,22 @@ fn breakout_expression(a: &Anchor, view: &[u8], p: usize) -> Option<Rule> {
     if body.contains(&b'?') && body.contains(&b'=') {
         return None;
     }
-    let strong = a.toks[p..end].iter().any(|t| t.kind == Kind::Cmp) || has_sql_weight(a, p, end);
+    let op_count = a.toks[p..end]
+        .iter()
+        .filter(|t| matches!(class(t), Class::Op | Class::Cmp | Class::Logic))
+        .count();
+    let strong = a.toks[p..end].iter().any(|t| t.kind == Kind::Cmp)
+        || (op_count >= 2 && a.toks[p..end].iter().any(Tok::is_cmp))
+        || has_sql_weight(a, p, end);
     if open_end && view.get(last.start + 1).is_some_and(|&b| is_space(b)) && !strong {
         return None;
     }
     // Prose quotes a word: ` "LIKE" STAMP`, `SMALL "&" SIGN`. A payload's break-out value and
     // its final string do not both touch spaces, and a prose-like prefix needs real SQL.
-    let s0_spaced = s0.iter().any(|&b| is_space(b));
+    let s0_spaced = s0
+        .iter()
+        .skip_while(|&&b| is_space(b))
+        .any(|&b| is_space(b));
     if s0_spaced {
         let final_spaced = open_end && view.get(last.start + 1).is_some_and(|&b| is_space(b));
         let trivial_end = open_end || a.trivial_comment_after[end - 1];
@@ -1314,11 +1671,20 @@ fn quote_of(view: &[u8], s0: &Tok) -> u8 {
 /// contradiction, never a question a person asks.
 fn constant_comparison(a: &Anchor, from: usize, to: usize) -> bool {
     let toks = &a.toks[from.min(a.len)..to.min(a.len)];
-    toks.windows(3).any(|w| {
-        matches!(w[0].kind, Kind::Num | Kind::Str)
-            && w[1].kind == Kind::Cmp
-            && matches!(w[2].kind, Kind::Num | Kind::Str | Kind::OpenStr | Kind::Op)
-    })
+    let has_cmp = toks.iter().any(|t| t.kind == Kind::Cmp);
+    let constants_only = toks.iter().all(|t| {
+        matches!(
+            t.kind,
+            Kind::Num
+                | Kind::Str
+                | Kind::OpenStr
+                | Kind::Op
+                | Kind::Cmp
+                | Kind::LParen
+                | Kind::RParen
+        )
+    });
+    has_cmp && constants_only && toks.iter().any(|t| matches!(t.kind, Kind::Num | Kind::Str))
 }
 
 /// `ORDER BY n` / `GROUP BY x` right after the break-out point.
@@ -1327,7 +1693,9 @@ fn order_by_probe(a: &Anchor, p: usize, quoted: bool) -> bool {
         return false;
     }
     let v = &a.toks[p + 2];
-    v.kind == Kind::Num || v.is_value() && (quoted || p > 0)
+    v.kind == Kind::Num
+        || v.is_value() && (quoted || p > 0)
+        || v.kind == Kind::Func && matches!(v.kw, Kw::TimeFunc | Kw::SqlFunc | Kw::Danger)
 }
 
 /// After a break-out string, an operator chain leading to a SQL function call:
@@ -1355,6 +1723,16 @@ fn bare_statement(view: &[u8], a: &Anchor) -> Option<Rule> {
                 return Some("sqli-order-by");
             }
         }
+        Kw::Limit
+            if a.toks
+                .get(1)
+                .is_some_and(|n| n.kind == Kind::Num && a.len > 1) =>
+        {
+            let last = a.len - 1;
+            if a.complete && a.comment_after[last] && valid_seq(a, 1, a.len) {
+                return Some("sqli-clause");
+            }
+        }
         Kw::Where | Kw::Having => {
             let o = operand(a, view, 1);
             if o.valid && o.cmp && valid_seq(a, 1, o.end) {
@@ -1368,6 +1746,28 @@ fn bare_statement(view: &[u8], a: &Anchor) -> Option<Rule> {
         let o = operand(a, view, 2);
         if o.valid && (o.func || o.select || o.cmp && constant_comparison(a, 2, o.end)) {
             return Some("sqli-tautology");
+        }
+    }
+    // A CASE expression: `(CASE WHEN 1=1 THEN 1 ELSE NULL END)`, `case 1 when 2 then 2 end`.
+    {
+        let mut k = 0;
+        while k < a.len && a.toks[k].kind == Kind::LParen {
+            k += 1;
+        }
+        if k < a.len && text(view, &a.toks[k]) == b"case" {
+            let mut stage = 0;
+            for t in &a.toks[k + 1..a.len] {
+                let w = text(view, t);
+                stage = match (stage, w) {
+                    (0, b"when") => 1,
+                    (1, b"then") => 2,
+                    (2, b"end") => 3,
+                    _ => stage,
+                };
+            }
+            if stage == 3 {
+                return Some("sqli-case-expression");
+            }
         }
     }
     // A parenthesized expression or a function call that is SQL throughout:
@@ -1388,6 +1788,19 @@ fn bare_statement(view: &[u8], a: &Anchor) -> Option<Rule> {
                 return Some("sqli-statement");
             }
         }
+        // `( BINARY ( 'a' OR 'b') )  --`: operators on constants in parentheses, then a comment.
+        let ops = a.toks[..end]
+            .iter()
+            .any(|t| matches!(t.kind, Kind::Logic | Kind::Op | Kind::Cmp));
+        if t0.kind == Kind::LParen
+            && end < a.len + 1
+            && a.comment_after[end - 1]
+            && a.trivial_comment_after[end - 1]
+            && ops
+            && valid_seq(a, 0, end)
+        {
+            return Some("sqli-statement");
+        }
     }
     let t = &a.toks[0];
     if matches!(t.kw, Kw::Select | Kw::Stmt | Kw::Waitfor) && statement_shape(a, view, 0, true) {
@@ -1402,6 +1815,11 @@ mod tests {
 
     fn hit(s: &str) -> Option<Rule> {
         detect(s.to_ascii_lowercase().as_bytes())
+    }
+
+    #[test]
+    fn keyword_table_is_sorted_and_unique() {
+        assert!(KEYWORDS.windows(2).all(|w| w[0].0 < w[1].0));
     }
 
     #[test]
@@ -1436,6 +1854,11 @@ mod tests {
             "' or 'x'='x",
             "1' or true--",
             "select @@version",
+            "7 or 1 group by concat(user(),floor(rand(0)*2)) having min(0)--",
+            "(case when 1=1 then 1 else 0 end)",
+            "86union select 1",
+            "(select top 1 name from sysobjects)--",
+            "A\u{27} && \u{27}B",
         ] {
             assert!(hit(s).is_some(), "missed {s:?}");
         }

@@ -65,6 +65,8 @@ const SQLI: &[&str] = &[
     "'; WAITFOR DELAY '0:0:5'--",
     "1' AND (SELECT table_name FROM INFORMATION_SCHEMA.TABLES LIMIT 1)='a",
     "-1 union select 1,table_name from information_schema.tables",
+    "x\u{2019} or \u{2018}1\u{2019}=\u{2019}1",
+    "%2527%20or%201%3D1--",
 ];
 
 const CMDI: &[&str] = &[
@@ -149,6 +151,30 @@ fn json_envelopes_change_nothing() {
             Vec::<AuditTag>::new(),
             "flagged {t:?}"
         );
+    }
+}
+
+#[test]
+fn views_never_grow() {
+    // Fold and decode only shrink text, so the views of a message are bounded by its size.
+    let mut x: u32 = 0x9e37_79b9;
+    for len in [0usize, 1, 7, 64, 1000, 5000] {
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                // Mostly escape syntax, to exercise every decoder.
+                let alphabet = b"%&#x3c;\\u{41}\\x41&lt0aZ\xef\xbc\x9c\xe2\x80\x99";
+                alphabet[(x as usize) % alphabet.len()]
+            })
+            .collect();
+        let mut folded = Vec::new();
+        normalize::fold(&bytes, &mut folded);
+        assert!(folded.len() <= bytes.len());
+        let mut decoded = Vec::new();
+        normalize::decode(&folded, true, &mut decoded);
+        assert!(decoded.len() <= folded.len());
     }
 }
 

@@ -26,6 +26,8 @@ fn active_tag(name: &[u8]) -> bool {
             | b"layer"
             | b"ilayer"
             | b"fencedframe"
+            | b"handler"
+            | b"listener"
     )
 }
 
@@ -48,6 +50,7 @@ const SINKS: &[&[u8]] = &[
     b"self.location",
     b"window.open",
     b"execscript",
+    b"activexobject",
     b"constructor",
     b"window[",
     b"top[",
@@ -60,20 +63,40 @@ const SINKS: &[&[u8]] = &[
 
 type Rule = &'static str;
 
+/// Bytes the scanner's rules start from (everything else is skipped in bulk).
+static TRIGGER: [bool; 256] = {
+    let mut t = [false; 256];
+    let bytes = b"<:\"'`{$=(,-oapcen";
+    let mut k = 0;
+    while k < bytes.len() {
+        t[bytes[k] as usize] = true;
+        k += 1;
+    }
+    t[0xbc] = true;
+    t
+};
+
 /// The first XSS rule that fires on `view`.
 pub fn detect(view: &[u8]) -> Option<Rule> {
     let mut sc = Scanner {
         s: view,
         no_quote_after: [usize::MAX; 3],
+        depth: 0,
     };
     sc.run()
 }
+
+/// How deep quoted attribute values are scanned again for markup (`<img alt="</style><img
+/// onerror=...>">`): each level is inside a different quote character, so the work stays linear.
+const MAX_DEPTH: u8 = 3;
 
 struct Scanner<'a> {
     s: &'a [u8],
     /// For `"`, `'` and `` ` ``: a position from which no such quote follows (searches that
     /// start at or after it fail at once).
     no_quote_after: [usize; 3],
+    /// Nesting level of this scanner (0 for the whole view).
+    depth: u8,
 }
 
 fn quote_slot(q: u8) -> usize {
@@ -108,7 +131,7 @@ fn starts_with_loose(hay: &[u8], needle: &[u8]) -> bool {
 fn dangerous_scheme(v: &[u8]) -> Option<usize> {
     let start = v
         .iter()
-        .position(|&b| !(b <= b' ' || b == b'"' || b == b'\''))
+        .position(|&b| !(b <= b' ' || b >= 0x80 || b == b'"' || b == b'\''))
         .unwrap_or(v.len());
     let v = &v[start..];
     for scheme in [&b"javascript:"[..], b"vbscript:", b"livescript:", b"mocha:"] {
@@ -173,15 +196,36 @@ fn js_like(rest: &[u8]) -> bool {
     {
         j += 1;
     }
-    while j < rest.len() && is_ws(rest[j]) {
-        j += 1;
+    loop {
+        while j < rest.len() && is_ws(rest[j]) {
+            j += 1;
+        }
+        // `eval/**/(...)`
+        if rest[j..].starts_with(b"/*") {
+            match find(&rest[j + 2..], b"*/") {
+                Some(e) => j += 2 + e + 2,
+                None => return false,
+            }
+            continue;
+        }
+        break;
     }
-    matches!(rest.get(j), Some(b'(' | b'`' | b'=' | b'['))
+    matches!(rest.get(j), Some(b'(' | b'`' | b'=' | b'[' | b':'))
 }
 
 /// Does a JavaScript sink start at `s`?
 fn sink_at(s: &[u8]) -> bool {
-    for sink in SINKS {
+    let Some(&first) = s.first() else {
+        return false;
+    };
+    // Every sink starts with one of these letters.
+    if !matches!(
+        first,
+        b'a' | b'c' | b'd' | b'e' | b'g' | b'l' | b'p' | b's' | b't' | b'w'
+    ) {
+        return false;
+    }
+    for sink in SINKS.iter().filter(|k| k[0] == first) {
         if s.starts_with(sink) {
             let after = &s[sink.len()..];
             if sink.ends_with(b"[") {
@@ -210,11 +254,29 @@ impl Scanner<'_> {
         let mut seen_quote = false;
         while i < n {
             let b = s[i];
+            if !TRIGGER[usize::from(b)] {
+                // Jump to the next byte any rule below starts from.
+                match s[i..].iter().position(|&c| TRIGGER[usize::from(c)]) {
+                    Some(p) => {
+                        i += p;
+                        continue;
+                    }
+                    None => break,
+                }
+            }
             match b {
                 b'<' => {
-                    if let Some(&c) = s.get(i + 1) {
+                    let second = s.get(i + 1).copied().unwrap_or(0);
+                    if matches!(second, b'!' | b'?' | b'x') {
+                        if let Some(r) = declaration(s, i) {
+                            return Some(r);
+                        }
+                    }
+                    // End tags carry no attributes, but a handler in one is never innocent.
+                    let start = if second == b'/' { i + 2 } else { i + 1 };
+                    if let Some(&c) = s.get(start) {
                         if c.is_ascii_alphabetic() {
-                            let (rule, next) = self.tag(i + 1);
+                            let (rule, next) = self.tag(start);
                             if rule.is_some() {
                                 return rule;
                             }
@@ -226,6 +288,20 @@ impl Scanner<'_> {
                 b':' => {
                     if let Some(r) = self.scheme_in_text(i) {
                         return Some(r);
+                    }
+                }
+                b'n' if s[i..].starts_with(b"new activexobject") => {
+                    return Some("xss-js-sink");
+                }
+                0xbc => {
+                    // US-ASCII read as 7-bit: `¼script¾` is `<script>` once the top bit goes.
+                    let rest = &s[i + 1..n.min(i + 16)];
+                    let end = rest
+                        .iter()
+                        .position(|b| !b.is_ascii_lowercase())
+                        .unwrap_or(rest.len());
+                    if active_tag(&rest[..end]) {
+                        return Some("xss-active-tag");
                     }
                 }
                 b'"' | b'\'' | b'`' => {
@@ -247,12 +323,43 @@ impl Scanner<'_> {
                         return Some("xss-template-injection");
                     }
                 }
-                b'(' if i >= 10 && &s[i - 10..i] == b"expression" => {
-                    let before = &s[..i - 10];
-                    let prev = before.iter().rev().find(|&&b| !is_ws(b)).copied();
-                    if matches!(prev, Some(b':' | b'=' | b'"' | b'\'' | b';' | b'{' | b'x')) {
+                b'o' if s[i..].starts_with(b"on")
+                    && (i == 0
+                        || matches!(
+                            s[i - 1],
+                            b' ' | b'\t' | b'\n' | b'\r' | 0x0c | b'/' | b'"' | b'\''
+                        )) =>
+                {
+                    // An event handler outside a tag we parsed: the rest of a broken-out tag.
+                    if let Some(v) = handler_value(&s[i..]) {
+                        if js_like(v) || sink_at(skip_ws(strip_quote(v))) {
+                            return Some("xss-event-handler");
+                        }
+                    }
+                }
+                b'a' | b'p' | b'c' | b'e'
+                    if (i == 0 || !s[i - 1].is_ascii_alphanumeric()) && call_at_boundary(s, i) =>
+                {
+                    return Some("xss-js-sink");
+                }
+                b'=' | b'(' | b',' => {
+                    // A sink passed around as a value: `a=alert,a(1)`, `(alert)(1)`.
+                    if let Some(r) = sink_reference(&s[i + 1..]) {
+                        return Some(r);
+                    }
+                    if b == b'(' && i >= 3 && &s[i - 3..i] == b"ion" && expression_before(s, i) {
                         return Some("xss-css-expression");
                     }
+                    if b == b'(' && i >= 10 && &s[i - 10..i] == b"expression" {
+                        let before = &s[..i - 10];
+                        let prev = before.iter().rev().find(|&&b| !is_ws(b)).copied();
+                        if matches!(prev, Some(b':' | b'=' | b'"' | b'\'' | b';' | b'{' | b'x')) {
+                            return Some("xss-css-expression");
+                        }
+                    }
+                }
+                b'-' if s[i..].starts_with(b"-moz-binding") => {
+                    return Some("xss-css-expression");
                 }
                 _ => {}
             }
@@ -260,6 +367,12 @@ impl Scanner<'_> {
         }
         // A lone sink call is the whole message: `alert(1)`, `prompt(document.domain)`.
         let t = skip_ws(s);
+        // A message that starts with an event handler: the rest of a broken-out tag.
+        if let Some(v) = handler_value(t) {
+            if js_like(v) || sink_at(skip_ws(strip_quote(v))) {
+                return Some("xss-attribute-breakout");
+            }
+        }
         if sink_at(t) && !seen_quote_only_prose(t) {
             return Some("xss-js-sink");
         }
@@ -280,13 +393,38 @@ impl Scanner<'_> {
         let clean_name = name
             .iter()
             .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b':');
-        if clean_name && active_tag(name) {
+        // Namespaced elements (`<x:script xmlns:x=...>`) are the element after the prefix.
+        let local = name
+            .iter()
+            .rposition(|&b| b == b':')
+            .map_or(name, |p| &name[p + 1..]);
+        if clean_name && active_tag(local) {
             return (Some("xss-active-tag"), j);
+        }
+        // SVG and MathML roots switch the HTML parser into foreign content, where scripts,
+        // handlers and links follow other parsing rules; XSL stylesheets are programs.
+        if clean_name
+            && (matches!(name, b"svg" | b"math" | b"stylesheet")
+                || name.starts_with(b"svg:")
+                || name.starts_with(b"math:"))
+        {
+            return (Some("xss-foreign-content"), j);
+        }
+        if !clean_name {
+            if let Some(eq) = name.iter().position(|&b| b == b'=') {
+                // `<IMGSRC="javascript:...">`: the name swallowed an attribute.
+                if let Some(r) = check_attr(&name[..eq], strip_quote(&name[eq + 1..]), true) {
+                    return (Some(r), j);
+                }
+            }
         }
         let mut rule: Option<Rule> = None;
         let mut has_href = false;
         let mut http_equiv = false;
-        let is_style = name == b"style";
+        let mut stylesheet = false;
+        let mut remote_href = false;
+        let is_style = local == b"style";
+        let mut script_type = false;
         // Attributes.
         loop {
             while j < n && (is_ws(s[j]) || s[j] == b'/') {
@@ -300,7 +438,11 @@ impl Scanner<'_> {
                 break;
             }
             let an_start = j;
-            // An attribute name may begin with `=` or a quote; a `<` is part of it too.
+            if s[j] == b'<' && s.get(j + 1).is_some_and(|c| c.is_ascii_alphabetic()) {
+                // `<b <script>`: let the outer scan take the new tag.
+                break;
+            }
+            // An attribute name may begin with `=` or a quote.
             j += 1;
             while j < n && !is_ws(s[j]) && !matches!(s[j], b'/' | b'>' | b'=') {
                 j += 1;
@@ -318,7 +460,7 @@ impl Scanner<'_> {
                 while k < n && is_ws(s[k]) {
                     k += 1;
                 }
-                if k < n && matches!(s[k], b'"' | b'\'' | b'`') {
+                if k < n && matches!(s[k], b'"' | b'\'') {
                     let q = s[k];
                     match self.find_quote(q, k + 1) {
                         Some(end) => {
@@ -346,16 +488,43 @@ impl Scanner<'_> {
                 break;
             }
             match aname {
-                b"href" | b"xlink:href" => has_href = true,
+                b"href" | b"xlink:href" => {
+                    has_href = true;
+                    remote_href = value.starts_with(b"http:")
+                        || value.starts_with(b"https:")
+                        || value.starts_with(b"//");
+                }
                 b"http-equiv" => http_equiv = true,
+                b"rel" if value == b"stylesheet" => stylesheet = true,
+                b"type" if contains(value, b"javascript") || contains(value, b"ecmascript") => {
+                    script_type = true
+                }
                 _ => {}
+            }
+            // Markup hidden in a quoted value is parsed for real in other contexts (comments,
+            // `<style>`, `<noscript>`, mismatched quotes).
+            if value.contains(&b'<') && self.depth < MAX_DEPTH {
+                let mut inner = Scanner {
+                    s: value,
+                    no_quote_after: [usize::MAX; 3],
+                    depth: self.depth + 1,
+                };
+                if let Some(r) = inner.run() {
+                    rule = Some(r);
+                    break;
+                }
             }
         }
         if rule.is_none() {
             if name == b"base" && has_href {
                 rule = Some("xss-base-tag");
+            } else if local == b"link" && stylesheet && remote_href {
+                // A stylesheet from elsewhere can read the page through selectors.
+                rule = Some("xss-remote-stylesheet");
             } else if name == b"meta" && http_equiv {
                 rule = Some("xss-meta-refresh");
+            } else if is_style && script_type {
+                rule = Some("xss-active-tag");
             } else if is_style {
                 let body = &s[j..n.min(j + 4096)];
                 let end = find(body, b"</style").unwrap_or(body.len());
@@ -454,6 +623,13 @@ impl Scanner<'_> {
                 if sink_at(rest) {
                     return Some("xss-js-breakout");
                 }
+                // `'; return this; var d='`: a statement after the string was closed.
+                // Only where the message itself opens with the break-out: code people paste
+                // is full of `');` followed by statements.
+                let leading = q < 16 && !s[..q].iter().any(|&b| is_ws(b));
+                if c == b';' && leading && js_statement(rest) {
+                    return Some("xss-js-breakout");
+                }
             }
             b'o' if is_ws(s[q + 1]) || s[q + 1] == b'/' || k == q + 1 => {
                 // An event handler right after leaving an attribute value.
@@ -472,6 +648,219 @@ impl Scanner<'_> {
         }
         None
     }
+}
+
+/// Declarations and processing instructions at `i` (a `<`): DTD subsets, entity and attribute
+/// list declarations, XSLT, IE's `<?import`.
+fn declaration(s: &[u8], i: usize) -> Option<Rule> {
+    let n = s.len();
+    if s[i..].starts_with(b"<!entity") {
+        let window = &s[i..n.min(i + 256)];
+        if contains(window, b"system") || contains(window, b"public") {
+            return Some("xss-xml-entity");
+        }
+    }
+    if s[i..].starts_with(b"<!attlist") {
+        // DTD default attributes: `<!ATTLIST img onerror CDATA "alert(1)">`.
+        let window = &s[i..n.min(i + 512)];
+        let mut k = 0;
+        while let Some(p) = find(&window[k..], b" on") {
+            let at = k + p + 1;
+            let name_end = window[at..]
+                .iter()
+                .position(|b| !b.is_ascii_lowercase())
+                .map_or(window.len(), |e| at + e);
+            if name_end - at >= 5 && window[name_end..].starts_with(b" cdata") {
+                return Some("xss-xml-entity");
+            }
+            k = at;
+        }
+    }
+    // An internal DTD subset declares entities and default attributes.
+    if s[i..].starts_with(b"<!doctype") {
+        let window = &s[i..n.min(i + 128)];
+        let decl_end = window
+            .iter()
+            .position(|&b| b == b'>')
+            .unwrap_or(window.len());
+        if window[..decl_end].contains(&b'[') {
+            return Some("xss-xml-entity");
+        }
+    }
+    if s[i..].starts_with(b"<xsl:")
+        || s[i..].starts_with(b"<?import")
+        || s[i..].starts_with(b"<?xml-stylesheet")
+    {
+        return Some("xss-xml-processing");
+    }
+    None
+}
+
+/// `expression` (possibly split by CSS comments or escapes) right before the `(` at `paren`,
+/// after a `:` or `=`.
+fn expression_before(s: &[u8], paren: usize) -> bool {
+    let start = paren.saturating_sub(96);
+    let window = &s[start..paren];
+    // Walk backwards, dropping `/*...*/`, backslashes and spaces.
+    let mut out = [0u8; 96];
+    let mut len = 0;
+    let mut k = window.len();
+    while k > 0 && len < out.len() {
+        let b = window[k - 1];
+        if b == b'/' && k >= 2 && window[k - 2] == b'*' {
+            // End of a comment: skip back to its start.
+            let mut m = k - 2;
+            while m >= 2 && !(window[m - 2] == b'/' && window[m - 1] == b'*') {
+                m -= 1;
+            }
+            k = m.saturating_sub(2);
+            continue;
+        }
+        if !(is_ws(b) || b == b'\\') {
+            out[len] = b;
+            len += 1;
+        }
+        k -= 1;
+        if len > 11 {
+            break;
+        }
+    }
+    out[..len].reverse();
+    let t = &out[..len];
+    t.ends_with(b"expression")
+        && t.len() > 10
+        && matches!(t[t.len() - 11], b':' | b'=' | b'"' | b'\'')
+}
+
+/// A call of `alert`, `prompt`, `confirm` or `eval` at `i` that starts a JavaScript expression:
+/// preceded by punctuation (or nothing), not by a word of prose.
+fn call_at_boundary(s: &[u8], i: usize) -> bool {
+    if i > 0 && (s[i - 1].is_ascii_alphanumeric() || matches!(s[i - 1], b'_' | b'.' | b'$')) {
+        return false;
+    }
+    let rest = &s[i..];
+    let len = if rest.starts_with(b"alert") {
+        5
+    } else if rest.starts_with(b"prompt") {
+        6
+    } else if rest.starts_with(b"confirm") {
+        7
+    } else if rest.starts_with(b"eval") {
+        4
+    } else {
+        return false;
+    };
+    let after = skip_ws(&rest[len..]);
+    let called = matches!(after.first(), Some(b'(' | b'`'))
+        || after.starts_with(b".call(")
+        || after.starts_with(b".apply(");
+    if !called {
+        return false;
+    }
+    // What comes before, ignoring spaces: the start, or JavaScript punctuation.
+    let before = s[..i].iter().rev().find(|&&b| !is_ws(b)).copied();
+    match before {
+        None => true,
+        Some(b) => matches!(
+            b,
+            b';' | b'}'
+                | b'{'
+                | b')'
+                | b'('
+                | b'='
+                | b','
+                | b':'
+                | b'!'
+                | b'&'
+                | b'|'
+                | b'?'
+                | b'+'
+                | b'-'
+                | b'*'
+                | b'/'
+                | b'>'
+                | b'['
+                | b'"'
+                | b'\''
+                | b'`'
+        ),
+    }
+}
+
+/// An `http(s)://` URL whose host hides what it is: a bare 32-bit number, hexadecimal or
+/// zero-padded octal parts, or a user-info part that looks like a host (`http://a.com@b`).
+fn obfuscated_url(v: &[u8]) -> bool {
+    let v = skip_ws(v);
+    let rest = if let Some(r) = v.strip_prefix(b"http://") {
+        r
+    } else if let Some(r) = v.strip_prefix(b"https://") {
+        r
+    } else {
+        return false;
+    };
+    let end = rest
+        .iter()
+        .position(|&b| matches!(b, b'/' | b'?' | b'#' | b'"' | b'\'' | b' '))
+        .unwrap_or(rest.len());
+    let authority = &rest[..end];
+    if let Some(at) = authority.iter().position(|&b| b == b'@') {
+        // `http://trusted.com@evil`: the part before `@` is a user name dressed as a host.
+        return authority[..at].contains(&b'.');
+    }
+    let host = authority
+        .iter()
+        .position(|&b| b == b':')
+        .map_or(authority, |p| &authority[..p]);
+    if host.len() >= 8 && host.iter().all(u8::is_ascii_digit) {
+        return true;
+    }
+    host.split(|&b| b == b'.').any(|part| {
+        part.starts_with(b"0x") && part.len() > 2
+            || part.len() > 1 && part[0] == b'0' && part.iter().all(u8::is_ascii_digit)
+    }) && host
+        .iter()
+        .all(|b| b.is_ascii_hexdigit() || matches!(b, b'.' | b'x'))
+}
+
+/// A JavaScript statement keyword that cannot start prose after `';`.
+fn js_statement(s: &[u8]) -> bool {
+    for kw in [
+        &b"return "[..],
+        b"return;",
+        b"var ",
+        b"let ",
+        b"const ",
+        b"throw ",
+        b"function(",
+        b"function ",
+    ] {
+        if s.starts_with(kw) {
+            let rest = skip_ws(&s[kw.len()..]);
+            // `var x=`, `return this`, `function(){`: an identifier or code follows.
+            return rest.first().is_some_and(|b| {
+                b.is_ascii_alphabetic() || matches!(b, b'_' | b'$' | b'(' | b'{' | b';')
+            });
+        }
+    }
+    false
+}
+
+/// `alert` / `prompt` / `confirm` / `eval` referenced as a value (after `=`, `(` or `,`), not
+/// called by name: `a=alert,a(1)`, `(alert)(1)`, `b=eval;`.
+fn sink_reference(s: &[u8]) -> Option<Rule> {
+    let s = skip_ws(s);
+    if !matches!(s.first(), Some(b'a' | b'p' | b'c' | b'e')) {
+        return None;
+    }
+    for sink in [&b"alert"[..], b"prompt", b"confirm", b"eval"] {
+        if let Some(after) = s.strip_prefix(sink) {
+            let after = skip_ws(after);
+            if matches!(after.first(), None | Some(b';' | b',' | b')')) {
+                return Some("xss-js-sink");
+            }
+        }
+    }
+    None
 }
 
 /// After `on...=`: the value, when `s` starts with an event handler attribute.
@@ -505,6 +894,11 @@ fn strip_quote(v: &[u8]) -> &[u8] {
 
 /// Checks one attribute.
 fn check_attr(name: &[u8], value: &[u8], has_value: bool) -> Option<Rule> {
+    // `x:ontimer` is the `ontimer` attribute of a namespace.
+    let name = name
+        .iter()
+        .rposition(|&b| b == b':')
+        .map_or(name, |p| &name[p + 1..]);
     if name.len() >= 5
         && name.starts_with(b"on")
         && name[2..].iter().all(|b| b.is_ascii_lowercase())
@@ -512,8 +906,47 @@ fn check_attr(name: &[u8], value: &[u8], has_value: bool) -> Option<Rule> {
     {
         return Some("xss-event-handler");
     }
+    // `onload!#$%&()*~+-_.,:;?@[/|\]^`=alert(1)`: old parsers ended the name at the letters.
+    let letters = name
+        .iter()
+        .skip(2)
+        .take_while(|b| b.is_ascii_lowercase())
+        .count();
+    if name.starts_with(b"on")
+        && letters >= 3
+        && name[2 + letters..]
+            .iter()
+            .all(|b| !b.is_ascii_alphanumeric())
+        && has_value
+        && (js_like(value) || sink_at(skip_ws(strip_quote(value))))
+    {
+        return Some("xss-event-handler");
+    }
     if !has_value {
         return None;
+    }
+    // Netscape JavaScript entities: `&{alert(1)};`.
+    if find(value, b"&{").is_some() {
+        return Some("xss-js-entity");
+    }
+    // A handler hidden in a value that another parser splits differently:
+    // `` src=`x`onerror=alert(1) ``, `src= onmouseover="alert(1)"`.
+    let mut k = 0;
+    while let Some(p) = find(&value[k..], b"on") {
+        let at = k + p;
+        let boundary =
+            at == 0 || matches!(value[at - 1], b'`' | b'\'' | b'"' | b' ' | b'/' | b'\t');
+        if boundary {
+            if let Some(v) = handler_value(&value[at..]) {
+                if js_like(v) || sink_at(skip_ws(strip_quote(v))) {
+                    return Some("xss-event-handler");
+                }
+            }
+        }
+        k = at + 2;
+    }
+    if obfuscated_url(value) {
+        return Some("xss-obfuscated-url");
     }
     if dangerous_scheme(value).is_some() {
         return Some("xss-dangerous-uri");
@@ -528,8 +961,25 @@ fn check_attr(name: &[u8], value: &[u8], has_value: bool) -> Option<Rule> {
     }
     match name {
         b"srcdoc" if value.contains(&b'<') || find(value, b"&lt").is_some() => Some("xss-srcdoc"),
-        b"style" if css_dangerous(value) => Some("xss-css-expression"),
+        _ if css_dangerous(value) => Some("xss-css-expression"),
         b"datasrc" | b"dataformatas" => Some("xss-data-binding"),
+        // Charsets that reinterpret ASCII (UTF-7 and relatives) turn text into markup.
+        b"charset" | b"content"
+            if find(value, b"utf-7").is_some()
+                || find(value, b"utf7").is_some()
+                || find(value, b"x-imap").is_some()
+                || find(value, b"x-mac-").is_some() =>
+        {
+            Some("xss-charset")
+        }
+        b"attributename"
+            if value.starts_with(b"on")
+                || value.ends_with(b"href")
+                || value == b"innerhtml"
+                || value == b"outerhtml" =>
+        {
+            Some("xss-svg-animation")
+        }
         b"rel" if value == b"import" => Some("xss-html-import"),
         b"formaction" | b"action" if value.starts_with(b"javascript") => Some("xss-dangerous-uri"),
         _ => None,
@@ -537,7 +987,54 @@ fn check_attr(name: &[u8], value: &[u8], has_value: bool) -> Option<Rule> {
 }
 
 fn css_dangerous(css: &[u8]) -> bool {
+    if css_dangerous_plain(css) {
+        return true;
+    }
+    if find(css, b"/*").is_none() && !css.contains(&b'\\') && !css.iter().any(|&b| is_ws(b)) {
+        return false;
+    }
+    // CSS ignores comments and escapes inside identifiers: `expr/**/ession(`, `\65xpression`.
+    // Comments do not start inside strings: `("*//*")` is a string.
+    let mut buf = [0u8; 512];
+    let mut len = 0;
+    let mut i = 0;
+    while i < css.len() && len < buf.len() {
+        if matches!(css[i], b'"' | b'\'') {
+            let q = css[i];
+            let end = css[i + 1..]
+                .iter()
+                .position(|&b| b == q)
+                .map_or(css.len(), |p| i + 1 + p + 1);
+            for &b in &css[i..end.min(css.len())] {
+                if len < buf.len() {
+                    buf[len] = b;
+                    len += 1;
+                }
+            }
+            i = end;
+            continue;
+        }
+        if css[i] == b'/' && css.get(i + 1) == Some(&b'*') {
+            i += 2;
+            while i < css.len() && !(css[i] == b'*' && css.get(i + 1) == Some(&b'/')) {
+                i += 1;
+            }
+            i += 2;
+            continue;
+        }
+        if !(is_ws(css[i]) || css[i] == b'\\') {
+            buf[len] = css[i];
+            len += 1;
+        }
+        i += 1;
+    }
+    css_dangerous_plain(&buf[..len])
+}
+
+fn css_dangerous_plain(css: &[u8]) -> bool {
     find(css, b"expression(").is_some()
+        || find(css, b"behaviour:").is_some()
+        || find(css, b"binding:url(").is_some()
         || find(css, b"expression\\").is_some()
         || find(css, b"javascript:").is_some()
         || find(css, b"vbscript:").is_some()
@@ -615,6 +1112,16 @@ mod tests {
     }
 
     #[test]
+    fn sink_first_letters_are_listed() {
+        for sink in SINKS {
+            assert!(
+                sink_at(&[sink, &b"(1)"[..]].concat()) || sink.ends_with(b"["),
+                "{sink:?}"
+            );
+        }
+    }
+
+    #[test]
     fn attacks() {
         for s in [
             "<script>alert(1)</script>",
@@ -639,6 +1146,15 @@ mod tests {
             "alert(1)",
             "<a href=data:text/html;base64,PHNjcmlwdD4=>",
             "<form><button formaction=javascript:alert(1)>x",
+            "<math><mtext>x</mtext></math>",
+            "<link rel=stylesheet href=//evil.example/a.css>",
+            "<a href=\"http://3232235777/\">x</a>",
+            "<img src=`x`onerror=alert(1)>",
+            "<p style=\"color:expr/**/ession(alert(1))\">",
+            "<!DOCTYPE r [<!ENTITY e SYSTEM \"http://evil.example/\">]><r>&e;</r>",
+            "<title><img alt=\"</title><img src=x onerror=alert(1)>\"></title>",
+            "x=prompt,x(1)",
+            "</b onclick=alert(1)>",
         ] {
             assert!(hit(s).is_some(), "missed {s:?}");
         }

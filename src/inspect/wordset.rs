@@ -1,0 +1,102 @@
+//! A fixed set of short ASCII words (keywords, command names) with a constant-time lookup: an
+//! open-addressing table over an FNV-1a hash, built once on first use. Matching a word costs one
+//! hash and usually one comparison, instead of a memcmp per candidate.
+
+use std::sync::OnceLock;
+
+/// Slots of the index: a power of two well above any word list here (load stays under 0.5).
+const SLOTS: usize = 1024;
+
+/// The index of one word list: slot value = position in the list + 1, 0 = empty. The list holds
+/// entries of any type; `key` says which word an entry stands for.
+pub struct WordSet<T: 'static = &'static [u8]> {
+    entries: &'static [T],
+    key: fn(&T) -> &[u8],
+    index: OnceLock<Box<[u16; SLOTS]>>,
+}
+
+fn hash(word: &[u8]) -> usize {
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in word {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    h as usize
+}
+
+impl WordSet {
+    /// A set over `words` (at most 511 words, each distinct).
+    pub const fn new(words: &'static [&'static [u8]]) -> Self {
+        WordSet::with_key(words, |w| w)
+    }
+}
+
+impl<T> WordSet<T> {
+    /// A set over `entries` keyed by `key` (at most 511 entries, keys distinct).
+    pub const fn with_key(entries: &'static [T], key: fn(&T) -> &[u8]) -> Self {
+        WordSet {
+            entries,
+            key,
+            index: OnceLock::new(),
+        }
+    }
+
+    fn index(&self) -> &[u16; SLOTS] {
+        self.index.get_or_init(|| {
+            let mut t = Box::new([0u16; SLOTS]);
+            for (i, e) in self.entries.iter().enumerate().take(SLOTS / 2 - 1) {
+                let mut h = hash((self.key)(e)) % SLOTS;
+                while t[h] != 0 {
+                    h = (h + 1) % SLOTS;
+                }
+                t[h] = u16::try_from(i + 1).unwrap_or(0);
+            }
+            t
+        })
+    }
+
+    /// The entry for `word`, if there is one.
+    pub fn get(&self, word: &[u8]) -> Option<&'static T> {
+        self.position(word).and_then(|p| self.entries.get(p))
+    }
+
+    /// The position of `word` in the list, if it is there.
+    pub fn position(&self, word: &[u8]) -> Option<usize> {
+        let index = self.index();
+        let mut h = hash(word) % SLOTS;
+        loop {
+            let slot = usize::from(index[h]);
+            if slot == 0 {
+                return None;
+            }
+            if self
+                .entries
+                .get(slot - 1)
+                .is_some_and(|e| (self.key)(e) == word)
+            {
+                return Some(slot - 1);
+            }
+            h = (h + 1) % SLOTS;
+        }
+    }
+
+    /// Is `word` in the list?
+    pub fn contains(&self, word: &[u8]) -> bool {
+        self.position(word).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static SET: WordSet = WordSet::new(&[b"select", b"union", b"id", b"a"]);
+
+    #[test]
+    fn finds_members_only() {
+        assert_eq!(SET.position(b"union"), Some(1));
+        assert!(SET.contains(b"a"));
+        assert!(!SET.contains(b"selec"));
+        assert!(!SET.contains(b""));
+        assert!(!SET.contains(b"unions"));
+    }
+}
