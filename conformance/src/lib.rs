@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
+pub mod v1;
+
 /// How long the agent may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 

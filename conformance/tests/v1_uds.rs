@@ -3,74 +3,13 @@
 
 use std::time::Duration;
 
-use conformance::{b64, Agent, AgentConfig};
+use conformance::v1::{decision, V1Client as Client};
+use conformance::{Agent, AgentConfig};
 use sentinel_agent_protocol::{
-    AgentClient, AgentResponse, ConfigureEvent, Decision, EventType, WebSocketDecision,
-    WebSocketFrameEvent,
+    AgentClient, AgentResponse, Decision, EventType, WebSocketDecision, WebSocketFrameEvent,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(5);
-
-struct Client {
-    inner: AgentClient,
-    index: u64,
-}
-
-impl Client {
-    async fn connect(agent: &Agent) -> Client {
-        let inner = AgentClient::unix_socket("ws-test", agent.socket(), TIMEOUT)
-            .await
-            .expect("connect v1");
-        Client { inner, index: 0 }
-    }
-
-    async fn frame(
-        &mut self,
-        cid: &str,
-        opcode: &str,
-        data: &[u8],
-        client_to_server: bool,
-        fin: bool,
-    ) -> AgentResponse {
-        self.index += 1;
-        let event = WebSocketFrameEvent {
-            correlation_id: cid.into(),
-            opcode: opcode.into(),
-            data: b64(data),
-            client_to_server,
-            frame_index: self.index,
-            fin,
-            route_id: Some("ws-route".into()),
-            client_ip: "192.0.2.7".into(),
-        };
-        self.inner
-            .send_event(EventType::WebSocketFrame, &event)
-            .await
-            .expect("v1 frame")
-    }
-
-    async fn text(&mut self, cid: &str, text: &str) -> AgentResponse {
-        self.frame(cid, "text", text.as_bytes(), true, true).await
-    }
-
-    async fn configure(&mut self, config: serde_json::Value) -> AgentResponse {
-        let event = ConfigureEvent {
-            agent_id: "ws-test".into(),
-            config,
-        };
-        self.inner
-            .send_event(EventType::Configure, &event)
-            .await
-            .expect("v1 configure")
-    }
-}
-
-fn decision(response: &AgentResponse) -> WebSocketDecision {
-    response
-        .websocket_decision
-        .clone()
-        .expect("a websocket decision")
-}
 
 fn assert_allow(response: &AgentResponse) {
     assert_eq!(decision(response), WebSocketDecision::Allow, "{response:?}");
@@ -478,10 +417,7 @@ async fn sixty_four_concurrent_connections() {
     for n in 0..64 {
         let socket = agent.socket().to_path_buf();
         tasks.push(tokio::spawn(async move {
-            let inner = AgentClient::unix_socket("ws-test", &socket, TIMEOUT)
-                .await
-                .unwrap();
-            let mut client = Client { inner, index: 0 };
+            let mut client = Client::connect_path(&socket).await;
             for i in 0..20 {
                 let cid = format!("conc-{n}");
                 if i % 5 == 4 {

@@ -166,12 +166,12 @@ async fn fragments_spread_over_pooled_connections_are_reassembled_by_correlation
     let second = connect(&agent).await;
     let third = connect(&agent).await;
     assert!(is_allow(
-        &send(&first, "spread", "text", b"<svg o", false).await
+        &send(&first, "spread", "text", b"<img src=x o", false).await
     ));
     assert!(is_allow(
-        &send(&second, "spread", "continuation", b"nlo", false).await
+        &send(&second, "spread", "continuation", b"nerr", false).await
     ));
-    let response = send(&third, "spread", "continuation", b"ad=alert(1)>", true).await;
+    let response = send(&third, "spread", "continuation", b"or=alert(1)>", true).await;
     assert!(is_close(&response, 1008), "{response:?}");
 }
 

@@ -4,11 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use conformance::v1::{decision, V1Client as Client};
 use conformance::{b64, run_to_exit, Agent, AgentConfig};
-use sentinel_agent_protocol::{
-    AgentClient, AgentResponse, ConfigureEvent, Decision, EventType, WebSocketDecision,
-    WebSocketFrameEvent,
-};
+use sentinel_agent_protocol::{AgentResponse, Decision, WebSocketDecision};
 use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -34,71 +32,6 @@ fn trading_agent(extra: &[&str]) -> Agent {
     let mut args = vec!["--json-schema", trading.as_str()];
     args.extend_from_slice(extra);
     AgentConfig::default().args(args).start()
-}
-
-struct Client {
-    inner: AgentClient,
-    index: u64,
-}
-
-impl Client {
-    async fn connect(agent: &Agent) -> Client {
-        let inner = AgentClient::unix_socket("ws-test", agent.socket(), TIMEOUT)
-            .await
-            .expect("connect v1");
-        Client { inner, index: 0 }
-    }
-
-    async fn frame(
-        &mut self,
-        cid: &str,
-        opcode: &str,
-        data: &[u8],
-        client_to_server: bool,
-        fin: bool,
-    ) -> AgentResponse {
-        self.index += 1;
-        let event = WebSocketFrameEvent {
-            correlation_id: cid.into(),
-            opcode: opcode.into(),
-            data: b64(data),
-            client_to_server,
-            frame_index: self.index,
-            fin,
-            route_id: Some("ws-route".into()),
-            client_ip: "192.0.2.7".into(),
-        };
-        self.inner
-            .send_event(EventType::WebSocketFrame, &event)
-            .await
-            .expect("v1 frame")
-    }
-
-    async fn text(&mut self, cid: &str, text: &str) -> AgentResponse {
-        self.frame(cid, "text", text.as_bytes(), true, true).await
-    }
-
-    async fn binary(&mut self, cid: &str, data: &[u8]) -> AgentResponse {
-        self.frame(cid, "binary", data, true, true).await
-    }
-
-    async fn configure(&mut self, config: serde_json::Value) -> AgentResponse {
-        let event = ConfigureEvent {
-            agent_id: "ws-test".into(),
-            config,
-        };
-        self.inner
-            .send_event(EventType::Configure, &event)
-            .await
-            .expect("v1 configure")
-    }
-}
-
-fn decision(response: &AgentResponse) -> WebSocketDecision {
-    response
-        .websocket_decision
-        .clone()
-        .expect("a websocket decision")
 }
 
 fn assert_clean(response: &AgentResponse) {

@@ -2,8 +2,14 @@
 //! capabilities for the handshake and the figures of a MetricsReport. Built from the running
 //! agent and the one metrics registry.
 
+use std::future::Future;
+
 use crate::agent::Agent;
-use crate::telemetry::snapshot::{HistogramSample, MetricsSnapshot, Sample};
+use crate::health::HealthReport;
+use crate::telemetry::{
+    self,
+    snapshot::{HistogramSample, MetricsSnapshot, Sample},
+};
 
 use super::framing::V2_MAX_MESSAGE;
 use super::TransportContext;
@@ -105,5 +111,49 @@ pub fn report_figures(snapshot: MetricsSnapshot) -> ReportFigures {
         gauges: snapshot.gauges,
         histograms: snapshot.histograms,
         help: snapshot.help,
+    }
+}
+
+/// One periodic report for the proxy.
+#[derive(Debug)]
+pub enum Report {
+    /// The current health.
+    Health(HealthReport),
+    /// Every figure of the registry.
+    Metrics(ReportFigures),
+}
+
+/// Hands `send` the health at once on every change and at the report interval, and the metrics at
+/// the report interval, until `send` answers false (the connection is gone) or the health monitor
+/// stops.
+pub async fn report_loop<F, Fut>(context: &TransportContext, mut send: F)
+where
+    F: FnMut(Report) -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let mut health = context.health.clone();
+    let mut ticker = tokio::time::interval(context.report_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let metrics_due = tokio::select! {
+            _ = ticker.tick() => true,
+            changed = health.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                false
+            }
+        };
+        let current = health.borrow_and_update().clone();
+        if !send(Report::Health(current)).await {
+            return;
+        }
+        if metrics_due {
+            if let Some(snapshot) = telemetry::snapshot() {
+                if !send(Report::Metrics(report_figures(snapshot))).await {
+                    return;
+                }
+            }
+        }
     }
 }

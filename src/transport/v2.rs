@@ -14,13 +14,13 @@ use tokio::sync::{mpsc, Semaphore};
 
 use super::framing::{self, FramingError, V2_MAX_MESSAGE};
 use super::json_wire::{self, FrameInterner, WireDecision};
-use super::reports::{self, ReportFigures, AGENT_NAME};
+use super::reports::{self, Report, ReportFigures, AGENT_NAME};
 use super::TransportContext;
 use crate::actors::{Answer, ReplyTarget};
 use crate::agent::Agent;
 use crate::health::HealthReport;
 use crate::model::Verdict;
-use crate::telemetry::{self, Telemetry};
+use crate::telemetry::Telemetry;
 use crate::util::cut;
 
 /// Message type bytes (shared reference, section 1.4).
@@ -226,41 +226,23 @@ fn handshake(context: &TransportContext, payload: &[u8]) -> (Vec<u8>, bool) {
 /// Sends health (0x30) at once on every change and at the report interval, and metrics (0x31) at
 /// the report interval, until the connection ends.
 async fn report_loop(context: TransportContext, control: mpsc::UnboundedSender<Control>) {
-    let mut health = context.health.clone();
-    let mut ticker = tokio::time::interval(context.report_interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let interval_ms = u64::try_from(context.report_interval.as_millis()).unwrap_or(u64::MAX);
-    loop {
-        let send_metrics = tokio::select! {
-            _ = ticker.tick() => true,
-            changed = health.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-                false
-            }
+    let agent_id = std::sync::Arc::clone(&context.agent_id);
+    reports::report_loop(&context, |report| {
+        let message = match report {
+            Report::Health(health) => Control::Message(
+                message_type::HEALTH_STATUS,
+                encode_health(&agent_id, &health),
+            ),
+            Report::Metrics(figures) => Control::Message(
+                message_type::METRICS_REPORT,
+                encode_metrics(&agent_id, interval_ms, &figures),
+            ),
         };
-        let report = health.borrow_and_update().clone();
-        let message = Control::Message(
-            message_type::HEALTH_STATUS,
-            encode_health(&context.agent_id, &report),
-        );
-        if control.send(message).is_err() {
-            return;
-        }
-        if send_metrics {
-            if let Some(snapshot) = telemetry::snapshot() {
-                let figures = reports::report_figures(snapshot);
-                let body = encode_metrics(&context.agent_id, interval_ms, &figures);
-                if control
-                    .send(Control::Message(message_type::METRICS_REPORT, body))
-                    .is_err()
-                {
-                    return;
-                }
-            }
-        }
-    }
+        let sent = control.send(message).is_ok();
+        async move { sent }
+    })
+    .await;
 }
 
 #[derive(Debug, Serialize)]

@@ -96,8 +96,8 @@ macro_rules! agent_service_v2 {
             use crate::actors::{Answer, ReplyTarget};
             use crate::health::HealthReport;
             use crate::model::Verdict;
-            use crate::telemetry;
-            use crate::transport::reports::{self, ReportFigures, AGENT_NAME};
+
+            use crate::transport::reports::{self, Report, ReportFigures, AGENT_NAME};
             use crate::transport::TransportContext;
             use pb::agent_service_v2_server::AgentServiceV2;
             use pb::{agent_to_proxy, proxy_to_agent, AgentToProxy, ProxyToAgent};
@@ -293,34 +293,17 @@ macro_rules! agent_service_v2 {
 
             /// Health at once on every change and at the interval; metrics at the interval.
             async fn report_loop(context: TransportContext, outbound: Outbound) {
-                let mut health = context.health.clone();
-                let mut ticker = tokio::time::interval(context.report_interval);
-                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 let interval_ms = u64::try_from(context.report_interval.as_millis()).unwrap_or(u64::MAX);
-                loop {
-                    let send_metrics = tokio::select! {
-                        _ = ticker.tick() => true,
-                        changed = health.changed() => {
-                            if changed.is_err() {
-                                return;
-                            }
-                            false
-                        }
+                let agent_id = Arc::clone(&context.agent_id);
+                reports::report_loop(&context, |report| {
+                    let message = match report {
+                        Report::Health(health) => health_message(&agent_id, &health),
+                        Report::Metrics(figures) => metrics_message(&agent_id, interval_ms, &figures),
                     };
-                    let report = health.borrow_and_update().clone();
-                    if outbound.send(Ok(health_message(&context.agent_id, &report))).await.is_err() {
-                        return;
-                    }
-                    if send_metrics {
-                        if let Some(snapshot) = telemetry::snapshot() {
-                            let figures = reports::report_figures(snapshot);
-                            let message = metrics_message(&context.agent_id, interval_ms, &figures);
-                            if outbound.send(Ok(message)).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
+                    let outbound = outbound.clone();
+                    async move { outbound.send(Ok(message)).await.is_ok() }
+                })
+                .await;
             }
 
             /// Forwards decided frames to the proxy until every responder is done.
