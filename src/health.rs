@@ -14,6 +14,8 @@ use crate::telemetry;
 
 /// How often the signals are read.
 const EVALUATION_PERIOD: Duration = Duration::from_millis(250);
+/// Latency is compared every this many evaluations (every 2 s).
+const LATENCY_EVERY: u64 = 8;
 /// Queue fill above which the pool counts as saturated.
 const SATURATION_FILL: f64 = 0.8;
 /// Latency above this multiple of the long-run average (and above `LATENCY_FLOOR_SECS`) is "far
@@ -70,7 +72,8 @@ pub fn spawn_monitor(agent: Agent, lifecycle: Arc<Lifecycle>) -> watch::Receiver
     let (sender, receiver) = watch::channel(HealthReport::healthy());
     tokio::spawn(async move {
         let mut latency = LatencyTracker::default();
-        let mut last_saturated = saturation_count();
+        let mut last_saturated = agent.detectors().saturated_total();
+        let mut ticks = 0u64;
         let mut ticker = tokio::time::interval(EVALUATION_PERIOD);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
@@ -78,10 +81,14 @@ pub fn spawn_monitor(agent: Agent, lifecycle: Arc<Lifecycle>) -> watch::Receiver
                 _ = ticker.tick() => {}
                 _ = lifecycle.accepting_stopped(), if !lifecycle.is_draining() => {}
             }
-            let saturated_now = saturation_count();
+            let saturated_now = agent.detectors().saturated_total();
             let saturated_recently = saturated_now > last_saturated;
             last_saturated = saturated_now;
-            let report = evaluate(&agent, &lifecycle, saturated_recently, &mut latency);
+            ticks += 1;
+            // Latency comes from the metrics registry; reading it is cheap but not free, so it is
+            // looked at every LATENCY_EVERY ticks.
+            let latency = ticks.is_multiple_of(LATENCY_EVERY).then_some(&mut latency);
+            let report = evaluate(&agent, &lifecycle, saturated_recently, latency);
             sender.send_if_modified(|current| {
                 if *current != report
                     && (current.state != report.state || current.message != report.message)
@@ -100,17 +107,11 @@ pub fn spawn_monitor(agent: Agent, lifecycle: Arc<Lifecycle>) -> watch::Receiver
     receiver
 }
 
-fn saturation_count() -> f64 {
-    telemetry::snapshot().map_or(0.0, |s| {
-        s.counter_sum("ws_agent_detector_saturated_total", &[])
-    })
-}
-
 fn evaluate(
     agent: &Agent,
     lifecycle: &Lifecycle,
     saturated_recently: bool,
-    latency: &mut LatencyTracker,
+    latency: Option<&mut LatencyTracker>,
 ) -> HealthReport {
     let queued = agent.detectors().queued();
     let capacity = agent.detectors().capacity();
@@ -141,7 +142,7 @@ fn evaluate(
         ));
         return report;
     }
-    if let Some((recent, normal)) = latency.update() {
+    if let Some((recent, normal)) = latency.and_then(LatencyTracker::update) {
         if recent > LATENCY_FLOOR_SECS && recent > normal * LATENCY_FACTOR {
             report.state = HealthState::Degraded;
             report.message = Some(format!(

@@ -5,6 +5,17 @@ use sentinel_agent_websocket_inspector::options::{LogFormat, Options};
 use sentinel_agent_websocket_inspector::server;
 use tracing_subscriber::EnvFilter;
 
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc options: give freed pages back to the system within about a second, from a background
+/// thread, so memory comes back down after connections are evicted. `_RJEM_MALLOC_CONF` overrides.
+#[cfg(not(target_env = "msvc"))]
+#[allow(non_upper_case_globals)]
+#[export_name = "_rjem_malloc_conf"]
+pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+
 fn main() -> anyhow::Result<()> {
     let options = Options::parse_from_env().unwrap_or_else(|e| e.exit());
     init_logging(options.log_format);
@@ -25,7 +36,10 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // ractor opens a tracing span per actor at INFO; with one actor per WebSocket that costs memory
+    // and time on every message, so its spans are off unless RUST_LOG asks for them.
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,ractor=warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -103,7 +103,7 @@ impl Agent {
         command
             .args(&config.args)
             .env_remove("RUST_LOG")
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,ractor=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"));

@@ -83,6 +83,7 @@ pub struct DetectorPool {
     slots: Box<[Arc<DetectorSlot>]>,
     next: AtomicUsize,
     queue_capacity: usize,
+    saturated: AtomicUsize,
 }
 
 impl DetectorPool {
@@ -92,6 +93,7 @@ impl DetectorPool {
             slots: (0..size.max(1)).map(|_| Arc::default()).collect(),
             next: AtomicUsize::new(0),
             queue_capacity: queue_capacity.max(1),
+            saturated: AtomicUsize::new(0),
         }
     }
 
@@ -103,6 +105,11 @@ impl DetectorPool {
     /// Jobs the whole pool can hold at once.
     pub fn capacity(&self) -> usize {
         self.slots.len() * self.queue_capacity
+    }
+
+    /// Jobs refused so far because every queue was full.
+    pub fn saturated_total(&self) -> usize {
+        self.saturated.load(Ordering::Relaxed)
     }
 
     /// Jobs queued over all detectors.
@@ -123,6 +130,7 @@ impl DetectorPool {
         };
         if slot.queued.fetch_add(1, Ordering::AcqRel) >= self.queue_capacity {
             slot.queued.fetch_sub(1, Ordering::AcqRel);
+            self.saturated.fetch_add(1, Ordering::Relaxed);
             Telemetry::get().record_saturation();
             reply.fail("detector-saturated");
             return;

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Action, Direction, Frame, Opcode, Verdict};
@@ -63,13 +63,18 @@ pub fn correlation_id_of(json: &[u8]) -> Option<String> {
         .map(|c| c.correlation_id.into_owned())
 }
 
-/// Interns strings that repeat from frame to frame on one transport connection (route, client
-/// IP, correlation id) so that most frames do not allocate them.
+/// Per-transport-connection decoding state: strings that repeat from frame to frame (route,
+/// client IP) are interned, and payloads are decoded into a shared buffer that is split into
+/// [`Bytes`], so most frames allocate neither.
 #[derive(Debug, Default)]
 pub struct FrameInterner {
     route_id: Option<Arc<str>>,
     client_ip: Option<Arc<str>>,
+    payloads: BytesMut,
 }
+
+/// Bytes reserved at a time for decoded payloads.
+const PAYLOAD_BLOCK: usize = 64 * 1024;
 
 impl FrameInterner {
     fn intern(slot: &mut Option<Arc<str>>, value: Option<Cow<'_, str>>) -> Option<Arc<str>> {
@@ -104,24 +109,41 @@ pub fn decode_frame(
             FrameDecodeError::Opcode(crate::util::cut(&event.opcode, 32).into_owned()),
         )
     })?;
-    let payload = base64::engine::general_purpose::STANDARD
-        .decode(event.data.as_bytes())
-        .map_err(|e| {
-            (
-                Some(event.correlation_id.to_string()),
-                FrameDecodeError::Base64(e.to_string()),
-            )
-        })?;
+    let payload = decode_base64(event.data.as_bytes(), &mut interner.payloads).map_err(|e| {
+        (
+            Some(event.correlation_id.to_string()),
+            FrameDecodeError::Base64(e.to_string()),
+        )
+    })?;
     Ok(Frame {
         correlation_id: intern_id(&event.correlation_id),
         direction: Direction::from_client_flag(event.client_to_server),
         opcode,
         fin: event.fin,
-        payload: Bytes::from(payload),
+        payload,
         frame_index: event.frame_index,
         route_id: FrameInterner::intern(&mut interner.route_id, event.route_id),
         client_ip: FrameInterner::intern(&mut interner.client_ip, event.client_ip),
     })
+}
+
+/// Decodes standard base64 into `buffer` and splits the result off as its own [`Bytes`].
+fn decode_base64(data: &[u8], buffer: &mut BytesMut) -> Result<Bytes, base64::DecodeSliceError> {
+    let estimate = base64::decoded_len_estimate(data.len());
+    if buffer.capacity() < estimate {
+        buffer.reserve(estimate.max(PAYLOAD_BLOCK));
+    }
+    buffer.resize(estimate, 0);
+    match base64::engine::general_purpose::STANDARD.decode_slice(data, &mut buffer[..]) {
+        Ok(written) => {
+            buffer.truncate(written);
+            Ok(buffer.split().freeze())
+        }
+        Err(error) => {
+            buffer.clear();
+            Err(error)
+        }
+    }
 }
 
 /// The HTTP-level decision field (ignored by the proxies for frames, required on the wire).
@@ -178,6 +200,20 @@ pub fn encode_frame_response(
     verdict: &Verdict,
     correlation_id: Option<&str>,
 ) {
+    if *verdict == Verdict::allow() {
+        // The common answer, written without the serializer: only the id varies.
+        out.extend_from_slice(b"{\"version\":");
+        out.extend_from_slice(if version == 1 { b"1" } else { b"2" });
+        out.extend_from_slice(
+            b",\"decision\":\"allow\",\"websocket_decision\":\"allow\",\"audit\":{\"tags\":[],\"rule_ids\":[],\"reason_codes\":[],\"custom\":{",
+        );
+        if let Some(id) = correlation_id {
+            out.extend_from_slice(b"\"correlation_id\":");
+            serde_json::to_writer(&mut *out, id).expect("serializing to a Vec cannot fail");
+        }
+        out.extend_from_slice(b"}}}");
+        return;
+    }
     let websocket_decision = match &verdict.action {
         Action::Allow => WireWebSocketDecision::Allow,
         Action::Drop => WireWebSocketDecision::Drop,
@@ -251,6 +287,56 @@ mod tests {
         .unwrap_err();
         assert_eq!(id.as_deref(), Some("c"));
         assert!(matches!(err, FrameDecodeError::Base64(_)));
+    }
+
+    #[test]
+    fn allow_fast_path_is_the_serializers_answer() {
+        for (version, id) in [(1, None), (2, Some("c\"1\\\u{1}é"))] {
+            let mut fast = Vec::new();
+            encode_frame_response(&mut fast, version, &Verdict::allow(), id);
+            let expected = serde_json::json!({
+                "version": version,
+                "decision": "allow",
+                "websocket_decision": "allow",
+                "audit": {"tags": [], "rule_ids": [], "reason_codes": [], "custom":
+                    id.map_or(serde_json::json!({}), |id| serde_json::json!({"correlation_id": id}))},
+            });
+            assert_eq!(
+                serde_json::from_slice::<serde_json::Value>(&fast).unwrap(),
+                expected
+            );
+        }
+    }
+
+    #[test]
+    fn payloads_share_a_buffer_but_stay_distinct() {
+        let mut interner = FrameInterner::default();
+        let event = |data: &str| {
+            format!(
+                r#"{{"correlation_id":"c","opcode":"text","data":"{data}","client_to_server":true}}"#
+            )
+        };
+        let first = decode_frame(event("aGVsbG8=").as_bytes(), &mut interner, |id: &str| {
+            Arc::from(id)
+        })
+        .unwrap();
+        let second = decode_frame(event("d29ybGQ=").as_bytes(), &mut interner, |id: &str| {
+            Arc::from(id)
+        })
+        .unwrap();
+        assert_eq!(&first.payload[..], b"hello");
+        assert_eq!(&second.payload[..], b"world");
+        assert!(
+            decode_frame(event("@@").as_bytes(), &mut interner, |id: &str| Arc::from(
+                id
+            ))
+            .is_err()
+        );
+        let third = decode_frame(event("").as_bytes(), &mut interner, |id: &str| {
+            Arc::from(id)
+        })
+        .unwrap();
+        assert!(third.payload.is_empty());
     }
 
     #[test]
