@@ -272,6 +272,15 @@ impl Scanner<'_> {
                             return Some(r);
                         }
                     }
+                    // Closing a script element ends the script context the text sits in.
+                    if second == b'/' && s[i + 2..].starts_with(b"script") {
+                        let after = s.get(i + 8).copied();
+                        if after.is_none()
+                            || matches!(after, Some(b'>' | b'/' | b' ' | b'\t' | b'\n'))
+                        {
+                            return Some("xss-context-breakout");
+                        }
+                    }
                     // End tags carry no attributes, but a handler in one is never innocent.
                     let start = if second == b'/' { i + 2 } else { i + 1 };
                     if let Some(&c) = s.get(start) {
@@ -289,6 +298,9 @@ impl Scanner<'_> {
                     if let Some(r) = self.scheme_in_text(i) {
                         return Some(r);
                     }
+                }
+                b'c' if s[i..].starts_with(b"createelement(") && creates_script(&s[i + 14..]) => {
+                    return Some("xss-js-sink");
                 }
                 b'n' if s[i..].starts_with(b"new activexobject") => {
                     return Some("xss-js-sink");
@@ -365,6 +377,11 @@ impl Scanner<'_> {
             }
             i += 1;
         }
+        if seen_quote {
+            if let Some(r) = split_keyword(s) {
+                return Some(r);
+            }
+        }
         // A lone sink call is the whole message: `alert(1)`, `prompt(document.domain)`.
         let t = skip_ws(s);
         // A message that starts with an event handler: the rest of a broken-out tag.
@@ -438,7 +455,12 @@ impl Scanner<'_> {
                 break;
             }
             let an_start = j;
-            if s[j] == b'<' && s.get(j + 1).is_some_and(|c| c.is_ascii_alphabetic()) {
+            let name_at = if s.get(j + 1) == Some(&b'/') {
+                j + 2
+            } else {
+                j + 1
+            };
+            if s[j] == b'<' && s.get(name_at).is_some_and(|c| c.is_ascii_alphabetic()) {
                 // `<b <script>`: let the outer scan take the new tag.
                 break;
             }
@@ -822,6 +844,77 @@ fn obfuscated_url(v: &[u8]) -> bool {
         .all(|b| b.is_ascii_hexdigit() || matches!(b, b'.' | b'x'))
 }
 
+/// Script assembled from short string literals: `'jav'+'ascript:'`, `a='ev'+'al'`. The contents
+/// of the literals are joined in order; a keyword that only appears across a joint is one that
+/// was split on purpose.
+fn split_keyword(s: &[u8]) -> Option<Rule> {
+    const MAX: usize = 512;
+    let mut joined = [0u8; MAX];
+    let mut len = 0;
+    // Where each literal's content starts in `joined` (only the first few dozen are kept).
+    let mut starts = [0u16; 64];
+    let mut literals = 0;
+    let mut i = 0;
+    while i < s.len() && len < MAX {
+        let q = s[i];
+        if !matches!(q, b'\'' | b'"') {
+            i += 1;
+            continue;
+        }
+        let Some(end) = s[i + 1..].iter().position(|&b| b == q) else {
+            break;
+        };
+        let body = &s[i + 1..i + 1 + end];
+        if body.len() <= 12 {
+            if literals < starts.len() {
+                starts[literals] = u16::try_from(len).unwrap_or(u16::MAX);
+            }
+            literals += 1;
+            for &b in body {
+                if len < MAX {
+                    joined[len] = b;
+                    len += 1;
+                }
+            }
+        }
+        i += end + 2;
+    }
+    if literals < 2 {
+        return None;
+    }
+    let joined = &joined[..len];
+    let starts = &starts[..literals.min(64)];
+    for kw in [
+        &b"javascript:"[..],
+        b"eval",
+        b"alert",
+        b"iframe",
+        b"location",
+        b"cookie",
+        b"fromcharcode",
+    ] {
+        let mut from = 0;
+        while let Some(p) = find(&joined[from..], kw) {
+            let at = from + p;
+            // Split: some literal starts strictly inside the keyword.
+            if starts
+                .iter()
+                .any(|&b| usize::from(b) > at && usize::from(b) < at + kw.len())
+            {
+                return Some("xss-split-keyword");
+            }
+            from = at + 1;
+        }
+    }
+    None
+}
+
+/// After `createElement(`: a script-running element is being made.
+fn creates_script(s: &[u8]) -> bool {
+    let s = strip_quote(s);
+    s.starts_with(b"script") || s.starts_with(b"iframe") || s.starts_with(b"object")
+}
+
 /// A JavaScript statement keyword that cannot start prose after `';`.
 fn js_statement(s: &[u8]) -> bool {
     for kw in [
@@ -1155,6 +1248,10 @@ mod tests {
             "<title><img alt=\"</title><img src=x onerror=alert(1)>\"></title>",
             "x=prompt,x(1)",
             "</b onclick=alert(1)>",
+            "a=\"ja\"+\"vascript:\"+\"alert(1)\"",
+            "x=0||'ev'+'al'",
+            "</script><b>",
+            "document.createElement('script')",
         ] {
             assert!(hit(s).is_some(), "missed {s:?}");
         }
@@ -1176,6 +1273,8 @@ mod tests {
             "<<<<<<<<<",
             "<a x=\"",
             "'''''",
+            "I said 'eval' and 'uate' twice",
+            "the 'java' island and 'script' writing",
         ] {
             assert_eq!(hit(s), None, "flagged {s:?}");
         }
