@@ -738,8 +738,6 @@ struct Anchor {
     len: usize,
     /// The whole input fit (no significant token after the last one kept).
     complete: bool,
-    /// A comment precedes the first significant token.
-    leading_comment: bool,
 }
 
 /// The outcome of one context.
@@ -796,16 +794,13 @@ fn run(view: &[u8], ctx: Context, mode: Mode) -> Option<Rule> {
         trivial_comment_after: [false; ANCHOR_TOKENS],
         len: 0,
         complete: true,
-        leading_comment: false,
     };
     let mut win = [Tok::NONE; WINDOW];
     let mut head = 0usize;
     let mut seen: usize = 0;
     while let Some(t) = lx.next_tok() {
         if t.kind == Kind::Comment {
-            if anchor.len == 0 {
-                anchor.leading_comment = true;
-            } else if anchor.len <= ANCHOR_TOKENS && seen == anchor.len {
+            if anchor.len > 0 && anchor.len <= ANCHOR_TOKENS && seen == anchor.len {
                 anchor.comment_after[anchor.len - 1] = true;
                 let body = text(view, &t);
                 anchor.trivial_comment_after[anchor.len - 1] =

@@ -390,10 +390,9 @@ impl Scanner<'_> {
                 return Some("xss-attribute-breakout");
             }
         }
-        if sink_at(t) && !seen_quote_only_prose(t) {
+        if sink_at(t) && !weak_sink(t) {
             return Some("xss-js-sink");
         }
-        let _ = seen_quote;
         None
     }
 
@@ -1188,7 +1187,7 @@ fn sink_in(s: &[u8]) -> bool {
 
 /// `print(` or `function(` alone are common in code people paste; treat a message that is one
 /// sink call as an attack only when the sink is one payloads use to prove execution.
-fn seen_quote_only_prose(t: &[u8]) -> bool {
+fn weak_sink(t: &[u8]) -> bool {
     t.starts_with(b"print")
         || t.starts_with(b"function")
         || t.starts_with(b"import")
