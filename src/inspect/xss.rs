@@ -50,6 +50,7 @@ const SINKS: &[&[u8]] = &[
     b"self.location",
     b"window.open",
     b"execscript",
+    b"msgbox",
     b"activexobject",
     b"constructor",
     b"window[",
@@ -221,7 +222,7 @@ fn sink_at(s: &[u8]) -> bool {
     // Every sink starts with one of these letters.
     if !matches!(
         first,
-        b'a' | b'c' | b'd' | b'e' | b'g' | b'l' | b'p' | b's' | b't' | b'w'
+        b'a' | b'c' | b'd' | b'e' | b'g' | b'l' | b'm' | b'p' | b's' | b't' | b'w'
     ) {
         return false;
     }
@@ -236,7 +237,8 @@ fn sink_at(s: &[u8]) -> bool {
                 k += 1;
             }
             match after.get(k) {
-                Some(b'(' | b'`') => return true,
+                Some(b'(') => return true,
+                Some(b'`') if template_call(&after[k..]) => return true,
                 Some(b'.' | b'=') if sink.contains(&b'.') => return true,
                 Some(b'.') if *sink == b"constructor" => return true,
                 _ => {}
@@ -390,7 +392,7 @@ impl Scanner<'_> {
                 return Some("xss-attribute-breakout");
             }
         }
-        if sink_at(t) && !weak_sink(t) {
+        if proof_sink(t) && sink_at(t) {
             return Some("xss-js-sink");
         }
         None
@@ -414,7 +416,19 @@ impl Scanner<'_> {
             .iter()
             .rposition(|&b| b == b':')
             .map_or(name, |p| &name[p + 1..]);
-        if clean_name && active_tag(local) {
+        // `Local<Object>`, `Vec<Frame>`: a type parameter, not a tag.
+        let bare = s.get(j) == Some(&b'>');
+        let generic = i >= 2 && (s[i - 2].is_ascii_alphanumeric() || s[i - 2] == b'_');
+        if clean_name && bare && generic {
+            return (None, j);
+        }
+        // A bare `<object>` or `<embed>` is a placeholder people write; a script, an iframe,
+        // or any of them with attributes is markup.
+        let always = matches!(
+            local,
+            b"script" | b"iframe" | b"portal" | b"isindex" | b"fencedframe"
+        );
+        if clean_name && active_tag(local) && (always || !bare) {
             return (Some("xss-active-tag"), j);
         }
         // SVG and MathML roots switch the HTML parser into foreign content, where scripts,
@@ -515,7 +529,13 @@ impl Scanner<'_> {
                         || value.starts_with(b"https:")
                         || value.starts_with(b"//");
                 }
-                b"http-equiv" => http_equiv = true,
+                b"http-equiv"
+                    if find(value, b"refresh").is_some()
+                        || find(value, b"cookie").is_some()
+                        || value == b"link" =>
+                {
+                    http_equiv = true
+                }
                 b"rel" if value == b"stylesheet" => stylesheet = true,
                 b"type" if contains(value, b"javascript") || contains(value, b"ecmascript") => {
                     script_type = true
@@ -772,7 +792,8 @@ fn call_at_boundary(s: &[u8], i: usize) -> bool {
         return false;
     };
     let after = skip_ws(&rest[len..]);
-    let called = matches!(after.first(), Some(b'(' | b'`'))
+    let called = after.first() == Some(&b'(')
+        || template_call(after)
         || after.starts_with(b".call(")
         || after.starts_with(b".apply(");
     if !called {
@@ -853,6 +874,7 @@ fn split_keyword(s: &[u8]) -> Option<Rule> {
     // Where each literal's content starts in `joined` (only the first few dozen are kept).
     let mut starts = [0u16; 64];
     let mut literals = 0;
+    let mut prev_end = 0;
     let mut i = 0;
     while i < s.len() && len < MAX {
         let q = s[i];
@@ -864,9 +886,16 @@ fn split_keyword(s: &[u8]) -> Option<Rule> {
             break;
         };
         let body = &s[i + 1..i + 1 + end];
+        // Literals separated only by a comma are items of a list, not parts of one string.
+        let listed = s[prev_end.min(i)..i].trim_ascii() == b",";
+        prev_end = i + end + 2;
         if body.len() <= 12 {
             if literals < starts.len() {
-                starts[literals] = u16::try_from(len).unwrap_or(u16::MAX);
+                starts[literals] = if listed {
+                    u16::MAX
+                } else {
+                    u16::try_from(len).unwrap_or(u16::MAX)
+                };
             }
             literals += 1;
             for &b in body {
@@ -1185,14 +1214,53 @@ fn sink_in(s: &[u8]) -> bool {
     (0..s.len()).any(|i| (i == 0 || !s[i - 1].is_ascii_alphanumeric()) && sink_at(&s[i..]))
 }
 
-/// `print(` or `function(` alone are common in code people paste; treat a message that is one
-/// sink call as an attack only when the sink is one payloads use to prove execution.
-fn weak_sink(t: &[u8]) -> bool {
-    t.starts_with(b"print")
-        || t.starts_with(b"function")
-        || t.starts_with(b"import")
-        || t.starts_with(b"fetch")
-        || t.starts_with(b"constructor")
+/// Sinks that payloads call to prove execution; a message that is only a call of one of these is
+/// a probe. (`setTimeout(...)` or `fetch(...)` alone is ordinary code.)
+fn proof_sink(t: &[u8]) -> bool {
+    if [
+        &b"alert"[..],
+        b"prompt",
+        b"confirm",
+        b"eval",
+        b"execscript",
+        b"msgbox",
+    ]
+    .iter()
+    .any(|p| t.starts_with(p))
+    {
+        return true;
+    }
+    // `top['al\x65rt'](1)`: a global looked up by a computed name and called.
+    for global in [
+        &b"top["[..],
+        b"self[",
+        b"parent[",
+        b"window[",
+        b"globalthis[",
+    ] {
+        if let Some(rest) = t.strip_prefix(global) {
+            let close = rest.iter().take(64).position(|&b| b == b']');
+            return close.is_some_and(|c| rest.get(c + 1) == Some(&b'('));
+        }
+    }
+    // setTimeout with a string or a value from the URL is eval; with a function it is code.
+    for timer in [&b"settimeout("[..], b"setinterval("] {
+        if let Some(arg) = t.strip_prefix(timer) {
+            let arg = skip_ws(arg);
+            return matches!(arg.first(), Some(b'\'' | b'"' | b'`'))
+                || arg.starts_with(b"location")
+                || arg.starts_with(b"name")
+                || arg.starts_with(b"atob(")
+                || arg.starts_with(b"unescape(");
+        }
+    }
+    false
+}
+
+/// `` alert`1` ``: a tagged template call, told apart from a word in Markdown backticks
+/// (`` `eval` ``) by what follows the backtick.
+fn template_call(after: &[u8]) -> bool {
+    after.first() == Some(&b'`') && after.get(1).is_some_and(|&b| !is_ws(b) && b != b'`')
 }
 
 #[cfg(test)]
