@@ -739,6 +739,10 @@ pub fn detect(view: &[u8]) -> Option<Rule> {
         .position(|b| b.is_ascii_alphanumeric())
         .unwrap_or(n);
     let first_blank = s.iter().position(|&b| is_blank(b)).unwrap_or(n);
+    let starts_with_separator = s
+        .iter()
+        .find(|&&b| !(is_blank(b) || matches!(b, b'\'' | b'"')))
+        .is_some_and(|&b| is_sep(b));
     let mut cmd = Command::new();
     // A command at the very start of the text (after the quote that closes the application's
     // string, if any): only unmistakable ones.
@@ -850,7 +854,9 @@ pub fn detect(view: &[u8]) -> Option<Rule> {
         read_command(s, cmd_at, false, &mut cmd);
         let c = &cmd;
         let v = judge(c);
-        let in_lead = i <= lead || i <= first_alnum;
+        // A message that itself starts with a separator is a command list from the start: every
+        // command in it stands where an injection puts one (`\necho x\ncurl ...`).
+        let in_lead = i <= lead || i <= first_alnum || starts_with_separator;
         // A command cut off by `)` outside a `$(...)` is not a shell command line (regular
         // expressions: `(cp|cmd)`).
         if c.end == b')' && b != b'$' {

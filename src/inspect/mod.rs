@@ -200,6 +200,16 @@ impl Inspector {
                 let unit = json.buf.get(a..b).unwrap_or(&[]);
                 if !plain_token(unit) {
                     inspect_unit(unit, &mut pending, view, next, decoded, findings);
+                } else if pending.cmdi {
+                    // One word can still be a whole command line (`whoami`, `systeminfo`);
+                    // nothing else any detector looks for fits in a plain token.
+                    let mut only_cmdi = Pending {
+                        xss: false,
+                        sqli: false,
+                        cmdi: true,
+                    };
+                    inspect_unit(unit, &mut only_cmdi, view, next, decoded, findings);
+                    pending.cmdi &= only_cmdi.cmdi;
                 }
             }
         }
@@ -207,8 +217,8 @@ impl Inspector {
     }
 }
 
-/// A JSON string that is one plain token (`"type"`, `"message"`, `"42"`): nothing any detector
-/// looks for can be in it, so it is not inspected on its own (the raw text still is).
+/// A JSON string that is one plain token (`"type"`, `"message"`, `"42"`): nothing the markup or
+/// SQL detectors look for can be in it, so only the shell detector reads it (a lone command).
 fn plain_token(unit: &[u8]) -> bool {
     unit.len() <= 64
         && unit
