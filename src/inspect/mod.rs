@@ -243,8 +243,7 @@ fn inspect_unit(
     let plus_is_space = !marks.space() && marks.plus();
     // Large texts get the fully decoded view only, not every intermediate one: the detectors
     // then run at most twice over them.
-    let every_round = unit.len() <= LARGE_UNIT;
-    if !every_round {
+    if unit.len() > LARGE_UNIT {
         // Peel every layer first (decoding reads escapes in either case), fold once, inspect once.
         let mut any = false;
         for _ in 0..LARGE_DECODE_ROUNDS {
@@ -265,7 +264,6 @@ fn inspect_unit(
         }
         return;
     }
-    let mut pending_view = false;
     for _ in 0..MAX_DECODE_ROUNDS {
         if !pending.any() || !normalize::has_decodable(view, plus_is_space) {
             break;
@@ -277,13 +275,6 @@ fn inspect_unit(
         next.clear();
         normalize::fold(decoded, next);
         std::mem::swap(view, next);
-        if every_round {
-            run_detectors(view, pending, findings);
-        } else {
-            pending_view = true;
-        }
-    }
-    if pending_view {
         run_detectors(view, pending, findings);
     }
 }
