@@ -740,7 +740,7 @@ struct Anchor {
     complete: bool,
 }
 
-/// The outcome of one context.
+/// A rule id (`sqli-union`, ...).
 type Rule = &'static str;
 
 /// Runs every context over `view`; returns the first rule that fires.

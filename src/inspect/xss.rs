@@ -682,11 +682,8 @@ impl Scanner<'_> {
             }
             _ => {}
         }
-        // Attribute break-out by whitespace, then other attributes, then a handler:
-        // `" autofocus onfocus="alert(1)`.
-        if k == q + 1 && s.get(k).is_some_and(|&b| is_ws(b)) {
-            return None;
-        }
+        // A handler after other attributes (`" autofocus onfocus="alert(1)`) is found by the
+        // scan itself, which checks every `on...=` that follows a space or a quote.
         None
     }
 }
