@@ -471,6 +471,19 @@ const KNOWN_COMMANDS: &[&[u8]] = &[
 
 static KNOWN_COMMAND_SET: WordSet = WordSet::new(KNOWN_COMMANDS);
 
+/// Is `word` (any case) the name of a command the detector knows? A cheap test for JSON strings
+/// that are one plain token: only those can be a whole command line.
+pub fn is_command_word(word: &[u8]) -> bool {
+    let mut buf = [0u8; 16];
+    if word.len() > buf.len() {
+        return false;
+    }
+    for (d, &c) in buf.iter_mut().zip(word) {
+        *d = c.to_ascii_lowercase();
+    }
+    known_command(&buf[..word.len()])
+}
+
 /// Is `name` a command [`judge`] knows? (Arguments are read only for these.)
 fn known_command(name: &[u8]) -> bool {
     name.len() <= 16 && KNOWN_COMMAND_SET.contains(name)

@@ -200,7 +200,7 @@ impl Inspector {
                 let unit = json.buf.get(a..b).unwrap_or(&[]);
                 if !plain_token(unit) {
                     inspect_unit(unit, &mut pending, view, next, decoded, findings);
-                } else if pending.cmdi {
+                } else if pending.cmdi && cmdi::is_command_word(unit) {
                     // One word can still be a whole command line (`whoami`, `systeminfo`);
                     // nothing else any detector looks for fits in a plain token.
                     let mut only_cmdi = Pending {
