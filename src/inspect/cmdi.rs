@@ -371,8 +371,6 @@ const KNOWN_COMMANDS: &[&[u8]] = &[
     b"dir",
     b"echo",
     b"env",
-    b"eval",
-    b"exec",
     b"expr",
     b"fetch",
     b"find",
@@ -472,6 +470,19 @@ const KNOWN_COMMANDS: &[&[u8]] = &[
 ];
 
 static KNOWN_COMMAND_SET: WordSet = WordSet::new(KNOWN_COMMANDS);
+
+/// Is `word` (any case) the name of a command the detector knows? A cheap test for JSON strings
+/// that are one plain token: only those can be a whole command line.
+pub fn is_command_word(word: &[u8]) -> bool {
+    let mut buf = [0u8; 16];
+    if word.len() > buf.len() {
+        return false;
+    }
+    for (d, &c) in buf.iter_mut().zip(word) {
+        *d = c.to_ascii_lowercase();
+    }
+    known_command(&buf[..word.len()])
+}
 
 /// Is `name` a command [`judge`] knows? (Arguments are read only for these.)
 fn known_command(name: &[u8]) -> bool {
@@ -603,11 +614,15 @@ fn judge(c: &Command) -> Verdict {
         b"python" | b"python2" | b"python3" | b"perl" | b"php" | b"ruby" | b"lua" | b"node"
         | b"powershell" | b"pwsh" | b"cmd" | b"cscript" | b"wscript" | b"mshta" | b"rundll32"
         | b"regsvr32" => {
+            // The option that takes code differs: `php -r`, `node -e`, `python -c`, `cmd /c`.
+            let code_opt = match name {
+                b"php" => opt(b"-r"),
+                b"cmd" => opt(b"/c") || opt(b"/k"),
+                _ => false,
+            };
             if opt(b"-c")
                 || opt(b"-e")
-                || opt(b"-r")
-                || opt(b"/c")
-                || opt(b"/k")
+                || code_opt
                 || opt(b"-enc")
                 || opt(b"-command")
                 || opt(b"-nop")
@@ -667,7 +682,7 @@ fn judge(c: &Command) -> Verdict {
         | b"usermod" | b"passwd" | b"nohup" | b"killall" | b"pkill" | b"wmic" | b"schtasks"
         | b"nslookup" | b"dig" | b"traceroute" | b"tracert" | b"arp" | b"route" | b"awk"
         | b"gawk" | b"find" | b"xterm" | b"cp" | b"mv" | b"copy" | b"xcopy" | b"kill" | b"sudo"
-        | b"su" | b"exec" | b"eval" | b"expr" | b"touch" => {
+        | b"su" | b"expr" | b"touch" => {
             if first_shellish || (no_args && matches!(name, b"arp" | b"route" | b"su")) {
                 Verdict::Plausible
             } else {
@@ -737,6 +752,10 @@ pub fn detect(view: &[u8]) -> Option<Rule> {
         .position(|b| b.is_ascii_alphanumeric())
         .unwrap_or(n);
     let first_blank = s.iter().position(|&b| is_blank(b)).unwrap_or(n);
+    let starts_with_separator = s
+        .iter()
+        .find(|&&b| !(is_blank(b) || matches!(b, b'\'' | b'"')))
+        .is_some_and(|&b| is_sep(b));
     let mut cmd = Command::new();
     // A command at the very start of the text (after the quote that closes the application's
     // string, if any): only unmistakable ones.
@@ -797,6 +816,11 @@ pub fn detect(view: &[u8]) -> Option<Rule> {
                 }
                 (k, "cmdi-chain")
             }
+            // A run of backticks is a Markdown code fence, not a substitution.
+            b'`' if s.get(i + 1) == Some(&b'`') || (i > 0 && s[i - 1] == b'`') => {
+                i += 1;
+                continue;
+            }
             b'`' => (i + 1, "cmdi-substitution"),
             b'$' if s.get(i + 1) == Some(&b'(') => (i + 2, "cmdi-substitution"),
             b'{' if s
@@ -843,7 +867,21 @@ pub fn detect(view: &[u8]) -> Option<Rule> {
         read_command(s, cmd_at, false, &mut cmd);
         let c = &cmd;
         let v = judge(c);
-        let in_lead = i <= lead || i <= first_alnum;
+        // A message that itself starts with a separator is a command list from the start: every
+        // command in it stands where an injection puts one (`\necho x\ncurl ...`).
+        let in_lead = i <= lead || i <= first_alnum || starts_with_separator;
+        // A command cut off by `)` outside a `$(...)` is not a shell command line (regular
+        // expressions: `(cp|cmd)`).
+        if c.end == b')' && b != b'$' {
+            i = cmd_at.max(i + 1);
+            continue;
+        }
+        // A backticked word followed by prose is Markdown code, not a substitution:
+        // `` `hostname` is the name ``.
+        if b == b'`' && c.end == b'`' && markdown_span(s, c.stop) {
+            i = c.stop.max(i + 1);
+            continue;
+        }
         if v == Verdict::Attack || (v == Verdict::Plausible && in_lead) {
             return Some(kind);
         }
@@ -902,6 +940,20 @@ static MARKS: [u8; 256] = {
     t
 };
 
+/// After the closing backtick at `close`: a space and then more words (Markdown code in a
+/// sentence), rather than the end, a separator or a quote (shell substitution).
+fn markdown_span(s: &[u8], close: usize) -> bool {
+    let rest = s.get(close + 1..).unwrap_or(&[]);
+    let trimmed = rest.trim_ascii_start();
+    if trimmed.len() == rest.len() {
+        // Glued to what follows (`` `id`x ``): part of a shell word.
+        return false;
+    }
+    trimmed
+        .first()
+        .is_some_and(|&b| !(is_sep(b) || matches!(b, b'\'' | b'"' | b'`' | b'<' | b'>')))
+}
+
 /// Constructs that are command execution wherever they appear.
 fn whole_text_rules(s: &[u8]) -> Option<Rule> {
     // Every construct below needs one of these bytes; most messages have none.
@@ -923,8 +975,20 @@ fn whole_text_rules(s: &[u8]) -> Option<Rule> {
         }
     }
     // PHP code evaluation: `{${phpinfo()}}`, `${@print(...)}`, `phpinfo();`.
+    // PHP complex syntax evaluating a call: `{${phpinfo()}}`, `${@print(...)}`, `{$_GET[...]}`
+    // (CMake's `${${var}}` nests names, not calls).
+    let php_call = |p: usize| {
+        let rest = &s[p..s.len().min(p + 48)];
+        let name = rest
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_' || **b == b'@')
+            .count();
+        name > 0 && rest.get(name) == Some(&b'(')
+    };
     if dollar
-        && (find(s, b"{${").is_some() || find(s, b"${@").is_some() || find(s, b"{$_").is_some())
+        && (find(s, b"{${").is_some_and(|p| php_call(p + 3))
+            || find(s, b"${@").is_some()
+            || find(s, b"{$_").is_some())
     {
         return Some("cmdi-code-exec");
     }
@@ -1005,6 +1069,16 @@ fn whole_text_rules(s: &[u8]) -> Option<Rule> {
             k -= 1;
         }
         if k > 0 && (s[k - 1].is_ascii_alphanumeric() || s[k - 1] == b'_') {
+            continue;
+        }
+        // `await exec('ls')`, `self.exec(...)`: a call inside code someone pasted. Payloads call
+        // these at the start, after a separator or quote, or inside `<?php`.
+        let before = s[..k].trim_ascii_end();
+        let prev = before.last().copied();
+        if prev.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+            && !before.ends_with(b"<?php")
+            && !before.ends_with(b")")
+        {
             continue;
         }
         let name = &s[k..p];

@@ -200,6 +200,16 @@ impl Inspector {
                 let unit = json.buf.get(a..b).unwrap_or(&[]);
                 if !plain_token(unit) {
                     inspect_unit(unit, &mut pending, view, next, decoded, findings);
+                } else if pending.cmdi && cmdi::is_command_word(unit) {
+                    // One word can still be a whole command line (`whoami`, `systeminfo`);
+                    // nothing else any detector looks for fits in a plain token.
+                    let mut only_cmdi = Pending {
+                        xss: false,
+                        sqli: false,
+                        cmdi: true,
+                    };
+                    inspect_unit(unit, &mut only_cmdi, view, next, decoded, findings);
+                    pending.cmdi &= only_cmdi.cmdi;
                 }
             }
         }
@@ -207,8 +217,8 @@ impl Inspector {
     }
 }
 
-/// A JSON string that is one plain token (`"type"`, `"message"`, `"42"`): nothing any detector
-/// looks for can be in it, so it is not inspected on its own (the raw text still is).
+/// A JSON string that is one plain token (`"type"`, `"message"`, `"42"`): nothing the markup or
+/// SQL detectors look for can be in it, so only the shell detector reads it (a lone command).
 fn plain_token(unit: &[u8]) -> bool {
     unit.len() <= 64
         && unit
@@ -233,8 +243,7 @@ fn inspect_unit(
     let plus_is_space = !marks.space() && marks.plus();
     // Large texts get the fully decoded view only, not every intermediate one: the detectors
     // then run at most twice over them.
-    let every_round = unit.len() <= LARGE_UNIT;
-    if !every_round {
+    if unit.len() > LARGE_UNIT {
         // Peel every layer first (decoding reads escapes in either case), fold once, inspect once.
         let mut any = false;
         for _ in 0..LARGE_DECODE_ROUNDS {
@@ -255,7 +264,6 @@ fn inspect_unit(
         }
         return;
     }
-    let mut pending_view = false;
     for _ in 0..MAX_DECODE_ROUNDS {
         if !pending.any() || !normalize::has_decodable(view, plus_is_space) {
             break;
@@ -267,13 +275,6 @@ fn inspect_unit(
         next.clear();
         normalize::fold(decoded, next);
         std::mem::swap(view, next);
-        if every_round {
-            run_detectors(view, pending, findings);
-        } else {
-            pending_view = true;
-        }
-    }
-    if pending_view {
         run_detectors(view, pending, findings);
     }
 }

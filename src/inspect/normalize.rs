@@ -59,6 +59,17 @@ pub fn fold(input: &[u8], out: &mut Vec<u8>) -> bool {
             continue;
         }
         streak = 0;
+        if b == 0xef && input.get(i + 1) == Some(&0xbf) && input.get(i + 2) == Some(&0xbd) {
+            // U+FFFD, the common case in text that was not UTF-8: one opaque byte per run.
+            buf[j] = OPAQUE;
+            j += 1;
+            i += 3;
+            while input[i..].starts_with(REPLACEMENT) {
+                i += 3;
+            }
+            changed = true;
+            continue;
+        }
         let (consumed, emit) = fold_special(&input[i..]);
         if let Some(e) = emit {
             buf[j] = e;

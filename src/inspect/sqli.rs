@@ -738,11 +738,9 @@ struct Anchor {
     len: usize,
     /// The whole input fit (no significant token after the last one kept).
     complete: bool,
-    /// A comment precedes the first significant token.
-    leading_comment: bool,
 }
 
-/// The outcome of one context.
+/// A rule id (`sqli-union`, ...).
 type Rule = &'static str;
 
 /// Runs every context over `view`; returns the first rule that fires.
@@ -796,16 +794,13 @@ fn run(view: &[u8], ctx: Context, mode: Mode) -> Option<Rule> {
         trivial_comment_after: [false; ANCHOR_TOKENS],
         len: 0,
         complete: true,
-        leading_comment: false,
     };
     let mut win = [Tok::NONE; WINDOW];
     let mut head = 0usize;
     let mut seen: usize = 0;
     while let Some(t) = lx.next_tok() {
         if t.kind == Kind::Comment {
-            if anchor.len == 0 {
-                anchor.leading_comment = true;
-            } else if anchor.len <= ANCHOR_TOKENS && seen == anchor.len {
+            if anchor.len > 0 && anchor.len <= ANCHOR_TOKENS && seen == anchor.len {
                 anchor.comment_after[anchor.len - 1] = true;
                 let body = text(view, &t);
                 anchor.trivial_comment_after[anchor.len - 1] =
@@ -974,6 +969,7 @@ fn stream_rule(
         && text(view, cur) != b"dual"
         && text(view, cur) != b"mysql"
         && text(view, cur) != b"master"
+        && text(view, cur) != b"sys"
     {
         return Some("sqli-catalog");
     }
@@ -996,7 +992,18 @@ fn stream_rule(
                 | b"gtid_subset"
                 | b"sp_oacreate"
         );
-        if strong {
+        // `load_file(path)` is also a common name in code: only a literal path or an encoded
+        // one (`load_file('/etc/passwd')`, `load_file(0x2f...)`) is the MySQL function at work.
+        let literal_arg = || {
+            let rest = view.get(cur.end..).unwrap_or(&[]);
+            let rest = rest.trim_ascii_start().strip_prefix(b"(").unwrap_or(&[]);
+            let rest = rest.trim_ascii_start();
+            matches!(rest.first(), Some(b'\'' | b'"'))
+                || rest.starts_with(b"0x")
+                || rest.starts_with(b"char")
+                || rest.starts_with(b"concat")
+        };
+        if strong && (name != b"load_file" || literal_arg()) {
             return Some("sqli-dangerous-function");
         }
     }
@@ -1123,6 +1130,8 @@ struct Operand {
     /// Only one value, then the end / a comment / `;` / `)` / a logic operator.
     lone_value: bool,
     lone_kind_strong: bool,
+    /// A function only SQL has (not `len(` or `max(`, which code calls all the time).
+    sql_func: bool,
     /// The lone value is followed by a clause keyword (`1 or 1 group by ...`).
     before_clause: bool,
     valid: bool,
@@ -1159,6 +1168,7 @@ fn operand(a: &Anchor, view: &[u8], p: usize) -> Operand {
                     return o;
                 }
                 o.func |= matches!(t.kw, Kw::TimeFunc | Kw::Danger | Kw::SqlFunc);
+                o.sql_func |= sql_specific(view, t);
                 o.values += 1;
                 // The call's parentheses are handled as a group.
                 last_value_idx = q;
@@ -1173,7 +1183,13 @@ fn operand(a: &Anchor, view: &[u8], p: usize) -> Operand {
             Kind::Word if t.kw == Kw::CmpWord => {
                 let next = a.toks.get(q + 1).filter(|_| q + 1 < a.len);
                 let ok = match text(view, t) {
-                    b"is" => next.is_some_and(|n| n.kind == Kind::Not || n.kw == Kw::Const),
+                    b"is" => {
+                        let after_not = a.toks.get(q + 2).filter(|_| q + 2 < a.len);
+                        let constant = |t: &Tok| t.kw == Kw::Const || t.kind == Kind::Num;
+                        next.is_some_and(|n| {
+                            constant(n) || n.kind == Kind::Not && after_not.is_some_and(constant)
+                        })
+                    }
                     b"in" => next.is_some_and(|n| n.kind == Kind::LParen),
                     _ => next.is_some(),
                 };
@@ -1299,6 +1315,9 @@ fn statement_shape(a: &Anchor, view: &[u8], p: usize, strict: bool) -> bool {
                         || nn == b"master"
                         || n.kind == Kind::Var
                         || n.kind == Kind::LParen
+                            && next2.is_some_and(|t| {
+                                matches!(t.kind, Kind::Str | Kind::OpenStr | Kind::Var)
+                            })
                 }
                 b"declare" => n.kind == Kind::Var,
                 b"insert" | b"replace" => n.kw == Kw::Into,
@@ -1307,14 +1326,23 @@ fn statement_shape(a: &Anchor, view: &[u8], p: usize, strict: bool) -> bool {
                         || matches!(text(view, n), b"low_priority" | b"quick" | b"ignore")
                             && next2.is_some_and(|t| t.kw == Kw::From)
                 }
-                b"update" => next2.is_some_and(|t| t.kw == Kw::Set),
+                b"update" => {
+                    next2.is_some_and(|t| t.kw == Kw::Set)
+                        && n.is_value()
+                        && a.toks
+                            .get(p + 3)
+                            .is_some_and(|t| p + 3 < a.len && t.is_value())
+                        && a.toks
+                            .get(p + 4)
+                            .is_some_and(|t| p + 4 < a.len && t.kind == Kind::Cmp)
+                }
                 b"desc" | b"describe" | b"show" => {
                     !strict
                         && n.is_value()
                         && (end_after(p + 2) || next2.is_some_and(|t| t.kind == Kind::Semi))
                 }
                 b"shutdown" => !strict,
-                b"grant" | b"revoke" => !strict,
+                b"grant" | b"revoke" => !strict && n.kind == Kind::Word,
                 _ => false,
             }
         }
@@ -1407,11 +1435,13 @@ fn valid_seq(a: &Anchor, from: usize, to: usize) -> bool {
 
 /// Does a function call or SQL keyword of weight appear in `from..to`?
 fn has_sql_weight(a: &Anchor, from: usize, to: usize) -> bool {
-    a.toks[from.min(a.len)..to.min(a.len)].iter().any(|t| {
-        (t.kind == Kind::Func && matches!(t.kw, Kw::SqlFunc | Kw::TimeFunc | Kw::Danger))
-            || t.kind == Kind::Var
-            || matches!(t.kw, Kw::Select | Kw::Union)
-    })
+    a.toks[from.min(to).min(a.len)..to.min(a.len)]
+        .iter()
+        .any(|t| {
+            (t.kind == Kind::Func && matches!(t.kw, Kw::SqlFunc | Kw::TimeFunc | Kw::Danger))
+                || t.kind == Kind::Var
+                || matches!(t.kw, Kw::Select | Kw::Union)
+        })
 }
 
 /// Rules anchored at the break-out point.
@@ -1421,7 +1451,25 @@ fn anchored(view: &[u8], a: &Anchor, ctx: Context) -> Option<Rule> {
     }
     let quoted = matches!(ctx, Context::Quoted(_));
     let mut p;
+    // The bare context started with a value (`1 and ...`), not with the operator itself.
+    let mut bare_prefix = false;
     if quoted {
+        // A quote right after a space opens a quoted word in prose or code (`x = 'a'`,
+        // `not to "show"`): the text before it is no value a query holds.
+        let s0 = text(view, &a.toks[0]);
+        let before_quote = &s0[..s0.len().saturating_sub(1)];
+        if before_quote.last().is_some_and(|&b| is_space(b))
+            && !before_quote.iter().all(|&b| is_space(b))
+        {
+            return None;
+        }
+        // Nor is a line of code (`f(r'`, `a[0] == '`, `worker.send('`).
+        if before_quote
+            .iter()
+            .any(|&b| matches!(b, b'(' | b'[' | b'{' | b',' | b';'))
+        {
+            return None;
+        }
         // Comment right after the break-out: `admin'--`, `admin' #`, `admin'/*`.
         let s0 = &a.toks[0];
         if a.comment_after[0]
@@ -1432,8 +1480,9 @@ fn anchored(view: &[u8], a: &Anchor, ctx: Context) -> Option<Rule> {
             let body = &body[..body.len().saturating_sub(1)];
             if !body.is_empty()
                 && body.len() <= 40
-                && !body.iter().any(|&b| is_space(b))
-                && !body.contains(&b'"')
+                && body
+                    .iter()
+                    .all(|&b| is_word_byte(b) || matches!(b, b'-' | b'.' | b'@'))
             {
                 return Some("sqli-comment-truncation");
             }
@@ -1458,6 +1507,7 @@ fn anchored(view: &[u8], a: &Anchor, ctx: Context) -> Option<Rule> {
         {
             return bare_statement(view, a);
         }
+        bare_prefix = p > 0;
         p = skip_rparens(a, p);
     }
     if p >= a.len {
@@ -1479,7 +1529,19 @@ fn anchored(view: &[u8], a: &Anchor, ctx: Context) -> Option<Rule> {
                 && (quoted
                     || o.before_clause
                     || a.comment_after[o.end.saturating_sub(1).min(a.len - 1)]);
-            if o.valid && (o.cmp || o.func || o.select || strong_lone) {
+            // With nothing before AND/OR (a message that starts with it), a comparison only
+            // counts between constants: `and x is not null` is a line of code or prose.
+            let cmp_ok = o.cmp
+                && (quoted
+                    || bare_prefix
+                    || constant_comparison(a, p + 1, o.end)
+                    || sql_style_comparison(view, a, p + 1, o.end));
+            let func_ok = if quoted || bare_prefix {
+                o.func
+            } else {
+                o.sql_func
+            };
+            if o.valid && (cmp_ok || func_ok || o.select || strong_lone) {
                 return Some("sqli-tautology");
             }
             if o.lone_value && quoted && o.values == 1 {
@@ -1595,15 +1657,32 @@ fn breakout_expression(a: &Anchor, view: &[u8], p: usize) -> Option<Rule> {
         None => return None,
     };
     let s0 = text(view, &a.toks[0]);
+    // The value a query quotes is a word or number (`admin`, `1`, `x`), not a line of code
+    // (`f(r`, `a[0] == `, `worker.send(`).
+    if s0[..s0.len().saturating_sub(1)]
+        .iter()
+        .any(|&b| matches!(b, b'(' | b'[' | b'{' | b',' | b';'))
+    {
+        return None;
+    }
     if end <= p || s0.len() > 64 {
         return None;
     }
     let last = &a.toks[end - 1];
     let open_end = last.kind == Kind::OpenStr && !a.comment_after[end - 1];
     if open_end {
-        // The application's quote must be the one that closes the final string.
+        // The application's quote must be the one that closes the final string, and what it
+        // closes is a value (`'1`, `'x`, `'`), not the rest of a line of code.
         let ctx_quote = quote_of(view, &a.toks[0]);
         if view.get(last.start) != Some(&ctx_quote) {
+            return None;
+        }
+        let body = text(view, last).get(1..).unwrap_or(&[]).trim_ascii_end();
+        if body.len() > 32
+            || body
+                .iter()
+                .any(|&b| is_space(b) || matches!(b, b',' | b'(' | b')' | b';' | b'[' | b']'))
+        {
             return None;
         }
     }
@@ -1667,11 +1746,68 @@ fn quote_of(view: &[u8], s0: &Tok) -> u8 {
     }
 }
 
+/// A comparison written the SQL way rather than the way programming languages write it: `=` or
+/// `<>` rather than `==`/`!=`, between plain names rather than `self.attr` (`or a=a`, `or x=y--`).
+fn sql_style_comparison(view: &[u8], a: &Anchor, from: usize, to: usize) -> bool {
+    let to = to.min(a.len);
+    let toks = &a.toks[from.min(to)..to];
+    toks.iter().any(|t| t.is_cmp())
+        && !toks.iter().any(|t| {
+            t.kind == Kind::Dot || t.kind == Kind::Cmp && matches!(text(view, t), b"==" | b"!=")
+        })
+}
+
+/// A call of a function only SQL has: the time and out-of-database functions and the SQL
+/// functions whose names programming languages do not also use.
+fn sql_specific(view: &[u8], t: &Tok) -> bool {
+    t.kind == Kind::Func
+        && match t.kw {
+            Kw::TimeFunc | Kw::Danger => true,
+            Kw::SqlFunc => !matches!(
+                text(view, t),
+                b"len"
+                    | b"length"
+                    | b"min"
+                    | b"max"
+                    | b"sum"
+                    | b"abs"
+                    | b"lower"
+                    | b"upper"
+                    | b"chr"
+                    | b"ord"
+                    | b"hex"
+                    | b"bin"
+                    | b"oct"
+                    | b"count"
+                    | b"reverse"
+                    | b"left"
+                    | b"right"
+                    | b"floor"
+                    | b"rand"
+                    | b"now"
+                    | b"position"
+                    | b"quote"
+                    | b"encode"
+                    | b"decode"
+                    | b"log"
+                    | b"sin"
+                    | b"cos"
+                    | b"tan"
+                    | b"sqrt"
+                    | b"exp"
+                    | b"pi"
+                    | b"print"
+            ),
+            _ => false,
+        }
+}
+
 /// A comparison of constants (`1=1`, `'a'='a'`, `-8=-3`) in `from..to`: a tautology or a
 /// contradiction, never a question a person asks.
 fn constant_comparison(a: &Anchor, from: usize, to: usize) -> bool {
-    let toks = &a.toks[from.min(a.len)..to.min(a.len)];
+    let toks = &a.toks[from.min(to).min(a.len)..to.min(a.len)];
     let has_cmp = toks.iter().any(|t| t.kind == Kind::Cmp);
+    // Function results count as constants: `2947=LIKE(...)` is a probe, not a question.
     let constants_only = toks.iter().all(|t| {
         matches!(
             t.kind,
@@ -1682,6 +1818,8 @@ fn constant_comparison(a: &Anchor, from: usize, to: usize) -> bool {
                 | Kind::Cmp
                 | Kind::LParen
                 | Kind::RParen
+                | Kind::Func
+                | Kind::Comma
         )
     });
     has_cmp && constants_only && toks.iter().any(|t| matches!(t.kind, Kind::Num | Kind::Str))
@@ -1780,10 +1918,9 @@ fn bare_statement(view: &[u8], a: &Anchor) -> Option<Rule> {
         let known_start =
             t0.kind == Kind::LParen || matches!(t0.kw, Kw::SqlFunc | Kw::TimeFunc | Kw::Danger);
         if closed && known_start && valid_seq(a, 0, end) && has_sql_weight(a, 0, end) {
-            let nested = a.toks[1..end].iter().any(|t| {
-                t.kind == Kind::Func && matches!(t.kw, Kw::SqlFunc | Kw::TimeFunc | Kw::Danger)
-                    || t.kw == Kw::Select
-            });
+            let nested = a.toks[1..end]
+                .iter()
+                .any(|t| sql_specific(view, t) || t.kw == Kw::Select);
             if nested || t0.kw == Kw::TimeFunc {
                 return Some("sqli-statement");
             }

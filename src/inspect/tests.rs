@@ -99,6 +99,20 @@ const BENIGN: &[&str] = &[
     "rm -rf is dangerous, don't run it",
     "the file is /etc/passwd on most systems",
     "{\"type\":\"message\",\"data\":{\"text\":\"hello there\"}}",
+    // Code people paste into chat.
+    "(r'<', Punctuation),",
+    "and self.name is not None",
+    "if items[-1] == '=':",
+    "the `hostname` option is optional",
+    "```powershell",
+    "void Init(Local<Object> exports)",
+    "setTimeout(() => {}, 1000);",
+    "self[name] = value",
+    "from sys import version_info",
+    "data = load_file(path) or {}",
+    "('type', 'union', 'use', 'value', 'while')",
+    "node -r ./register.js app.js",
+    "sudo apt-get install linux-headers-$(uname -r)",
 ];
 
 #[test]

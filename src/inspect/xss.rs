@@ -50,6 +50,7 @@ const SINKS: &[&[u8]] = &[
     b"self.location",
     b"window.open",
     b"execscript",
+    b"msgbox",
     b"activexobject",
     b"constructor",
     b"window[",
@@ -221,7 +222,7 @@ fn sink_at(s: &[u8]) -> bool {
     // Every sink starts with one of these letters.
     if !matches!(
         first,
-        b'a' | b'c' | b'd' | b'e' | b'g' | b'l' | b'p' | b's' | b't' | b'w'
+        b'a' | b'c' | b'd' | b'e' | b'g' | b'l' | b'm' | b'p' | b's' | b't' | b'w'
     ) {
         return false;
     }
@@ -236,7 +237,8 @@ fn sink_at(s: &[u8]) -> bool {
                 k += 1;
             }
             match after.get(k) {
-                Some(b'(' | b'`') => return true,
+                Some(b'(') => return true,
+                Some(b'`') if template_call(&after[k..]) => return true,
                 Some(b'.' | b'=') if sink.contains(&b'.') => return true,
                 Some(b'.') if *sink == b"constructor" => return true,
                 _ => {}
@@ -272,6 +274,15 @@ impl Scanner<'_> {
                             return Some(r);
                         }
                     }
+                    // Closing a script element ends the script context the text sits in.
+                    if second == b'/' && s[i + 2..].starts_with(b"script") {
+                        let after = s.get(i + 8).copied();
+                        if after.is_none()
+                            || matches!(after, Some(b'>' | b'/' | b' ' | b'\t' | b'\n'))
+                        {
+                            return Some("xss-context-breakout");
+                        }
+                    }
                     // End tags carry no attributes, but a handler in one is never innocent.
                     let start = if second == b'/' { i + 2 } else { i + 1 };
                     if let Some(&c) = s.get(start) {
@@ -289,6 +300,9 @@ impl Scanner<'_> {
                     if let Some(r) = self.scheme_in_text(i) {
                         return Some(r);
                     }
+                }
+                b'c' if s[i..].starts_with(b"createelement(") && creates_script(&s[i + 14..]) => {
+                    return Some("xss-js-sink");
                 }
                 b'n' if s[i..].starts_with(b"new activexobject") => {
                     return Some("xss-js-sink");
@@ -365,6 +379,11 @@ impl Scanner<'_> {
             }
             i += 1;
         }
+        if seen_quote {
+            if let Some(r) = split_keyword(s) {
+                return Some(r);
+            }
+        }
         // A lone sink call is the whole message: `alert(1)`, `prompt(document.domain)`.
         let t = skip_ws(s);
         // A message that starts with an event handler: the rest of a broken-out tag.
@@ -373,10 +392,9 @@ impl Scanner<'_> {
                 return Some("xss-attribute-breakout");
             }
         }
-        if sink_at(t) && !seen_quote_only_prose(t) {
+        if proof_sink(t) && sink_at(t) {
             return Some("xss-js-sink");
         }
-        let _ = seen_quote;
         None
     }
 
@@ -398,7 +416,19 @@ impl Scanner<'_> {
             .iter()
             .rposition(|&b| b == b':')
             .map_or(name, |p| &name[p + 1..]);
-        if clean_name && active_tag(local) {
+        // `Local<Object>`, `Vec<Frame>`: a type parameter, not a tag.
+        let bare = s.get(j) == Some(&b'>');
+        let generic = i >= 2 && (s[i - 2].is_ascii_alphanumeric() || s[i - 2] == b'_');
+        if clean_name && bare && generic {
+            return (None, j);
+        }
+        // A bare `<object>` or `<embed>` is a placeholder people write; a script, an iframe,
+        // or any of them with attributes is markup.
+        let always = matches!(
+            local,
+            b"script" | b"iframe" | b"portal" | b"isindex" | b"fencedframe"
+        );
+        if clean_name && active_tag(local) && (always || !bare) {
             return (Some("xss-active-tag"), j);
         }
         // SVG and MathML roots switch the HTML parser into foreign content, where scripts,
@@ -438,7 +468,12 @@ impl Scanner<'_> {
                 break;
             }
             let an_start = j;
-            if s[j] == b'<' && s.get(j + 1).is_some_and(|c| c.is_ascii_alphabetic()) {
+            let name_at = if s.get(j + 1) == Some(&b'/') {
+                j + 2
+            } else {
+                j + 1
+            };
+            if s[j] == b'<' && s.get(name_at).is_some_and(|c| c.is_ascii_alphabetic()) {
                 // `<b <script>`: let the outer scan take the new tag.
                 break;
             }
@@ -494,7 +529,13 @@ impl Scanner<'_> {
                         || value.starts_with(b"https:")
                         || value.starts_with(b"//");
                 }
-                b"http-equiv" => http_equiv = true,
+                b"http-equiv"
+                    if find(value, b"refresh").is_some()
+                        || find(value, b"cookie").is_some()
+                        || value == b"link" =>
+                {
+                    http_equiv = true
+                }
                 b"rel" if value == b"stylesheet" => stylesheet = true,
                 b"type" if contains(value, b"javascript") || contains(value, b"ecmascript") => {
                     script_type = true
@@ -641,11 +682,8 @@ impl Scanner<'_> {
             }
             _ => {}
         }
-        // Attribute break-out by whitespace, then other attributes, then a handler:
-        // `" autofocus onfocus="alert(1)`.
-        if k == q + 1 && s.get(k).is_some_and(|&b| is_ws(b)) {
-            return None;
-        }
+        // A handler after other attributes (`" autofocus onfocus="alert(1)`) is found by the
+        // scan itself, which checks every `on...=` that follows a space or a quote.
         None
     }
 }
@@ -751,7 +789,8 @@ fn call_at_boundary(s: &[u8], i: usize) -> bool {
         return false;
     };
     let after = skip_ws(&rest[len..]);
-    let called = matches!(after.first(), Some(b'(' | b'`'))
+    let called = after.first() == Some(&b'(')
+        || template_call(after)
         || after.starts_with(b".call(")
         || after.starts_with(b".apply(");
     if !called {
@@ -820,6 +859,85 @@ fn obfuscated_url(v: &[u8]) -> bool {
     }) && host
         .iter()
         .all(|b| b.is_ascii_hexdigit() || matches!(b, b'.' | b'x'))
+}
+
+/// Script assembled from short string literals: `'jav'+'ascript:'`, `a='ev'+'al'`. The contents
+/// of the literals are joined in order; a keyword that only appears across a joint is one that
+/// was split on purpose.
+fn split_keyword(s: &[u8]) -> Option<Rule> {
+    const MAX: usize = 512;
+    let mut joined = [0u8; MAX];
+    let mut len = 0;
+    // Where each literal's content starts in `joined` (only the first few dozen are kept).
+    let mut starts = [0u16; 64];
+    let mut literals = 0;
+    let mut prev_end = 0;
+    let mut i = 0;
+    while i < s.len() && len < MAX {
+        let q = s[i];
+        if !matches!(q, b'\'' | b'"') {
+            i += 1;
+            continue;
+        }
+        let Some(end) = s[i + 1..].iter().position(|&b| b == q) else {
+            break;
+        };
+        let body = &s[i + 1..i + 1 + end];
+        // Literals separated only by a comma are items of a list, not parts of one string.
+        let listed = s[prev_end.min(i)..i].trim_ascii() == b",";
+        prev_end = i + end + 2;
+        if body.len() <= 12 {
+            if literals < starts.len() {
+                starts[literals] = if listed {
+                    u16::MAX
+                } else {
+                    u16::try_from(len).unwrap_or(u16::MAX)
+                };
+            }
+            literals += 1;
+            for &b in body {
+                if len < MAX {
+                    joined[len] = b;
+                    len += 1;
+                }
+            }
+        }
+        i += end + 2;
+    }
+    if literals < 2 {
+        return None;
+    }
+    let joined = &joined[..len];
+    let starts = &starts[..literals.min(64)];
+    for kw in [
+        &b"javascript:"[..],
+        b"eval",
+        b"alert",
+        b"iframe",
+        b"location",
+        b"cookie",
+        b"fromcharcode",
+    ] {
+        let mut from = 0;
+        while let Some(p) = find(&joined[from..], kw) {
+            let at = from + p;
+            // Split: some literal starts strictly inside the keyword.
+            if starts
+                .iter()
+                .any(|&b| usize::from(b) > at && usize::from(b) < at + kw.len())
+            {
+                return Some("xss-split-keyword");
+            }
+            from = at + 1;
+        }
+    }
+    None
+}
+
+/// After `createElement(`: a script-running element is being made.
+fn creates_script(s: &[u8]) -> bool {
+    let s = strip_quote(s);
+    s.starts_with(b"script") || s.starts_with(b"iframe") || s.starts_with(b"object")
 }
 
 /// A JavaScript statement keyword that cannot start prose after `';`.
@@ -1093,14 +1211,53 @@ fn sink_in(s: &[u8]) -> bool {
     (0..s.len()).any(|i| (i == 0 || !s[i - 1].is_ascii_alphanumeric()) && sink_at(&s[i..]))
 }
 
-/// `print(` or `function(` alone are common in code people paste; treat a message that is one
-/// sink call as an attack only when the sink is one payloads use to prove execution.
-fn seen_quote_only_prose(t: &[u8]) -> bool {
-    t.starts_with(b"print")
-        || t.starts_with(b"function")
-        || t.starts_with(b"import")
-        || t.starts_with(b"fetch")
-        || t.starts_with(b"constructor")
+/// Sinks that payloads call to prove execution; a message that is only a call of one of these is
+/// a probe. (`setTimeout(...)` or `fetch(...)` alone is ordinary code.)
+fn proof_sink(t: &[u8]) -> bool {
+    if [
+        &b"alert"[..],
+        b"prompt",
+        b"confirm",
+        b"eval",
+        b"execscript",
+        b"msgbox",
+    ]
+    .iter()
+    .any(|p| t.starts_with(p))
+    {
+        return true;
+    }
+    // `top['al\x65rt'](1)`: a global looked up by a computed name and called.
+    for global in [
+        &b"top["[..],
+        b"self[",
+        b"parent[",
+        b"window[",
+        b"globalthis[",
+    ] {
+        if let Some(rest) = t.strip_prefix(global) {
+            let close = rest.iter().take(64).position(|&b| b == b']');
+            return close.is_some_and(|c| rest.get(c + 1) == Some(&b'('));
+        }
+    }
+    // setTimeout with a string or a value from the URL is eval; with a function it is code.
+    for timer in [&b"settimeout("[..], b"setinterval("] {
+        if let Some(arg) = t.strip_prefix(timer) {
+            let arg = skip_ws(arg);
+            return matches!(arg.first(), Some(b'\'' | b'"' | b'`'))
+                || arg.starts_with(b"location")
+                || arg.starts_with(b"name")
+                || arg.starts_with(b"atob(")
+                || arg.starts_with(b"unescape(");
+        }
+    }
+    false
+}
+
+/// `` alert`1` ``: a tagged template call, told apart from a word in Markdown backticks
+/// (`` `eval` ``) by what follows the backtick.
+fn template_call(after: &[u8]) -> bool {
+    after.first() == Some(&b'`') && after.get(1).is_some_and(|&b| !is_ws(b) && b != b'`')
 }
 
 #[cfg(test)]
@@ -1155,6 +1312,10 @@ mod tests {
             "<title><img alt=\"</title><img src=x onerror=alert(1)>\"></title>",
             "x=prompt,x(1)",
             "</b onclick=alert(1)>",
+            "a=\"ja\"+\"vascript:\"+\"alert(1)\"",
+            "x=0||'ev'+'al'",
+            "</script><b>",
+            "document.createElement('script')",
         ] {
             assert!(hit(s).is_some(), "missed {s:?}");
         }
@@ -1176,6 +1337,8 @@ mod tests {
             "<<<<<<<<<",
             "<a x=\"",
             "'''''",
+            "I said 'eval' and 'uate' twice",
+            "the 'java' island and 'script' writing",
         ] {
             assert_eq!(hit(s), None, "flagged {s:?}");
         }
