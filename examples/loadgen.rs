@@ -1019,6 +1019,19 @@ impl AgentProcess {
             .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
+    /// CPU time (user + system, all threads) the agent has used so far.
+    fn cpu_time(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid?)).ok()?;
+        // Fields after the command name (which is in parentheses and may contain spaces).
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(Duration::from_secs_f64(
+            ticks as f64 / clock_ticks_per_second(),
+        ))
+    }
+
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             // SIGTERM first so the agent removes its socket, then make sure it is gone.
@@ -1043,6 +1056,20 @@ impl Drop for AgentProcess {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// `getconf CLK_TCK` (the unit of /proc/PID/stat times); 100 on Linux unless told otherwise.
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 async fn start_agent(args: &Args) -> Result<AgentProcess, String> {
@@ -1154,6 +1181,16 @@ async fn drive(args: Args) -> Result<(), String> {
         timeout: Duration::from_millis(args.timeout_ms.max(1)),
         seed: args.seed,
     });
+    // The agent's CPU time over the measured window: read when the warm-up ends and at the end.
+    let cpu_pid = agent.pid;
+    let cpu_at_start = tokio::spawn(async move {
+        tokio::time::sleep_until(measure_start.into()).await;
+        AgentProcess {
+            pid: cpu_pid,
+            child: None,
+        }
+        .cpu_time()
+    });
     let mut plans = vec![vec![Vec::new(); in_flight]; connections];
     for w in 0..websockets {
         let slot = w % slots;
@@ -1197,6 +1234,10 @@ async fn drive(args: Args) -> Result<(), String> {
             .saturating_duration_since(measure_start),
     };
     let rss_after = agent.rss_kib();
+    let cpu = match (cpu_at_start.await.ok().flatten(), agent.cpu_time()) {
+        (Some(start), Some(end)) => Some(end.saturating_sub(start)),
+        _ => None,
+    };
     let rss_settled = if args.settle > 0.0 {
         tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
         agent.rss_kib()
@@ -1217,6 +1258,7 @@ async fn drive(args: Args) -> Result<(), String> {
         rss_before,
         rss_after,
         rss_settled,
+        cpu,
     };
     if args.json {
         println!("{}", report.json());
@@ -1244,9 +1286,17 @@ struct Report<'a> {
     rss_before: Option<u64>,
     rss_after: Option<u64>,
     rss_settled: Option<u64>,
+    /// Agent CPU time from the end of the warm-up to the end of the run.
+    cpu: Option<Duration>,
 }
 
 impl Report<'_> {
+    /// Agent CPU microseconds per measured frame (the run's tail of in-flight frames included).
+    fn cpu_us_per_frame(&self) -> Option<f64> {
+        let cpu = self.cpu?;
+        (self.total.frames > 0).then(|| cpu.as_secs_f64() * 1e6 / self.total.frames as f64)
+    }
+
     fn mix_text(&self) -> String {
         self.mix
             .iter()
@@ -1305,6 +1355,8 @@ impl Report<'_> {
             "rss_kib": {"before": self.rss_before, "after": self.rss_after,
                         "after_settle": self.rss_settled, "settle_s": self.args.settle},
             "rss_bytes_per_websocket": self.bytes_per_websocket(),
+            "agent_cpu_s": self.cpu.map(|c| c.as_secs_f64()),
+            "agent_cpu_us_per_frame": self.cpu_us_per_frame(),
         })
     }
 
@@ -1388,6 +1440,13 @@ impl Report<'_> {
                 print!(", {} s later {}", a.settle, mib(Some(settled)));
             }
             println!();
+            if let (Some(cpu), Some(per)) = (self.cpu, self.cpu_us_per_frame()) {
+                println!(
+                    "agent CPU  {:.2} s over the measured window ({per:.2} us per frame, {:.2} cores)",
+                    cpu.as_secs_f64(),
+                    cpu.as_secs_f64() / self.elapsed.as_secs_f64().max(1e-9)
+                );
+            }
             if let Some(per) = self.bytes_per_websocket() {
                 println!("per id     {per:.0} bytes of RSS per tracked WebSocket");
             }
