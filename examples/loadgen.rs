@@ -1183,13 +1183,21 @@ async fn drive(args: Args) -> Result<(), String> {
     });
     // The agent's CPU time over the measured window: read when the warm-up ends and at the end.
     let cpu_pid = agent.pid;
+    let own = AgentProcess {
+        pid: Some(std::process::id()),
+        child: None,
+    };
     let cpu_at_start = tokio::spawn(async move {
         tokio::time::sleep_until(measure_start.into()).await;
-        AgentProcess {
+        let agent = AgentProcess {
             pid: cpu_pid,
             child: None,
-        }
-        .cpu_time()
+        };
+        let own = AgentProcess {
+            pid: Some(std::process::id()),
+            child: None,
+        };
+        (agent.cpu_time(), own.cpu_time())
     });
     let mut plans = vec![vec![Vec::new(); in_flight]; connections];
     for w in 0..websockets {
@@ -1234,10 +1242,10 @@ async fn drive(args: Args) -> Result<(), String> {
             .saturating_duration_since(measure_start),
     };
     let rss_after = agent.rss_kib();
-    let cpu = match (cpu_at_start.await.ok().flatten(), agent.cpu_time()) {
-        (Some(start), Some(end)) => Some(end.saturating_sub(start)),
-        _ => None,
-    };
+    let (agent_cpu_start, own_cpu_start) = cpu_at_start.await.unwrap_or((None, None));
+    let window = |start: Option<Duration>, end: Option<Duration>| Some(end?.saturating_sub(start?));
+    let cpu = window(agent_cpu_start, agent.cpu_time());
+    let own_cpu = window(own_cpu_start, own.cpu_time());
     let rss_settled = if args.settle > 0.0 {
         tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
         agent.rss_kib()
@@ -1259,6 +1267,7 @@ async fn drive(args: Args) -> Result<(), String> {
         rss_after,
         rss_settled,
         cpu,
+        own_cpu,
     };
     if args.json {
         println!("{}", report.json());
@@ -1288,12 +1297,17 @@ struct Report<'a> {
     rss_settled: Option<u64>,
     /// Agent CPU time from the end of the warm-up to the end of the run.
     cpu: Option<Duration>,
+    /// The load generator's own CPU time over the same window.
+    own_cpu: Option<Duration>,
 }
 
 impl Report<'_> {
     /// Agent CPU microseconds per measured frame (the run's tail of in-flight frames included).
     fn cpu_us_per_frame(&self) -> Option<f64> {
-        let cpu = self.cpu?;
+        self.per_frame(self.cpu?)
+    }
+
+    fn per_frame(&self, cpu: Duration) -> Option<f64> {
         (self.total.frames > 0).then(|| cpu.as_secs_f64() * 1e6 / self.total.frames as f64)
     }
 
@@ -1357,6 +1371,7 @@ impl Report<'_> {
             "rss_bytes_per_websocket": self.bytes_per_websocket(),
             "agent_cpu_s": self.cpu.map(|c| c.as_secs_f64()),
             "agent_cpu_us_per_frame": self.cpu_us_per_frame(),
+            "loadgen_cpu_us_per_frame": self.own_cpu.and_then(|c| self.per_frame(c)),
         })
     }
 
@@ -1424,6 +1439,9 @@ impl Report<'_> {
             if let Some(first) = &self.total.first_error {
                 println!("           first: {first}");
             }
+        }
+        if let Some(per) = self.own_cpu.and_then(|c| self.per_frame(c)) {
+            println!("loadgen    {per:.2} us of its own CPU per frame");
         }
         let mib = |kib: Option<u64>| {
             kib.map_or("n/a".to_string(), |k| {
