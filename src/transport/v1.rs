@@ -78,27 +78,34 @@ where
             // The body cannot be skipped without reading it: answer, then drop the connection.
             tracing::error!(%error, "v1 request too large; answering by --fail-open and closing the connection");
             Telemetry::get().record_protocol_error();
-            response.clear();
+            start_message(&mut response);
             let verdict = Verdict::failure(agent.policy().fail_open(), "request-too-large");
             json_wire::encode_frame_response(&mut response, V1_VERSION, &verdict, None);
-            write_message(&mut writer, &response).await?;
+            write_message(&mut writer, &mut response).await?;
             return Err(error);
         }
         let remaining = length.saturating_sub(request.len());
         framing::read_body(&mut reader, remaining, &mut request).await?;
-        response.clear();
+        start_message(&mut response);
         handle_request(&agent, &request, &mut interner, &mut response).await;
-        write_message(&mut writer, &response).await?;
+        write_message(&mut writer, &mut response).await?;
     }
 }
 
+/// Empties `buffer` and leaves room for the length prefix, so a response goes out in one write.
+fn start_message(buffer: &mut Vec<u8>) {
+    buffer.clear();
+    buffer.extend_from_slice(&[0; 4]);
+}
+
+/// Fills in the length prefix of a buffer begun with [`start_message`] and writes it whole.
 async fn write_message<W: AsyncWrite + Unpin>(
     writer: &mut W,
-    body: &[u8],
+    buffer: &mut [u8],
 ) -> Result<(), FramingError> {
-    let length = u32::try_from(body.len()).unwrap_or(u32::MAX).to_be_bytes();
-    writer.write_all(&length).await?;
-    writer.write_all(body).await?;
+    let length = u32::try_from(buffer.len().saturating_sub(4)).unwrap_or(u32::MAX);
+    buffer[..4].copy_from_slice(&length.to_be_bytes());
+    writer.write_all(buffer).await?;
     writer.flush().await?;
     Ok(())
 }

@@ -534,7 +534,13 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 None => control_open = false,
             },
         }
-        // Batch whatever else is ready into the same flush.
+        // Batch whatever else is ready into the same flush; yielding once lets detectors that are
+        // about to answer do so, which turns one write (and one wake-up of the proxy) per answer
+        // into one per batch.
+        while let Ok(answer) = answers.try_recv() {
+            write_answer(&mut writer, &mut body, answer).await?;
+        }
+        tokio::task::yield_now().await;
         while let Ok(answer) = answers.try_recv() {
             write_answer(&mut writer, &mut body, answer).await?;
         }
