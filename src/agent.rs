@@ -93,6 +93,27 @@ impl ConnectionView {
 /// Default for `--max-buffered-bytes`.
 pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 256 * 1024 * 1024;
 
+/// Resource settings of the actor system (start-up options, not part of the policy).
+#[derive(Debug, Clone, Copy)]
+pub struct AgentSettings {
+    /// Detector actors.
+    pub workers: usize,
+    /// Bytes all connections may hold for unfinished messages.
+    pub max_buffered_bytes: usize,
+    /// Idle time after which a connection's actor hibernates.
+    pub hibernate_after: std::time::Duration,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        AgentSettings {
+            workers: 2,
+            max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
+            hibernate_after: crate::actors::router::DEFAULT_HIBERNATE_AFTER,
+        }
+    }
+}
+
 /// The actor system could not start.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot start the actor system: {0}")]
@@ -118,15 +139,23 @@ impl Agent {
         policy: Policy,
         workers: usize,
     ) -> Result<(Agent, JoinHandle<()>), StartError> {
-        Agent::start_with(policy, workers, DEFAULT_MAX_BUFFERED_BYTES).await
+        let settings = AgentSettings {
+            workers,
+            ..AgentSettings::default()
+        };
+        Agent::start_with(policy, settings).await
     }
 
-    /// Starts the router with `workers` detectors and a process-wide reassembly budget.
+    /// Starts the router with the given resource settings.
     pub async fn start_with(
         policy: Policy,
-        workers: usize,
-        max_buffered_bytes: usize,
+        settings: AgentSettings,
     ) -> Result<(Agent, JoinHandle<()>), StartError> {
+        let AgentSettings {
+            workers,
+            max_buffered_bytes,
+            hibernate_after,
+        } = settings;
         let policy = Arc::new(SharedPolicy::new(policy));
         let detectors = Arc::new(DetectorPool::new(workers, DETECTOR_QUEUE_CAPACITY));
         let registry = Arc::new(Registry::default());
@@ -141,6 +170,7 @@ impl Agent {
             RouterArgs {
                 registry: Arc::clone(&registry),
                 context,
+                hibernate_after,
             },
         )
         .await
@@ -217,18 +247,27 @@ impl Agent {
             frame,
             reply: responder,
         };
-        // A connection actor being evicted refuses new messages; then ask the router again.
+        // A hibernated connection has no actor, and one that is stopping (evicted, closed,
+        // hibernating) refuses new messages: then the router starts one.
+        let mut refused = None;
         for _ in 0..3 {
-            let actor = match self.inner.registry.get(&id) {
-                Some(entry) => entry.actor.clone(),
-                None => match self.open(&id).await {
+            let awake = match self.inner.registry.get(&id) {
+                Some(entry) => entry.actor.clone().filter(|a| Some(a.get_id()) != refused),
+                None => None,
+            };
+            let actor = match awake {
+                Some(actor) => actor,
+                None => match self.open(&id, refused).await {
                     Some(actor) => actor,
                     None => return,
                 },
             };
             match actor.send_message(message) {
                 Ok(()) => return,
-                Err(MessagingErr::SendErr(returned)) => message = returned,
+                Err(MessagingErr::SendErr(returned)) => {
+                    message = returned;
+                    refused = Some(actor.get_id());
+                }
                 Err(_) => return,
             }
         }
@@ -245,12 +284,16 @@ impl Agent {
             .unwrap_or_else(|_| Verdict::failure(fail_open, "inspection-lost"))
     }
 
-    async fn open(&self, id: &Arc<str>) -> Option<ActorRef<ConnMsg>> {
+    async fn open(
+        &self,
+        id: &Arc<str>,
+        refused: Option<ractor::ActorId>,
+    ) -> Option<ActorRef<ConnMsg>> {
         let id = Arc::clone(id);
         match self
             .inner
             .router
-            .call(|reply| RouterMsg::Open { id, reply }, None)
+            .call(|reply| RouterMsg::Open { id, refused, reply }, None)
             .await
         {
             Ok(CallResult::Success(actor)) => actor,

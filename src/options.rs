@@ -92,6 +92,11 @@ pub struct Options {
     #[arg(long, env = "WS_DEBUG_PANIC_MARKER", hide = true)]
     pub debug_panic_marker: Option<String>,
 
+    /// Seconds without a frame after which a WebSocket's actor hibernates (its state is parked in a
+    /// small record and a new actor starts on its next frame), to keep idle connections cheap.
+    #[arg(long, env = "WS_HIBERNATE_AFTER", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub hibernate_after: u64,
+
     /// Seconds to keep serving in-flight requests after SIGTERM/SIGINT before exiting.
     #[arg(long, env = "WS_DRAIN_TIMEOUT", default_value_t = 30)]
     pub drain_timeout: u64,

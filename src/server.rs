@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::agent::{Agent, StartError};
+use crate::agent::{Agent, AgentSettings, StartError};
 use crate::health;
 use crate::lifecycle::{termination_signal, DrainOutcome, Lifecycle};
 use crate::options::Options;
@@ -68,8 +68,15 @@ pub async fn run(options: Options) -> Result<(), RunError> {
     telemetry::Telemetry::get();
 
     let workers = options.worker_count();
-    let (agent, router_handle) =
-        Agent::start_with(policy, workers, options.max_buffered_bytes).await?;
+    let (agent, router_handle) = Agent::start_with(
+        policy,
+        AgentSettings {
+            workers,
+            max_buffered_bytes: options.max_buffered_bytes,
+            hibernate_after: Duration::from_secs(options.hibernate_after),
+        },
+    )
+    .await?;
     if let (Some(address), Some(handle)) = (&options.metrics_address, prometheus) {
         let listener = tokio::net::TcpListener::bind(address)
             .await

@@ -646,3 +646,51 @@ async fn malformed_v1_requests_are_answered_by_fail_open() {
         agent.wait_for_log("v1 request too large", TIMEOUT);
     }
 }
+
+#[tokio::test]
+async fn idle_connections_hibernate_and_wake_with_their_state() {
+    let agent = AgentConfig::default()
+        .args(["--hibernate-after", "1", "--max-messages-per-sec", "5"])
+        .with_metrics()
+        .start();
+    let mut client = Client::connect(&agent).await;
+    for n in 0..3 {
+        assert_allow(&client.text(&format!("h-{n}"), "hello").await);
+    }
+    // Half a close handshake before hibernating.
+    assert_allow(&client.frame("h-0", "close", &[3, 232], true, true).await);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while agent.metric("ws_agent_connection_actors") != Some(0.0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "connections never hibernated"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Hibernated connections are still tracked, with their figures.
+    assert_eq!(agent.metric("ws_agent_tracked_connections"), Some(3.0));
+    let (_, body) = agent.http_get("/connections");
+    let view: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(view["tracked"], 3);
+    // A frame wakes the connection with its parked state: the other half of the close handshake
+    // ends it.
+    assert_allow(&client.frame("h-0", "close", &[3, 232], false, true).await);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while agent.metric("ws_agent_tracked_connections") != Some(2.0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "woken connection lost its close flag"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        agent.metric("ws_agent_evictions_total{reason=\"close\"}"),
+        Some(1.0)
+    );
+    // Inspection works as before on a woken connection.
+    assert_close(
+        &client.text("h-1", "<script>alert(1)</script>").await,
+        1008,
+        "ws-xss",
+    );
+}

@@ -2,10 +2,14 @@
 //! connection each frame arrived on). It owns the connection's token buckets, per-direction
 //! reassembly and last-seen time; it answers control frames and limit violations itself and hands
 //! messages (or windows of unfinished ones) to the detector pool.
+//!
+//! An actor costs about 7 KB, most of it ractor's channels and task, so a connection idle for a
+//! while hibernates: asked by the router, the actor parks its few lasting figures (buckets, close
+//! flags) in [`ConnectionShared`] and stops; the next frame starts a new actor from them.
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
@@ -32,6 +36,20 @@ pub enum ConnMsg {
         /// Where its decision goes.
         reply: Responder,
     },
+    /// The router saw no frame since `idle_since`: park and stop unless that changed.
+    Hibernate {
+        /// [`clock::now_nanos`] the router based its decision on.
+        idle_since: u64,
+    },
+}
+
+/// What survives hibernation: the connection's buckets and close flags. (Reassembly is never
+/// parked: an actor with an unfinished message stays awake.)
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ParkedState {
+    message_bucket: Option<TokenBucket>,
+    byte_bucket: Option<TokenBucket>,
+    close_seen: [bool; 2],
 }
 
 /// Figures about one connection that the router and observers read without messaging the actor.
@@ -57,6 +75,8 @@ pub struct ConnectionShared {
     pub byte_tokens: AtomicU64,
     /// The last violation tag raised on this connection: [`AuditTag::index`] + 1, 0 for none.
     pub last_tag: AtomicU8,
+    /// The state of a hibernated actor, taken by the next one.
+    parked: Mutex<Option<ParkedState>>,
 }
 
 /// Marks a bucket level as absent.
@@ -127,6 +147,8 @@ pub struct ConnectionActor;
 /// The per-connection state.
 #[derive(Debug)]
 pub struct ConnectionState {
+    /// Set when the actor drains itself to hibernate; its state is parked when it stops.
+    hibernating: bool,
     shared: Arc<ConnectionShared>,
     context: Arc<ConnectionContext>,
     policy: PolicyCache,
@@ -148,16 +170,44 @@ impl Actor for ConnectionActor {
         _myself: ActorRef<Self::Msg>,
         args: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
+        let parked = args
+            .shared
+            .parked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_default();
         Ok(ConnectionState {
+            hibernating: false,
             policy: PolicyCache::new(&args.context.policy),
             shared: args.shared,
             context: args.context,
             reassembly: Default::default(),
             reported_buffer_bytes: 0,
-            message_bucket: None,
-            byte_bucket: None,
-            close_seen: [false; 2],
+            message_bucket: parked.message_bucket,
+            byte_bucket: parked.byte_bucket,
+            close_seen: parked.close_seen,
         })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if state.hibernating {
+            let parked = ParkedState {
+                message_bucket: state.message_bucket,
+                byte_bucket: state.byte_bucket,
+                close_seen: state.close_seen,
+            };
+            *state
+                .shared
+                .parked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(parked);
+        }
+        Ok(())
     }
 
     async fn handle(
@@ -166,12 +216,24 @@ impl Actor for ConnectionActor {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let ConnMsg::Frame { frame, mut reply } = message;
-        reply.observe_connection(Arc::clone(&state.shared));
-        let ended = state.on_frame(frame, reply);
-        state.publish_state();
-        if ended {
-            myself.stop(Some("close".into()));
+        match message {
+            ConnMsg::Frame { frame, mut reply } => {
+                reply.observe_connection(Arc::clone(&state.shared));
+                let ended = state.on_frame(frame, reply);
+                state.publish_state();
+                if ended {
+                    // Frames already queued are still answered; later ones go to a new actor.
+                    let _ = myself.drain();
+                }
+            }
+            ConnMsg::Hibernate { idle_since } => {
+                let seen = state.shared.last_seen_nanos.load(Ordering::Relaxed);
+                let mid_message = state.reassembly.iter().any(Reassembly::is_mid_message);
+                if seen <= idle_since && !mid_message && !state.hibernating {
+                    state.hibernating = true;
+                    let _ = myself.drain();
+                }
+            }
         }
         Ok(())
     }

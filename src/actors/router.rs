@@ -1,8 +1,9 @@
 //! The router: owns the registry `correlation_id -> connection actor` (transports read it
-//! directly; only the router adds and removes), creates connection actors on first sight, evicts
-//! idle ones and the least recently seen at capacity, and supervises every connection and detector
-//! actor (a failed detector is replaced; a failed connection's state is dropped and starts fresh on
-//! its next frame).
+//! directly; only the router adds and removes), creates connection actors on first sight, asks
+//! connections idle for a while ([`DEFAULT_HIBERNATE_AFTER`]) to hibernate (their actor stops; the next frame starts
+//! a new one from the parked state), evicts idle ones and the least recently seen at capacity, and
+//! supervises every connection and detector actor (a failed detector is replaced; a failed
+//! connection's state is dropped and starts fresh on its next frame).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -20,11 +21,14 @@ use crate::clock;
 use crate::policy::PolicyCache;
 use crate::telemetry::{EvictionReason, Telemetry};
 
+/// By default, a connection with no frame for this long gives up its actor (it hibernates).
+pub const DEFAULT_HIBERNATE_AFTER: Duration = Duration::from_secs(5);
+
 /// A tracked WebSocket connection.
 #[derive(Debug, Clone)]
 pub struct ConnectionEntry {
-    /// Its actor.
-    pub actor: ActorRef<ConnMsg>,
+    /// Its actor, or `None` while the connection hibernates.
+    pub actor: Option<ActorRef<ConnMsg>>,
     /// Figures readable without messaging the actor.
     pub shared: Arc<ConnectionShared>,
 }
@@ -39,6 +43,8 @@ pub enum RouterMsg {
     Open {
         /// The correlation id.
         id: Arc<str>,
+        /// An actor of this id that refused a frame (it is stopping): start a new one.
+        refused: Option<ActorId>,
         /// The actor, or `None` if it could not be started.
         reply: RpcReplyPort<Option<ActorRef<ConnMsg>>>,
     },
@@ -53,6 +59,8 @@ pub struct RouterArgs {
     pub registry: Arc<Registry>,
     /// Policy and detector pool shared with connection actors.
     pub context: Arc<ConnectionContext>,
+    /// Idle time after which a connection's actor hibernates.
+    pub hibernate_after: Duration,
 }
 
 /// The router actor.
@@ -69,6 +77,9 @@ pub struct RouterState {
     connection_ids: HashMap<ActorId, Arc<str>>,
     /// Connection actors the router is evicting (their termination is already counted).
     evicting: HashMap<ActorId, EvictionReason>,
+    /// Connection actors asked to hibernate, and when the router last saw them idle.
+    hibernating: HashMap<ActorId, u64>,
+    hibernate_after: Duration,
     /// Which pool slot each detector actor fills.
     detector_slots: HashMap<ActorId, usize>,
     stopping: bool,
@@ -90,6 +101,8 @@ impl Actor for Router {
             context: args.context,
             connection_ids: HashMap::new(),
             evicting: HashMap::new(),
+            hibernating: HashMap::new(),
+            hibernate_after: args.hibernate_after,
             detector_slots: HashMap::new(),
             stopping: false,
         };
@@ -116,11 +129,14 @@ impl Actor for Router {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            RouterMsg::Open { id, reply } => {
-                let actor = state.open(&myself, id).await;
+            RouterMsg::Open { id, refused, reply } => {
+                let actor = state.open(&myself, id, refused).await;
                 let _ = reply.send(actor);
             }
-            RouterMsg::Sweep => state.sweep_idle(),
+            RouterMsg::Sweep => {
+                state.sweep_idle();
+                state.hibernate_idle();
+            }
         }
         Ok(())
     }
@@ -157,9 +173,9 @@ impl Actor for Router {
     }
 }
 
-/// How often idle connections are looked for: a quarter of the timeout, within 250 ms .. 5 s.
+/// How often idle connections are looked for: a quarter of the timeout, within 250 ms .. 1 s.
 fn sweep_period(idle_timeout_secs: u64) -> Duration {
-    Duration::from_millis((idle_timeout_secs.saturating_mul(250)).clamp(250, 5_000))
+    Duration::from_millis((idle_timeout_secs.saturating_mul(250)).clamp(250, 1_000))
 }
 
 impl RouterState {
@@ -180,24 +196,37 @@ impl RouterState {
         &mut self,
         myself: &ActorRef<RouterMsg>,
         id: Arc<str>,
+        refused: Option<ActorId>,
     ) -> Option<ActorRef<ConnMsg>> {
-        if let Some(entry) = self.registry.get(&id) {
-            return Some(entry.actor.clone());
-        }
+        // Never hold a registry guard across an await: transports read the same shards.
+        let existing = self
+            .registry
+            .get(&id)
+            .map(|entry| (entry.actor.clone(), Arc::clone(&entry.shared)));
+        let shared = match existing {
+            Some((Some(actor), _)) if Some(actor.get_id()) != refused => return Some(actor),
+            // Hibernated, or its actor is stopping: a new actor takes over the same state.
+            Some((_, shared)) => shared,
+            None => {
+                if self.stopping {
+                    return None;
+                }
+                let max = usize::try_from(
+                    self.policy
+                        .get(&self.context.policy)
+                        .options
+                        .max_connections,
+                )
+                .unwrap_or(usize::MAX);
+                if self.registry.len() >= max {
+                    self.evict_least_recent(max);
+                }
+                Arc::new(ConnectionShared::new(clock::now_nanos()))
+            }
+        };
         if self.stopping {
             return None;
         }
-        let max = usize::try_from(
-            self.policy
-                .get(&self.context.policy)
-                .options
-                .max_connections,
-        )
-        .unwrap_or(usize::MAX);
-        if self.registry.len() >= max {
-            self.evict_least_recent(max);
-        }
-        let shared = Arc::new(ConnectionShared::new(clock::now_nanos()));
         let args = ConnectionArgs {
             shared: Arc::clone(&shared),
             context: Arc::clone(&self.context),
@@ -213,15 +242,43 @@ impl RouterState {
                 }
             };
         self.connection_ids.insert(actor.get_id(), Arc::clone(&id));
-        self.registry.insert(
-            id,
-            ConnectionEntry {
-                actor: actor.clone(),
-                shared,
-            },
-        );
+        let entry = ConnectionEntry {
+            actor: Some(actor.clone()),
+            shared,
+        };
+        if let Some(previous) = self.registry.insert(id, entry) {
+            if let Some(old) = previous.actor {
+                // The old actor is stopping; its exit must not touch the new entry.
+                self.hibernating.remove(&old.get_id());
+            }
+        }
         Telemetry::get().set_tracked_connections(self.registry.len());
+        Telemetry::get().set_connection_actors(self.connection_ids.len());
         Some(actor)
+    }
+
+    /// Asks every awake connection with no frame for `hibernate_after` to hibernate.
+    fn hibernate_idle(&mut self) {
+        let now = clock::now_nanos();
+        let after = u64::try_from(self.hibernate_after.as_nanos()).unwrap_or(u64::MAX);
+        let mut asked = 0usize;
+        for entry in self.registry.iter() {
+            let Some(actor) = &entry.actor else { continue };
+            let seen = entry.shared.last_seen_nanos.load(Ordering::Relaxed);
+            if now.saturating_sub(seen) <= after || self.hibernating.contains_key(&actor.get_id()) {
+                continue;
+            }
+            if actor
+                .send_message(ConnMsg::Hibernate { idle_since: seen })
+                .is_ok()
+            {
+                self.hibernating.insert(actor.get_id(), seen);
+                asked += 1;
+            }
+        }
+        if asked > 0 {
+            tracing::debug!(asked, "idle connections asked to hibernate");
+        }
     }
 
     /// Evicts the least recently seen connections so that one more fits under `max`, plus 1% of
@@ -273,10 +330,12 @@ impl RouterState {
     /// Removes `id` from the registry and lets its actor finish what it holds, then stop.
     fn evict(&mut self, id: &str, reason: EvictionReason) {
         if let Some((_, entry)) = self.registry.remove(id) {
-            self.evicting.insert(entry.actor.get_id(), reason);
             Telemetry::get().record_evictions(reason, 1);
-            if entry.actor.drain().is_err() {
-                entry.actor.stop(None);
+            if let Some(actor) = entry.actor {
+                self.evicting.insert(actor.get_id(), reason);
+                if actor.drain().is_err() {
+                    actor.stop(None);
+                }
             }
         }
         Telemetry::get().set_tracked_connections(self.registry.len());
@@ -297,7 +356,18 @@ impl RouterState {
         let Some(id) = self.connection_ids.remove(&actor) else {
             return;
         };
+        Telemetry::get().set_connection_actors(self.connection_ids.len());
+        self.shrink_maps();
         if self.evicting.remove(&actor).is_some() {
+            return;
+        }
+        if self.hibernating.remove(&actor).is_some() && !failed {
+            // Keep the entry; only its actor is gone.
+            if let Some(mut entry) = self.registry.get_mut(&id) {
+                if entry.actor.as_ref().is_some_and(|a| a.get_id() == actor) {
+                    entry.actor = None;
+                }
+            }
             return;
         }
         let reason = if failed {
@@ -305,12 +375,29 @@ impl RouterState {
         } else {
             EvictionReason::Closed
         };
-        let removed = self
-            .registry
-            .remove_if(&id, |_, entry| entry.actor.get_id() == actor);
+        let removed = self.registry.remove_if(&id, |_, entry| {
+            entry.actor.as_ref().is_some_and(|a| a.get_id() == actor)
+        });
         if removed.is_some() {
             Telemetry::get().record_evictions(reason, 1);
             Telemetry::get().set_tracked_connections(self.registry.len());
+        }
+    }
+
+    /// Gives back the memory of the bookkeeping maps after many actors stopped (hibernation and
+    /// eviction shrink them far below their peak).
+    fn shrink_maps(&mut self) {
+        for capacity_len in [
+            (self.connection_ids.capacity(), self.connection_ids.len()),
+            (self.evicting.capacity(), self.evicting.len()),
+            (self.hibernating.capacity(), self.hibernating.len()),
+        ] {
+            if capacity_len.0 > 1024 && capacity_len.1 < capacity_len.0 / 8 {
+                self.connection_ids.shrink_to_fit();
+                self.evicting.shrink_to_fit();
+                self.hibernating.shrink_to_fit();
+                return;
+            }
         }
     }
 }

@@ -72,6 +72,7 @@ pub struct Telemetry {
     detections: Vec<Counter>,
     latency: Histogram,
     tracked_connections: Gauge,
+    connection_actors: Gauge,
     reassembly_bytes: Gauge,
     evictions: Vec<Counter>,
     detector_saturated: Counter,
@@ -130,6 +131,10 @@ impl Telemetry {
             "WebSocket connections with state in the agent"
         );
         describe_gauge!(
+            "ws_agent_connection_actors",
+            "Tracked connections with an awake actor (the others hibernate)"
+        );
+        describe_gauge!(
             "ws_agent_reassembly_bytes",
             Unit::Bytes,
             "Bytes held for unfinished fragmented messages"
@@ -186,6 +191,7 @@ impl Telemetry {
                 .collect(),
             latency: histogram!("ws_agent_decision_latency_seconds"),
             tracked_connections: gauge!("ws_agent_tracked_connections"),
+            connection_actors: gauge!("ws_agent_connection_actors"),
             reassembly_bytes: gauge!("ws_agent_reassembly_bytes"),
             evictions: EVICTION_REASONS
                 .iter()
@@ -229,6 +235,11 @@ impl Telemetry {
             "direction" => direction.as_str(),
             "reason" => reason_code)
         .increment(1);
+    }
+
+    /// Sets the number of connection actors awake (the rest of the tracked connections hibernate).
+    pub fn set_connection_actors(&self, count: usize) {
+        self.connection_actors.set(count as f64);
     }
 
     /// Sets the number of tracked WebSocket connections.
