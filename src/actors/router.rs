@@ -322,6 +322,9 @@ impl RouterState {
         for id in &idle {
             self.evict(id, EvictionReason::Idle);
         }
+        if self.registry.capacity() > 4096 && self.registry.len() < self.registry.capacity() / 8 {
+            self.registry.shrink_to_fit();
+        }
         if !idle.is_empty() {
             tracing::debug!(evicted = idle.len(), "idle connections evicted");
         }
