@@ -238,7 +238,15 @@ async fn next_reply(
 /// Handshake by hand, returning the raw stream.
 async fn raw_handshake(agent: &Agent) -> UnixStream {
     let mut stream = UnixStream::connect(agent.socket()).await.unwrap();
-    let request = serde_json::json!({"supported_versions": [2], "proxy_id": "zentinel-proxy", "proxy_version": "0.6.54", "config": null});
+    // A newer proxy may add fields; they are ignored.
+    let request = serde_json::json!({
+        "supported_versions": [2, 3],
+        "proxy_id": "zentinel-proxy",
+        "proxy_version": "0.6.54",
+        "config": null,
+        "supported_encodings": ["json"],
+        "features_from_the_future": {"x": 1}
+    });
     write_message(
         &mut stream,
         MessageType::HandshakeRequest,
