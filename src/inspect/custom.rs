@@ -13,6 +13,11 @@ use crate::model::AuditTag;
 /// pathological pattern is rejected at start-up instead of eating memory.
 const PATTERN_SIZE_LIMIT: usize = 1 << 20;
 
+/// Longest pattern source accepted. Parsing is linear but not free: a multi-megabyte pattern
+/// pushed in a configure event would hold a runtime thread for seconds before the size limit
+/// refused it; this refuses it at once.
+pub const MAX_PATTERN_BYTES: usize = 64 * 1024;
+
 /// One compiled pattern.
 #[derive(Debug)]
 struct Pattern {
@@ -35,8 +40,15 @@ impl CustomPatterns {
             let bad = |message: String| InspectError::BadPattern {
                 index,
                 pattern: crate::util::cut(source, 80).into_owned(),
-                message,
+                // A syntax error quotes the whole pattern: keep log lines and replies bounded.
+                message: crate::util::cut(&message, 512).into_owned(),
             };
+            if source.len() > MAX_PATTERN_BYTES {
+                return Err(bad(format!(
+                    "the pattern is {} bytes long, over the {MAX_PATTERN_BYTES}-byte limit",
+                    source.len()
+                )));
+            }
             let text = RegexBuilder::new(source)
                 .case_insensitive(true)
                 .size_limit(PATTERN_SIZE_LIMIT)
@@ -92,5 +104,36 @@ impl CustomPatterns {
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_oversized_pattern_is_refused_at_once_with_a_bounded_message() {
+        // A 5 MiB pattern pushed in a configure event took ~14 s (debug build) to reach the
+        // compiled-size limit, holding a runtime thread meanwhile (fault test
+        // huge_and_wrongly_typed_configure_values_are_rejected_naming_the_key).
+        let huge = "a".repeat(5 * 1024 * 1024);
+        let started = std::time::Instant::now();
+        let error = CustomPatterns::compile(&["ok".into(), huge]).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        let message = error.to_string();
+        assert!(
+            message.contains("#1") && message.contains("65536"),
+            "{message}"
+        );
+        assert!(message.len() < 400, "{message}");
+        // A syntax error quotes the pattern; the message stays bounded.
+        let broken = format!("({}", "x".repeat(60 * 1024));
+        let message = CustomPatterns::compile(&[broken]).unwrap_err().to_string();
+        assert!(message.len() < 1024, "{} bytes", message.len());
+        // A large real rule (an alternation of 500 words) is well within it.
+        let words: Vec<String> = (0..500).map(|n| format!("word{n:04}")).collect();
+        let rule = format!(r"\b(?:{})\b", words.join("|"));
+        assert!(rule.len() < MAX_PATTERN_BYTES);
+        assert!(CustomPatterns::compile(&[rule]).is_ok());
     }
 }

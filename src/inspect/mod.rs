@@ -21,6 +21,30 @@ use json_views::JsonStrings;
 
 pub use custom::CustomPatterns;
 
+/// The inspection stage's internal layers, one by one, for the fuzz targets in `fuzz/` (which
+/// check each layer's own guarantees: views never grow, JSON views see what a JSON parser sees).
+/// Not a stable interface.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use super::json_views::JsonStrings;
+    pub use super::normalize::{decode, fold, has_decodable};
+
+    /// The XSS detector over a folded view.
+    pub fn xss(view: &[u8]) -> Option<&'static str> {
+        super::xss::detect(view)
+    }
+
+    /// The SQL injection detector over a folded view.
+    pub fn sqli(view: &[u8]) -> Option<&'static str> {
+        super::sqli::detect(view)
+    }
+
+    /// The command injection detector over a folded view.
+    pub fn cmdi(view: &[u8]) -> Option<&'static str> {
+        super::cmdi::detect(view)
+    }
+}
+
 /// Which detectors run, and the operator's extra patterns.
 #[derive(Debug, Clone, Copy)]
 pub struct DetectionSettings<'a> {

@@ -253,13 +253,15 @@ impl Reassembly {
             }
             return Err(error);
         }
+        // A message that holds a buffer is bounded by the cap even if the policy stopped keeping
+        // its type since it started (a configure event turned binary inspection off mid-message).
         let refusal = check_frame(kind, size, limits)
             .or_else(|| check_message(kind, progress.total, limits))
             .or_else(|| {
                 progress
                     .buffer
                     .is_some()
-                    .then(|| check_buffer(kind, progress.total, limits))
+                    .then(|| check_held(kind, progress.total, limits))
                     .flatten()
             });
         if let Some(error) = refusal {
@@ -306,8 +308,16 @@ fn check_message(kind: MessageKind, total: u64, limits: &SizeLimits) -> Option<R
 }
 
 fn check_buffer(kind: MessageKind, total: u64, limits: &SizeLimits) -> Option<ReassemblyError> {
+    if !limits.keeps(kind) {
+        return None;
+    }
+    check_held(kind, total, limits)
+}
+
+/// The cap on bytes held, for a message whose bytes are held.
+fn check_held(kind: MessageKind, total: u64, limits: &SizeLimits) -> Option<ReassemblyError> {
     let limit = limits.buffer_cap as u64;
-    (limits.keeps(kind) && total > limit).then_some(ReassemblyError::BufferFull {
+    (total > limit).then_some(ReassemblyError::BufferFull {
         kind,
         size: total,
         limit,
@@ -504,6 +514,39 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, ReassemblyError::BufferFull { .. }));
         assert_eq!(r.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn buffer_cap_holds_when_binary_stops_being_kept_mid_message() {
+        // Found by the `reassembly` fuzz target: a binary message started while binary messages
+        // were kept, then a configure event turned that off; its later fragments were appended
+        // without the cap check, so one message could hold unbounded memory.
+        let mut r = Reassembly::default();
+        let keep = SizeLimits {
+            keep_binary: true,
+            buffer_cap: 6,
+            ..limits()
+        };
+        r.push(Opcode::Binary, false, b("1234"), &keep).unwrap();
+        let stop = SizeLimits {
+            keep_binary: false,
+            ..keep
+        };
+        let err = r
+            .push(Opcode::Continuation, false, b("567"), &stop)
+            .unwrap_err();
+        assert!(matches!(err, ReassemblyError::BufferFull { size: 7, .. }));
+        assert_eq!(r.buffered_bytes(), 0);
+        let smaller = SizeLimits {
+            buffer_cap: 0,
+            ..stop
+        };
+        let mut r = Reassembly::default();
+        r.push(Opcode::Binary, false, b(""), &keep).unwrap();
+        assert!(r
+            .push(Opcode::Continuation, false, b("abc"), &smaller)
+            .is_err());
+        assert!(r.buffered_bytes() <= smaller.buffer_cap);
     }
 
     #[test]

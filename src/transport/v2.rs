@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::framing::{self, FramingError, V2_MAX_MESSAGE};
 use super::json_wire::{self, FrameInterner, WireDecision};
@@ -119,9 +119,14 @@ struct ConfigureMessage<'a> {
 /// Things the reader asks the writer to send besides frame answers.
 #[derive(Debug)]
 enum Control {
-    /// A complete message: type byte and payload.
-    Message(u8, Vec<u8>),
+    /// A complete message: type byte, payload, and the in-flight slot it holds until written (so
+    /// that a peer that stops reading cannot queue unbounded replies, pongs included).
+    Message(u8, Vec<u8>, Option<OwnedSemaphorePermit>),
 }
+
+/// Health and metrics reports queued but not yet written; a report due while the peer is not
+/// reading is skipped rather than queued.
+const MAX_QUEUED_REPORTS: usize = 2;
 
 /// Serves one v2 connection whose first message's length and type byte (0x01) were already read.
 pub async fn serve<S>(
@@ -150,6 +155,8 @@ where
     let (control_tx, control_rx) = mpsc::unbounded_channel::<Control>();
     let writer_task = tokio::spawn(write_loop(writer, answers_rx, control_rx));
     let reporter = tokio::spawn(report_loop(context.clone(), control_tx.clone()));
+    // Every message that is answered holds one of these until its answer is written: a peer that
+    // stops reading stops being read once MAX_IN_FLIGHT_PER_CONNECTION answers are waiting.
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT_PER_CONNECTION));
     let result = read_loop(&mut reader, &agent, &answers_tx, &control_tx, &in_flight).await;
     reporter.abort();
@@ -224,22 +231,32 @@ fn handshake(context: &TransportContext, payload: &[u8]) -> (Vec<u8>, bool) {
 }
 
 /// Sends health (0x30) at once on every change and at the report interval, and metrics (0x31) at
-/// the report interval, until the connection ends.
+/// the report interval, until the connection ends. A report due while [`MAX_QUEUED_REPORTS`] are
+/// still unwritten (the peer is not reading) is skipped rather than queued.
 async fn report_loop(context: TransportContext, control: mpsc::UnboundedSender<Control>) {
+    let queued = Arc::new(Semaphore::new(MAX_QUEUED_REPORTS));
     let interval_ms = u64::try_from(context.report_interval.as_millis()).unwrap_or(u64::MAX);
-    let agent_id = std::sync::Arc::clone(&context.agent_id);
+    let agent_id = Arc::clone(&context.agent_id);
     reports::report_loop(&context, |report| {
-        let message = match report {
-            Report::Health(health) => Control::Message(
-                message_type::HEALTH_STATUS,
-                encode_health(&agent_id, &health),
-            ),
-            Report::Metrics(figures) => Control::Message(
-                message_type::METRICS_REPORT,
-                encode_metrics(&agent_id, interval_ms, &figures),
-            ),
+        let sent = match Arc::clone(&queued).try_acquire_owned() {
+            // The peer is not reading: skip this report (the next one carries the state).
+            Err(_) => true,
+            Ok(slot) => {
+                let message = match report {
+                    Report::Health(health) => Control::Message(
+                        message_type::HEALTH_STATUS,
+                        encode_health(&agent_id, &health),
+                        Some(slot),
+                    ),
+                    Report::Metrics(figures) => Control::Message(
+                        message_type::METRICS_REPORT,
+                        encode_metrics(&agent_id, interval_ms, &figures),
+                        Some(slot),
+                    ),
+                };
+                control.send(message).is_ok()
+            }
         };
-        let sent = control.send(message).is_ok();
         async move { sent }
     })
     .await;
@@ -435,10 +452,16 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 }
             }
             message_type::CONFIGURE => {
-                let _ = control.send(configure(agent, &payload));
+                let permit = Arc::clone(in_flight).acquire_owned().await.ok();
+                let _ = control.send(configure(agent, &payload, permit));
             }
             message_type::PING => {
-                let _ = control.send(Control::Message(message_type::PONG, payload.clone()));
+                let permit = Arc::clone(in_flight).acquire_owned().await.ok();
+                let _ = control.send(Control::Message(
+                    message_type::PONG,
+                    payload.clone(),
+                    permit,
+                ));
             }
             message_type::CANCEL => {
                 tracing::debug!("cancel accepted");
@@ -447,6 +470,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
             | message_type::GUARDRAIL_INSPECT => {
                 // Not ours to inspect; answer at once so the proxy does not wait out its timeout.
                 if let Some(id) = json_wire::correlation_id_of(&payload) {
+                    let permit = Arc::clone(in_flight).acquire_owned().await.ok();
                     let mut body = Vec::with_capacity(128);
                     json_wire::encode_plain_response(
                         &mut body,
@@ -455,19 +479,21 @@ async fn read_loop<R: AsyncRead + Unpin>(
                         &[],
                         Some(&id),
                     );
-                    let _ = control.send(Control::Message(message_type::AGENT_RESPONSE, body));
+                    let _ =
+                        control.send(Control::Message(message_type::AGENT_RESPONSE, body, permit));
                 }
             }
             other => {
                 Telemetry::get().record_protocol_error();
                 tracing::error!(message_type = other, "unexpected v2 message type; ignored");
                 if let Some(id) = json_wire::correlation_id_of(&payload) {
+                    let permit = Arc::clone(in_flight).acquire_owned().await.ok();
                     let verdict =
                         Verdict::failure(agent.policy().fail_open(), "unknown-message-type");
                     let _ = answers.send(Answer {
                         correlation_id: Arc::from(id),
                         verdict,
-                        permit: None,
+                        permit,
                     });
                 }
             }
@@ -475,7 +501,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     }
 }
 
-fn configure(agent: &Agent, payload: &[u8]) -> Control {
+fn configure(agent: &Agent, payload: &[u8], permit: Option<OwnedSemaphorePermit>) -> Control {
     let (correlation_id, result) = match serde_json::from_slice::<ConfigureMessage<'_>>(payload) {
         Ok(message) => (
             Some(message.correlation_id.into_owned()),
@@ -512,7 +538,7 @@ fn configure(agent: &Agent, payload: &[u8]) -> Control {
             );
         }
     }
-    Control::Message(message_type::AGENT_RESPONSE, body)
+    Control::Message(message_type::AGENT_RESPONSE, body, permit)
 }
 
 async fn write_loop<W: AsyncWrite + Unpin>(
@@ -530,7 +556,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 None => answers_open = false,
             },
             message = control.recv(), if control_open => match message {
-                Some(Control::Message(kind, payload)) => write_message(&mut writer, kind, &payload).await?,
+                Some(Control::Message(kind, payload, permit)) => {
+                    write_message(&mut writer, kind, &payload).await?;
+                    drop(permit);
+                }
                 None => control_open = false,
             },
         }

@@ -36,6 +36,12 @@ use serde_json::{Map, Number, Value};
 /// Most containers (arrays and maps) a value may be nested in, the outermost one included.
 pub const MAX_DEPTH: usize = 64;
 
+/// Longest JSON name a map key that is not a string may map to. A map key that is itself a map
+/// with a map key, and so on, has a JSON text that doubles in length at every level (each level
+/// escapes the quotes and backslashes of the one inside), so without a bound a 100-byte message
+/// would take exponential time and memory to map.
+pub const MAX_KEY_BYTES: usize = 1024;
+
 /// Why a binary message is not acceptable MessagePack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum MsgpackError {
@@ -57,6 +63,9 @@ pub enum MsgpackError {
     /// Two keys of one map have the same JSON name.
     #[error("a map has two keys with the same name")]
     DuplicateKey,
+    /// A map key that is not a string maps to a JSON name over [`MAX_KEY_BYTES`].
+    #[error("a map key's JSON name is over {MAX_KEY_BYTES} bytes")]
+    KeyTooLong,
 }
 
 impl MsgpackError {
@@ -69,6 +78,7 @@ impl MsgpackError {
             MsgpackError::Reserved => "msgpack: reserved-type",
             MsgpackError::InvalidUtf8 => "msgpack: invalid-utf8",
             MsgpackError::DuplicateKey => "msgpack: duplicate-key",
+            MsgpackError::KeyTooLong => "msgpack: key-too-long",
         }
     }
 }
@@ -327,7 +337,13 @@ impl Builder<'_> {
                 for _ in 0..n {
                     let key = match self.value(depth + 1)? {
                         Value::String(key) => key,
-                        other => other.to_string(),
+                        other => {
+                            let text = other.to_string();
+                            if text.len() > MAX_KEY_BYTES {
+                                return Err(MsgpackError::KeyTooLong);
+                            }
+                            text
+                        }
                     };
                     let value = self.value(depth + 1)?;
                     match object.entry(key) {
@@ -361,6 +377,25 @@ mod tests {
 
     fn decoded(data: &[u8]) -> Result<Value, MsgpackError> {
         decode(data, &mut Vec::new())
+    }
+
+    #[test]
+    fn map_keys_nested_in_map_keys_are_bounded() {
+        // Found by the msgpack fuzz target: {{{…{1: 1}…: 1}: 1}: 1}, a map whose key is a map
+        // whose key is a map, 60 levels deep in 121 bytes; each level's key is the JSON text of
+        // the level inside, escaped again, so the text doubled per level and to_json never
+        // finished.
+        let levels = 60;
+        let mut data = vec![0x81; levels];
+        data.extend([0x01, 0x01]);
+        data.extend(std::iter::repeat_n(0x01, levels - 1));
+        assert!(scan(&data, &mut Vec::new()).is_ok());
+        let started = std::time::Instant::now();
+        assert_eq!(to_json(&data), Err(MsgpackError::KeyTooLong));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        // A few levels are still mapped as documented.
+        let data = [0x81, 0x81, 0x01, 0x02, 0x03];
+        assert_eq!(decoded(&data).unwrap(), json!({"{\"1\":2}": 3}));
     }
 
     /// A fixmap of the trading order, written by hand.
