@@ -12,6 +12,7 @@
 //! is usually prose (`Hi; how are you?`) and only counts with an unmistakable command
 //! (`; cat /etc/passwd`, `| nc -e /bin/sh ...`).
 
+use super::search::{contains, find, Needles};
 use super::wordset::WordSet;
 
 type Rule = &'static str;
@@ -297,7 +298,8 @@ enum Verdict {
     Attack,
 }
 
-const SENSITIVE_PATHS: &[&[u8]] = &[
+/// Files and directories whose reading is the goal of an injection.
+static SENSITIVE_PATHS: Needles = Needles::new(&[
     b"/etc/passwd",
     b"/etc/shadow",
     b"/etc/group",
@@ -320,14 +322,10 @@ const SENSITIVE_PATHS: &[&[u8]] = &[
     b"wp-config",
     b".htpasswd",
     b"/var/www",
-];
+]);
 
 fn has_sensitive(arg: &[u8]) -> bool {
-    SENSITIVE_PATHS.iter().any(|p| contains(arg, p))
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.len() >= needle.len() && hay.windows(needle.len()).any(|w| w == needle)
+    SENSITIVE_PATHS.any_in(arg)
 }
 
 /// An argument that looks like a command line rather than a word of prose: an option, a path, a
@@ -504,7 +502,8 @@ fn judge(c: &Command) -> Verdict {
     let any_arg = |f: &dyn Fn(&[u8]) -> bool| (0..c.nargs).any(|k| f(c.args[k].as_bytes()));
     let no_args = c.nargs == 0;
     let first_shellish = c.nargs > 0 && shellish(arg(0));
-    let sensitive = any_arg(&has_sensitive);
+    // Only the file-reading commands ask, and most candidate commands are not those.
+    let sensitive = || any_arg(&has_sensitive);
     let opt = |o: &[u8]| any_arg(&|a: &[u8]| a == o);
     let opt_has = |ch: u8| {
         any_arg(&|a: &[u8]| a.len() >= 2 && a[0] == b'-' && a[1] != b'-' && a.contains(&ch))
@@ -544,7 +543,7 @@ fn judge(c: &Command) -> Verdict {
         }
         b"cat" | b"tac" | b"more" | b"less" | b"head" | b"tail" | b"type" | b"nl" | b"strings"
         | b"xxd" | b"od" | b"base64" | b"grep" => {
-            if sensitive {
+            if sensitive() {
                 Verdict::Attack
             } else if first_shellish {
                 Verdict::Plausible
@@ -569,7 +568,7 @@ fn judge(c: &Command) -> Verdict {
                     .any(|d| a.starts_with(d))
                     || (a.len() >= 2 && a[0].is_ascii_lowercase() && a[1] == b':')
             });
-            if sensitive || system_dir {
+            if system_dir || sensitive() {
                 Verdict::Attack
             } else if no_args || first_shellish || arg(0).starts_with(b"c:") {
                 Verdict::Plausible
@@ -1110,28 +1109,6 @@ fn whole_text_rules(s: &[u8]) -> Option<Rule> {
             }
             Some(b'$') => return Some("cmdi-code-exec"),
             _ => {}
-        }
-    }
-    None
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || hay.len() < needle.len() {
-        return None;
-    }
-    let first = needle[0];
-    let last = hay.len() - needle.len();
-    let mut i = 0;
-    while i <= last {
-        match hay[i..=last].iter().position(|&b| b == first) {
-            Some(p) => {
-                i += p;
-                if hay[i..].starts_with(needle) {
-                    return Some(i);
-                }
-                i += 1;
-            }
-            None => return None,
         }
     }
     None

@@ -9,6 +9,7 @@ mod cmdi;
 mod custom;
 mod json_views;
 mod normalize;
+mod search;
 mod sqli;
 mod wordset;
 mod xss;

@@ -6,6 +6,8 @@
 //! The input is a folded view (ASCII lowercase). Scanning is linear: every tag is parsed once, the
 //! scan resumes where the tag ended, and a search for a closing quote that failed is remembered.
 
+use super::search::{contains, find};
+
 /// Tags that load or run active content whatever their attributes.
 fn active_tag(name: &[u8]) -> bool {
     matches!(
@@ -1179,32 +1181,6 @@ fn ends_with_loose(hay: &[u8], needle: &[u8]) -> bool {
 fn skip_ws(s: &[u8]) -> &[u8] {
     let k = s.iter().position(|&b| !is_ws(b)).unwrap_or(s.len());
     &s[k..]
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || hay.len() < needle.len() {
-        return None;
-    }
-    let first = needle[0];
-    let last = hay.len() - needle.len();
-    let mut i = 0;
-    while i <= last {
-        match hay[i..=last].iter().position(|&b| b == first) {
-            Some(p) => {
-                i += p;
-                if hay[i..].starts_with(needle) {
-                    return Some(i);
-                }
-                i += 1;
-            }
-            None => return None,
-        }
-    }
-    None
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    find(hay, needle).is_some()
 }
 
 fn sink_in(s: &[u8]) -> bool {
