@@ -12,6 +12,7 @@
 //! is usually prose (`Hi; how are you?`) and only counts with an unmistakable command
 //! (`; cat /etc/passwd`, `| nc -e /bin/sh ...`).
 
+use super::normalize::Marks;
 use super::search::{contains, find, Needles};
 use super::wordset::WordSet;
 
@@ -727,15 +728,26 @@ fn judge(c: &Command) -> Verdict {
     }
 }
 
-/// The first command-injection rule that fires on `view`.
-pub fn detect(view: &[u8]) -> Option<Rule> {
+/// Bytes the command-position scan below starts from ([`TRIGGER`]).
+const TRIGGER_MARKS: Marks = Marks::of(b";\n\r|&`${<>");
+
+/// The first command-injection rule that fires on `view` (whose marks are `marks`).
+pub fn detect(view: &[u8], marks: Marks) -> Option<Rule> {
     let s = view;
     let n = s.len();
     if n == 0 {
         return None;
     }
-    if let Some(r) = whole_text_rules(s) {
+    if let Some(r) = whole_text_rules(s, marks) {
         return Some(r);
+    }
+    let mut cmd = Command::new();
+    if let Some(r) = leading_command(s, &mut cmd) {
+        return Some(r);
+    }
+    // Every other command position starts at one of the trigger bytes; most messages have none.
+    if !marks.any(TRIGGER_MARKS) {
+        return None;
     }
     // Where the first token of the message ends: separators before it are in injection position.
     let lead = {
@@ -755,45 +767,6 @@ pub fn detect(view: &[u8]) -> Option<Rule> {
         .iter()
         .find(|&&b| !(is_blank(b) || matches!(b, b'\'' | b'"')))
         .is_some_and(|&b| is_sep(b));
-    let mut cmd = Command::new();
-    // A command at the very start of the text (after the quote that closes the application's
-    // string, if any): only unmistakable ones.
-    {
-        let start = s
-            .iter()
-            .position(|&b| !matches!(b, b'\'' | b'"') && !is_blank(b))
-            .unwrap_or(n);
-        read_command(s, start, false, &mut cmd);
-        let c = &cmd;
-        let v = judge(c);
-        // The whole first segment must be the command line: `rm -rf is dangerous` is prose.
-        let windows_admin = matches!(c.name.command_name(), b"net" | b"reg" | b"netsh");
-        let whole = c.stop >= n || c.end != 0 || windows_admin;
-        let args_shellish = (0..c.nargs).all(|k| {
-            let a = c.args[k].as_bytes();
-            shellish(a) || is_number(a)
-        }) || matches!(
-            c.name.command_name(),
-            b"net"
-                | b"reg"
-                | b"netsh"
-                | b"perl"
-                | b"python"
-                | b"python3"
-                | b"php"
-                | b"ruby"
-                | b"powershell"
-                | b"nc"
-                | b"ncat"
-                | b"echo"
-        );
-        if v == Verdict::Attack && whole && args_shellish {
-            return Some("cmdi-command");
-        }
-        if c.name.obfuscated && v >= Verdict::Plausible {
-            return Some("cmdi-obfuscated-command");
-        }
-    }
     let mut i = 0;
     while i < n {
         let b = s[i];
@@ -899,6 +872,47 @@ pub fn detect(view: &[u8]) -> Option<Rule> {
     None
 }
 
+/// A command at the very start of the text (after the quote that closes the application's
+/// string, if any): only unmistakable ones.
+fn leading_command(s: &[u8], cmd: &mut Command) -> Option<Rule> {
+    let n = s.len();
+    let start = s
+        .iter()
+        .position(|&b| !matches!(b, b'\'' | b'"') && !is_blank(b))
+        .unwrap_or(n);
+    read_command(s, start, false, cmd);
+    let c = &*cmd;
+    let v = judge(c);
+    // The whole first segment must be the command line: `rm -rf is dangerous` is prose.
+    let windows_admin = matches!(c.name.command_name(), b"net" | b"reg" | b"netsh");
+    let whole = c.stop >= n || c.end != 0 || windows_admin;
+    let args_shellish = (0..c.nargs).all(|k| {
+        let a = c.args[k].as_bytes();
+        shellish(a) || is_number(a)
+    }) || matches!(
+        c.name.command_name(),
+        b"net"
+            | b"reg"
+            | b"netsh"
+            | b"perl"
+            | b"python"
+            | b"python3"
+            | b"php"
+            | b"ruby"
+            | b"powershell"
+            | b"nc"
+            | b"ncat"
+            | b"echo"
+    );
+    if v == Verdict::Attack && whole && args_shellish {
+        return Some("cmdi-command");
+    }
+    if c.name.obfuscated && v >= Verdict::Plausible {
+        return Some("cmdi-obfuscated-command");
+    }
+    None
+}
+
 /// Commands that prove execution when code runs them (`system('echo x')`), whatever the
 /// arguments.
 fn common_command(name: &[u8]) -> bool {
@@ -929,16 +943,6 @@ fn common_command(name: &[u8]) -> bool {
     )
 }
 
-/// Bit marks for `(`, `{`, `$` and `<`, the bytes [`whole_text_rules`] needs.
-static MARKS: [u8; 256] = {
-    let mut t = [0u8; 256];
-    t[b'(' as usize] = 1;
-    t[b'{' as usize] = 2;
-    t[b'$' as usize] = 4;
-    t[b'<' as usize] = 8;
-    t
-};
-
 /// After the closing backtick at `close`: a space and then more words (Markdown code in a
 /// sentence), rather than the end, a separator or a quote (shell substitution).
 fn markdown_span(s: &[u8], close: usize) -> bool {
@@ -954,14 +958,12 @@ fn markdown_span(s: &[u8], close: usize) -> bool {
 }
 
 /// Constructs that are command execution wherever they appear.
-fn whole_text_rules(s: &[u8]) -> Option<Rule> {
+fn whole_text_rules(s: &[u8], marks: Marks) -> Option<Rule> {
     // Every construct below needs one of these bytes; most messages have none.
-    // One branch-free pass collects which of the bytes below occur.
-    let seen = s.iter().fold(0u8, |acc, &b| acc | MARKS[usize::from(b)]);
-    let paren = seen & 1 != 0;
-    let brace = seen & 2 != 0;
-    let dollar = seen & 4 != 0;
-    let angle = seen & 8 != 0;
+    let paren = marks.has(b'(');
+    let brace = marks.has(b'{');
+    let dollar = marks.has(b'$');
+    let angle = marks.has(b'<');
     if !(paren || brace || angle) {
         return None;
     }
@@ -1119,7 +1121,11 @@ mod tests {
     use super::*;
 
     fn hit(s: &str) -> Option<Rule> {
-        detect(s.to_ascii_lowercase().as_bytes())
+        let view = s.to_ascii_lowercase();
+        detect(
+            view.as_bytes(),
+            super::super::normalize::marks(view.as_bytes()),
+        )
     }
 
     #[test]

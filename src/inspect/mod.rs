@@ -365,10 +365,9 @@ fn inspect_unit(
     findings: &mut Vec<Finding>,
 ) {
     view.clear();
-    normalize::fold(unit, view);
-    run_detectors(view, pending, findings);
+    let mut marks = normalize::fold(unit, view);
+    run_detectors(view, marks, pending, findings);
     // `+` is a space only in form-encoded text, which has no literal spaces.
-    let marks = normalize::marks(view);
     let plus_is_space = !marks.space() && marks.plus();
     // Large texts get the fully decoded view only, not every intermediate one: the detectors
     // then run at most twice over them.
@@ -376,7 +375,7 @@ fn inspect_unit(
         // Peel every layer first (decoding reads escapes in either case), fold once, inspect once.
         let mut any = false;
         for _ in 0..LARGE_DECODE_ROUNDS {
-            if !pending.any() || !normalize::has_decodable(view, plus_is_space) {
+            if !pending.any() || !normalize::has_decodable(view, marks, plus_is_space) {
                 break;
             }
             decoded.clear();
@@ -385,16 +384,17 @@ fn inspect_unit(
             }
             any = true;
             std::mem::swap(view, decoded);
+            marks = normalize::marks(view);
         }
         if any {
             next.clear();
-            normalize::fold(view, next);
-            run_detectors(next, pending, findings);
+            let marks = normalize::fold(view, next);
+            run_detectors(next, marks, pending, findings);
         }
         return;
     }
     for _ in 0..MAX_DECODE_ROUNDS {
-        if !pending.any() || !normalize::has_decodable(view, plus_is_space) {
+        if !pending.any() || !normalize::has_decodable(view, marks, plus_is_space) {
             break;
         }
         decoded.clear();
@@ -402,27 +402,33 @@ fn inspect_unit(
             break;
         }
         next.clear();
-        normalize::fold(decoded, next);
+        marks = normalize::fold(decoded, next);
         std::mem::swap(view, next);
-        run_detectors(view, pending, findings);
+        run_detectors(view, marks, pending, findings);
     }
 }
 
-fn run_detectors(view: &[u8], pending: &mut Pending, findings: &mut Vec<Finding>) {
+/// Runs the pending detectors over one view; `marks` are the view's [`normalize::Marks`].
+fn run_detectors(
+    view: &[u8],
+    marks: normalize::Marks,
+    pending: &mut Pending,
+    findings: &mut Vec<Finding>,
+) {
     if pending.xss {
-        if let Some(rule) = xss::detect(view) {
+        if let Some(rule) = xss::detect(view, marks) {
             pending.xss = false;
             findings.push(finding(AuditTag::Xss, rule));
         }
     }
     if pending.sqli {
-        if let Some(rule) = sqli::detect(view) {
+        if let Some(rule) = sqli::detect(view, marks) {
             pending.sqli = false;
             findings.push(finding(AuditTag::Sqli, rule));
         }
     }
     if pending.cmdi {
-        if let Some(rule) = cmdi::detect(view) {
+        if let Some(rule) = cmdi::detect(view, marks) {
             pending.cmdi = false;
             findings.push(finding(AuditTag::CmdInjection, rule));
         }
