@@ -139,7 +139,9 @@ impl Inspector {
         scratch: &mut Scratch,
         findings: &mut Vec<Finding>,
     ) {
-        self.inspect_builtin(text.as_bytes(), part, scratch, findings);
+        self.with_pending(|pending| {
+            inspect_message(text.as_bytes(), part, pending, scratch, findings);
+        });
         self.custom.find_text(text, findings);
     }
 
@@ -157,36 +159,24 @@ impl Inspector {
         scratch: &mut Scratch,
         findings: &mut Vec<Finding>,
     ) {
-        let mut pending = self.pending();
-        if pending.any() {
+        self.with_pending(|pending| {
             text_runs(data, |run| {
-                inspect_message(run, part, &mut pending, scratch, findings);
+                inspect_message(run, part, pending, scratch, findings);
                 pending.any()
             });
-        }
+        });
         self.custom.find_binary(data, findings);
     }
 
-    /// The detector classes this inspector runs.
-    fn pending(&self) -> Pending {
-        Pending {
+    /// Runs `f` with the detector classes this inspector runs, unless it runs none.
+    fn with_pending(&self, f: impl FnOnce(&mut Pending)) {
+        let mut pending = Pending {
             xss: self.xss,
             sqli: self.sqli,
             cmdi: self.command_injection,
-        }
-    }
-
-    /// Runs the built-in detectors over every view of `data`.
-    fn inspect_builtin(
-        &self,
-        data: &[u8],
-        part: MessagePart,
-        scratch: &mut Scratch,
-        findings: &mut Vec<Finding>,
-    ) {
-        let mut pending = self.pending();
+        };
         if pending.any() {
-            inspect_message(data, part, &mut pending, scratch, findings);
+            f(&mut pending);
         }
     }
 }

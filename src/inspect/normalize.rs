@@ -202,6 +202,16 @@ static MARK: [u64; 256] = {
     t
 };
 
+/// Runs `detect` on `s` lowercased, with its marks: what the detectors' unit tests feed them.
+#[cfg(test)]
+pub fn on_lowercase(
+    s: &str,
+    detect: fn(&[u8], Marks) -> Option<&'static str>,
+) -> Option<&'static str> {
+    let view = s.to_ascii_lowercase();
+    detect(view.as_bytes(), marks(view.as_bytes()))
+}
+
 /// The marks of `view` (for views [`fold`] did not write).
 pub fn marks(view: &[u8]) -> Marks {
     Marks(view.iter().fold(0u64, |acc, &b| acc | MARK[usize::from(b)]))

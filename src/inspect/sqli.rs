@@ -1951,11 +1951,7 @@ mod tests {
     use super::*;
 
     fn hit(s: &str) -> Option<Rule> {
-        let view = s.to_ascii_lowercase();
-        detect(
-            view.as_bytes(),
-            super::super::normalize::marks(view.as_bytes()),
-        )
+        super::super::normalize::on_lowercase(s, detect)
     }
 
     #[test]
