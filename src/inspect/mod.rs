@@ -320,9 +320,11 @@ fn inspect_message(
             let unit = json.buf.get(a..b).unwrap_or(&[]);
             if !plain_token(unit) {
                 inspect_unit(unit, pending, view, next, decoded, findings);
-            } else if pending.cmdi && cmdi::is_command_word(unit) {
+            } else if pending.cmdi && json.keys.get(k) != Some(&true) && cmdi::is_command_word(unit)
+            {
                 // One word can still be a whole command line (`whoami`, `systeminfo`);
-                // nothing else any detector looks for fits in a plain token.
+                // nothing else any detector looks for fits in a plain token. A key is a
+                // field name (`"id"`, `"type"`), not a value an application runs.
                 let mut only_cmdi = Pending {
                     xss: false,
                     sqli: false,

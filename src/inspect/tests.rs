@@ -430,3 +430,18 @@ fn text_runs_are_every_long_enough_stretch_of_text() {
         assert_eq!(got, naive(&data), "seed {seed}");
     }
 }
+
+#[test]
+fn json_field_names_are_not_commands() {
+    // `id`, `w`, `ps` and `last` are field names in most JSON APIs, not commands to run.
+    for text in [
+        r#"{"id":1}"#,
+        r#"{"type":"chat.message","seq":3,"user":{"id":1021,"name":"user3"},"body":"hi"}"#,
+        r#"{"ps":2,"w":3,"whoami":null}"#,
+    ] {
+        assert_eq!(tags(text), Vec::<AuditTag>::new(), "flagged {text:?}");
+    }
+    // A value is still what the application may paste into a command line.
+    assert_class(r#"{"host":"whoami"}"#, AuditTag::CmdInjection);
+    assert_class(r#"{"host":"127.0.0.1; id"}"#, AuditTag::CmdInjection);
+}
