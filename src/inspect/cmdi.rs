@@ -968,7 +968,7 @@ fn whole_text_rules(s: &[u8], marks: Marks) -> Option<Rule> {
         return None;
     }
     // Shellshock function definition.
-    if let Some(p) = find(s, b"() {").filter(|_| paren && brace) {
+    if let Some(p) = (paren && brace).then(|| find(s, b"() {")).flatten() {
         let rest = &s[p + 4..s.len().min(p + 12)];
         if rest.trim_ascii_start().starts_with(b":;") || rest.trim_ascii_start().starts_with(b": ;")
         {
@@ -999,7 +999,7 @@ fn whole_text_rules(s: &[u8], marks: Marks) -> Option<Rule> {
         b"php_uname(",
         b"get_current_user(",
     ] {
-        if let Some(p) = find(s, f).filter(|_| paren) {
+        if let Some(p) = paren.then(|| find(s, f)).flatten() {
             if p == 0 || !(s[p - 1].is_ascii_alphanumeric() || s[p - 1] == b'_') {
                 return Some("cmdi-code-exec");
             }
@@ -1010,7 +1010,7 @@ fn whole_text_rules(s: &[u8], marks: Marks) -> Option<Rule> {
         return Some("cmdi-ssi");
     }
     // Server-side template injection reaching Python object internals.
-    if let Some(p) = find(s, b"{{").filter(|_| brace) {
+    if let Some(p) = brace.then(|| find(s, b"{{")).flatten() {
         let window = &s[p..s.len().min(p + 256)];
         // The arithmetic probe of template injection: `{{7*7}}`.
         let inner = window[2..].trim_ascii_start();

@@ -6,6 +6,9 @@
 //! - [`Needles`]: a fixed list of needles searched in one pass over the haystack; a table of
 //!   the needles' first bytes rejects most positions with one load.
 
+/// Haystacks shorter than this are scanned with a plain loop.
+const SHORT: usize = 32;
+
 /// Where `needle` first occurs in `hay`.
 pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     let (&first, rest) = needle.split_first()?;
@@ -16,7 +19,14 @@ pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     let last = hay.len() - needle.len();
     let mut i = 0;
     while i <= last {
-        let p = i + memchr::memchr(first, &hay[i..=last])?;
+        let window = &hay[i..=last];
+        // memchr's set-up costs more than a short plain loop.
+        let found = if window.len() < SHORT {
+            window.iter().position(|&b| b == first)
+        } else {
+            memchr::memchr(first, window)
+        };
+        let p = i + found?;
         if hay[p + 1..].starts_with(rest) {
             return Some(p);
         }

@@ -94,7 +94,7 @@ const LETTER_RULE_MARKS: Marks = Marks::of(b"(`=");
 fn new_activex(s: &[u8]) -> bool {
     const BEFORE: &[u8] = b"new active";
     let mut from = 0;
-    while let Some(p) = memchr::memchr(b'x', &s[from..]) {
+    while let Some(p) = find(&s[from..], b"x") {
         let at = from + p;
         if s[..at].ends_with(BEFORE) && s[at..].starts_with(b"xobject") {
             return true;
