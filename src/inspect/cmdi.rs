@@ -12,6 +12,8 @@
 //! is usually prose (`Hi; how are you?`) and only counts with an unmistakable command
 //! (`; cat /etc/passwd`, `| nc -e /bin/sh ...`).
 
+use super::normalize::Marks;
+use super::search::{contains, find, Needles};
 use super::wordset::WordSet;
 
 type Rule = &'static str;
@@ -297,7 +299,8 @@ enum Verdict {
     Attack,
 }
 
-const SENSITIVE_PATHS: &[&[u8]] = &[
+/// Files and directories whose reading is the goal of an injection.
+static SENSITIVE_PATHS: Needles = Needles::new(&[
     b"/etc/passwd",
     b"/etc/shadow",
     b"/etc/group",
@@ -320,14 +323,10 @@ const SENSITIVE_PATHS: &[&[u8]] = &[
     b"wp-config",
     b".htpasswd",
     b"/var/www",
-];
+]);
 
 fn has_sensitive(arg: &[u8]) -> bool {
-    SENSITIVE_PATHS.iter().any(|p| contains(arg, p))
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.len() >= needle.len() && hay.windows(needle.len()).any(|w| w == needle)
+    SENSITIVE_PATHS.any_in(arg)
 }
 
 /// An argument that looks like a command line rather than a word of prose: an option, a path, a
@@ -504,7 +503,8 @@ fn judge(c: &Command) -> Verdict {
     let any_arg = |f: &dyn Fn(&[u8]) -> bool| (0..c.nargs).any(|k| f(c.args[k].as_bytes()));
     let no_args = c.nargs == 0;
     let first_shellish = c.nargs > 0 && shellish(arg(0));
-    let sensitive = any_arg(&has_sensitive);
+    // Only the file-reading commands ask, and most candidate commands are not those.
+    let sensitive = || any_arg(&has_sensitive);
     let opt = |o: &[u8]| any_arg(&|a: &[u8]| a == o);
     let opt_has = |ch: u8| {
         any_arg(&|a: &[u8]| a.len() >= 2 && a[0] == b'-' && a[1] != b'-' && a.contains(&ch))
@@ -544,7 +544,7 @@ fn judge(c: &Command) -> Verdict {
         }
         b"cat" | b"tac" | b"more" | b"less" | b"head" | b"tail" | b"type" | b"nl" | b"strings"
         | b"xxd" | b"od" | b"base64" | b"grep" => {
-            if sensitive {
+            if sensitive() {
                 Verdict::Attack
             } else if first_shellish {
                 Verdict::Plausible
@@ -569,7 +569,7 @@ fn judge(c: &Command) -> Verdict {
                     .any(|d| a.starts_with(d))
                     || (a.len() >= 2 && a[0].is_ascii_lowercase() && a[1] == b':')
             });
-            if sensitive || system_dir {
+            if system_dir || sensitive() {
                 Verdict::Attack
             } else if no_args || first_shellish || arg(0).starts_with(b"c:") {
                 Verdict::Plausible
@@ -728,15 +728,26 @@ fn judge(c: &Command) -> Verdict {
     }
 }
 
-/// The first command-injection rule that fires on `view`.
-pub fn detect(view: &[u8]) -> Option<Rule> {
+/// Bytes the command-position scan below starts from ([`TRIGGER`]).
+const TRIGGER_MARKS: Marks = Marks::of(b";\n\r|&`${<>");
+
+/// The first command-injection rule that fires on `view` (whose marks are `marks`).
+pub fn detect(view: &[u8], marks: Marks) -> Option<Rule> {
     let s = view;
     let n = s.len();
     if n == 0 {
         return None;
     }
-    if let Some(r) = whole_text_rules(s) {
+    if let Some(r) = whole_text_rules(s, marks) {
         return Some(r);
+    }
+    let mut cmd = Command::new();
+    if let Some(r) = leading_command(s, &mut cmd) {
+        return Some(r);
+    }
+    // Every other command position starts at one of the trigger bytes; most messages have none.
+    if !marks.any(TRIGGER_MARKS) {
+        return None;
     }
     // Where the first token of the message ends: separators before it are in injection position.
     let lead = {
@@ -756,45 +767,6 @@ pub fn detect(view: &[u8]) -> Option<Rule> {
         .iter()
         .find(|&&b| !(is_blank(b) || matches!(b, b'\'' | b'"')))
         .is_some_and(|&b| is_sep(b));
-    let mut cmd = Command::new();
-    // A command at the very start of the text (after the quote that closes the application's
-    // string, if any): only unmistakable ones.
-    {
-        let start = s
-            .iter()
-            .position(|&b| !matches!(b, b'\'' | b'"') && !is_blank(b))
-            .unwrap_or(n);
-        read_command(s, start, false, &mut cmd);
-        let c = &cmd;
-        let v = judge(c);
-        // The whole first segment must be the command line: `rm -rf is dangerous` is prose.
-        let windows_admin = matches!(c.name.command_name(), b"net" | b"reg" | b"netsh");
-        let whole = c.stop >= n || c.end != 0 || windows_admin;
-        let args_shellish = (0..c.nargs).all(|k| {
-            let a = c.args[k].as_bytes();
-            shellish(a) || is_number(a)
-        }) || matches!(
-            c.name.command_name(),
-            b"net"
-                | b"reg"
-                | b"netsh"
-                | b"perl"
-                | b"python"
-                | b"python3"
-                | b"php"
-                | b"ruby"
-                | b"powershell"
-                | b"nc"
-                | b"ncat"
-                | b"echo"
-        );
-        if v == Verdict::Attack && whole && args_shellish {
-            return Some("cmdi-command");
-        }
-        if c.name.obfuscated && v >= Verdict::Plausible {
-            return Some("cmdi-obfuscated-command");
-        }
-    }
     let mut i = 0;
     while i < n {
         let b = s[i];
@@ -900,6 +872,47 @@ pub fn detect(view: &[u8]) -> Option<Rule> {
     None
 }
 
+/// A command at the very start of the text (after the quote that closes the application's
+/// string, if any): only unmistakable ones.
+fn leading_command(s: &[u8], cmd: &mut Command) -> Option<Rule> {
+    let n = s.len();
+    let start = s
+        .iter()
+        .position(|&b| !matches!(b, b'\'' | b'"') && !is_blank(b))
+        .unwrap_or(n);
+    read_command(s, start, false, cmd);
+    let c = &*cmd;
+    let v = judge(c);
+    // The whole first segment must be the command line: `rm -rf is dangerous` is prose.
+    let windows_admin = matches!(c.name.command_name(), b"net" | b"reg" | b"netsh");
+    let whole = c.stop >= n || c.end != 0 || windows_admin;
+    let args_shellish = (0..c.nargs).all(|k| {
+        let a = c.args[k].as_bytes();
+        shellish(a) || is_number(a)
+    }) || matches!(
+        c.name.command_name(),
+        b"net"
+            | b"reg"
+            | b"netsh"
+            | b"perl"
+            | b"python"
+            | b"python3"
+            | b"php"
+            | b"ruby"
+            | b"powershell"
+            | b"nc"
+            | b"ncat"
+            | b"echo"
+    );
+    if v == Verdict::Attack && whole && args_shellish {
+        return Some("cmdi-command");
+    }
+    if c.name.obfuscated && v >= Verdict::Plausible {
+        return Some("cmdi-obfuscated-command");
+    }
+    None
+}
+
 /// Commands that prove execution when code runs them (`system('echo x')`), whatever the
 /// arguments.
 fn common_command(name: &[u8]) -> bool {
@@ -930,16 +943,6 @@ fn common_command(name: &[u8]) -> bool {
     )
 }
 
-/// Bit marks for `(`, `{`, `$` and `<`, the bytes [`whole_text_rules`] needs.
-static MARKS: [u8; 256] = {
-    let mut t = [0u8; 256];
-    t[b'(' as usize] = 1;
-    t[b'{' as usize] = 2;
-    t[b'$' as usize] = 4;
-    t[b'<' as usize] = 8;
-    t
-};
-
 /// After the closing backtick at `close`: a space and then more words (Markdown code in a
 /// sentence), rather than the end, a separator or a quote (shell substitution).
 fn markdown_span(s: &[u8], close: usize) -> bool {
@@ -955,19 +958,17 @@ fn markdown_span(s: &[u8], close: usize) -> bool {
 }
 
 /// Constructs that are command execution wherever they appear.
-fn whole_text_rules(s: &[u8]) -> Option<Rule> {
+fn whole_text_rules(s: &[u8], marks: Marks) -> Option<Rule> {
     // Every construct below needs one of these bytes; most messages have none.
-    // One branch-free pass collects which of the bytes below occur.
-    let seen = s.iter().fold(0u8, |acc, &b| acc | MARKS[usize::from(b)]);
-    let paren = seen & 1 != 0;
-    let brace = seen & 2 != 0;
-    let dollar = seen & 4 != 0;
-    let angle = seen & 8 != 0;
+    let paren = marks.has(b'(');
+    let brace = marks.has(b'{');
+    let dollar = marks.has(b'$');
+    let angle = marks.has(b'<');
     if !(paren || brace || angle) {
         return None;
     }
     // Shellshock function definition.
-    if let Some(p) = find(s, b"() {").filter(|_| paren && brace) {
+    if let Some(p) = (paren && brace).then(|| find(s, b"() {")).flatten() {
         let rest = &s[p + 4..s.len().min(p + 12)];
         if rest.trim_ascii_start().starts_with(b":;") || rest.trim_ascii_start().starts_with(b": ;")
         {
@@ -998,7 +999,7 @@ fn whole_text_rules(s: &[u8]) -> Option<Rule> {
         b"php_uname(",
         b"get_current_user(",
     ] {
-        if let Some(p) = find(s, f).filter(|_| paren) {
+        if let Some(p) = paren.then(|| find(s, f)).flatten() {
             if p == 0 || !(s[p - 1].is_ascii_alphanumeric() || s[p - 1] == b'_') {
                 return Some("cmdi-code-exec");
             }
@@ -1009,7 +1010,7 @@ fn whole_text_rules(s: &[u8]) -> Option<Rule> {
         return Some("cmdi-ssi");
     }
     // Server-side template injection reaching Python object internals.
-    if let Some(p) = find(s, b"{{").filter(|_| brace) {
+    if let Some(p) = brace.then(|| find(s, b"{{")).flatten() {
         let window = &s[p..s.len().min(p + 256)];
         // The arithmetic probe of template injection: `{{7*7}}`.
         let inner = window[2..].trim_ascii_start();
@@ -1115,34 +1116,12 @@ fn whole_text_rules(s: &[u8]) -> Option<Rule> {
     None
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || hay.len() < needle.len() {
-        return None;
-    }
-    let first = needle[0];
-    let last = hay.len() - needle.len();
-    let mut i = 0;
-    while i <= last {
-        match hay[i..=last].iter().position(|&b| b == first) {
-            Some(p) => {
-                i += p;
-                if hay[i..].starts_with(needle) {
-                    return Some(i);
-                }
-                i += 1;
-            }
-            None => return None,
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn hit(s: &str) -> Option<Rule> {
-        detect(s.to_ascii_lowercase().as_bytes())
+        super::super::normalize::on_lowercase(s, detect)
     }
 
     #[test]

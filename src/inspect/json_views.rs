@@ -13,6 +13,8 @@ pub struct JsonStrings {
     pub buf: Vec<u8>,
     /// Byte ranges of the strings in `buf`.
     pub spans: Vec<(usize, usize)>,
+    /// `keys[k]`: string k is an object key (a field name), not a value.
+    pub keys: Vec<bool>,
     stack: Vec<u8>,
 }
 
@@ -21,6 +23,7 @@ impl JsonStrings {
     pub fn clear(&mut self) {
         self.buf.clear();
         self.spans.clear();
+        self.keys.clear();
         self.stack.clear();
     }
 
@@ -126,6 +129,9 @@ impl JsonStrings {
                     if c != b'"' || !self.string(&mut p) {
                         return false;
                     }
+                    if let Some(key) = self.keys.last_mut() {
+                        *key = true;
+                    }
                     p.ws();
                     if p.peek() != Some(b':') {
                         return false;
@@ -155,6 +161,7 @@ impl JsonStrings {
                 Some(b'"') => {
                     p.i += 1;
                     self.spans.push((start, self.buf.len()));
+                    self.keys.push(false);
                     return true;
                 }
                 Some(b'\\') => {
@@ -293,6 +300,13 @@ mod tests {
                 .map(|&(a, b)| String::from_utf8_lossy(&j.buf[a..b]).into_owned())
                 .collect(),
         )
+    }
+
+    #[test]
+    fn marks_which_strings_are_keys() {
+        let mut j = JsonStrings::default();
+        assert!(j.extract(br#"{"a":"b","c":["d",{"e":"f"}]}"#));
+        assert_eq!(j.keys, [true, false, true, false, true, false]);
     }
 
     #[test]

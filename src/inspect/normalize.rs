@@ -6,7 +6,7 @@
 //! Views are byte strings: ASCII is lowercased, everything else stays UTF-8 (or whatever bytes a
 //! binary message had). Detectors only look at ASCII structure, so they never need to decode.
 
-/// Appends the folded form of `input` to `out` and reports whether anything changed.
+/// Appends the folded form of `input` to `out` and returns the [`Marks`] of what it wrote.
 ///
 /// - ASCII letters are lowercased;
 /// - NUL, the other C0 controls (except tab, line feed, form feed and carriage return) and DEL are
@@ -17,65 +17,65 @@
 /// - typographic quotes and primes become ASCII quotes (Windows best-fit mapping does the same);
 /// - Unicode spaces (NBSP, U+2000..U+200A, U+3000) become a space, U+2028/U+2029 and U+0085 a line
 ///   feed, and zero-width characters (U+200B..U+200D, U+2060, U+FEFF) are dropped.
-pub fn fold(input: &[u8], out: &mut Vec<u8>) -> bool {
+pub fn fold(input: &[u8], out: &mut Vec<u8>) -> Marks {
     // The output is never longer than the input: write into a buffer of that size, then trim.
     let start = out.len();
     out.resize(start + input.len(), 0);
     let buf = &mut out[start..];
-    let mut changed = false;
     let mut i = 0;
     let mut j = 0;
     let n = input.len();
-    // Consecutive single bytes just copied: past a few, the rest of the run goes in bulk.
-    let mut streak = 0;
+    // The OR of the table entries of every byte written: its high bits are the marks.
+    let mut acc = 0u64;
     while i < n {
-        let b = input[i];
-        let class = FOLD[usize::from(b)];
-        if class & SPECIAL == 0 {
-            if streak >= 8 {
-                let run = input[i..]
-                    .iter()
-                    .position(|&c| FOLD[usize::from(c)] & (SPECIAL | KEEP) != KEEP)
-                    .unwrap_or(n - i);
-                let chunk = &input[i..i + run];
-                changed |= chunk.iter().any(u8::is_ascii_uppercase);
-                for (d, &c) in buf[j..j + run].iter_mut().zip(chunk) {
-                    *d = c.to_ascii_lowercase();
-                }
-                i += run;
-                j += run;
-                streak = 0;
-                if run > 0 {
-                    continue;
-                }
+        // Eight bytes at a time while each is kept as one byte (most text): one table lookup
+        // per byte and no branch on any of them.
+        if let (Some(chunk), Some(dst)) = (input.get(i..i + 8), buf.get_mut(j..j + 8)) {
+            let mut all = u64::MAX;
+            let mut any = 0u64;
+            let mut bytes = [0u8; 8];
+            for (d, &b) in bytes.iter_mut().zip(chunk) {
+                let e = FOLD[usize::from(b)];
+                *d = e as u8;
+                all &= e;
+                any |= e;
             }
-            // Single bytes: copied (ASCII lowercased, vertical tab as a space) or dropped
+            if all & KEEP != 0 && any & SPECIAL == 0 {
+                dst.copy_from_slice(&bytes);
+                acc |= any;
+                i += 8;
+                j += 8;
+                continue;
+            }
+        }
+        let b = input[i];
+        let e = FOLD[usize::from(b)];
+        if e & SPECIAL == 0 {
+            // A single byte: copied (ASCII lowercased, vertical tab as a space) or dropped
             // (controls), without a branch on which.
-            buf[j] = FOLD_MAP[usize::from(b)];
-            j += usize::from(class & KEEP);
-            changed |= class & CHANGES != 0;
+            buf[j] = e as u8;
+            j += ((e & KEEP) >> KEEP_SHIFT) as usize;
+            acc |= e;
             i += 1;
-            streak += 1;
             continue;
         }
-        streak = 0;
         if b == 0xef && input.get(i + 1) == Some(&0xbf) && input.get(i + 2) == Some(&0xbd) {
             // U+FFFD, the common case in text that was not UTF-8: one opaque byte per run.
             buf[j] = OPAQUE;
             j += 1;
+            acc |= MARK[usize::from(OPAQUE)] << MARK_SHIFT;
             i += 3;
             while input[i..].starts_with(REPLACEMENT) {
                 i += 3;
             }
-            changed = true;
             continue;
         }
         let (consumed, emit) = fold_special(&input[i..]);
         if let Some(e) = emit {
             buf[j] = e;
             j += 1;
+            acc |= MARK[usize::from(e)] << MARK_SHIFT;
         }
-        changed |= !(consumed == 1 && emit == Some(b));
         i += consumed.max(1);
         if emit == Some(OPAQUE) {
             // A run of U+FFFD carries nothing more than one.
@@ -85,55 +85,137 @@ pub fn fold(input: &[u8], out: &mut Vec<u8>) -> bool {
         }
     }
     out.truncate(start + j);
-    changed
+    Marks(acc >> MARK_SHIFT)
 }
 
-/// [`FOLD`] bits.
-const KEEP: u8 = 1;
-const CHANGES: u8 = 2;
-const SPECIAL: u8 = 4;
+/// [`FOLD`] layout: the byte written (bits 0-7), whether it is kept, whether the byte may start
+/// a sequence that needs [`fold_special`] (ESC and the lead bytes of rewritten UTF-8
+/// sequences), and from [`MARK_SHIFT`] on the byte's [`Marks`] bit.
+const KEEP_SHIFT: u32 = 8;
+const KEEP: u64 = 1 << KEEP_SHIFT;
+const SPECIAL: u64 = 1 << 9;
+const MARK_SHIFT: u32 = 16;
 
-/// Per byte: whether [`fold`] keeps it, whether doing so changes it, and whether it may start a
-/// sequence that needs [`fold_special`] (ESC and the lead bytes of rewritten UTF-8 sequences).
-static FOLD: [u8; 256] = {
-    let mut t = [0u8; 256];
+static FOLD: [u64; 256] = {
+    let mut t = [0u64; 256];
     let mut b = 0;
     while b < 256 {
         let c = b as u8;
-        t[b] = if c == 0x1b || is_fold_lead(c) {
-            SPECIAL
-        } else if (c >= 0x20 && c < 0x7f) || c >= 0x80 || matches!(c, b'\t' | b'\n' | b'\r' | 0x0c)
-        {
-            if c.is_ascii_uppercase() {
-                KEEP | CHANGES
-            } else {
-                KEEP
-            }
-        } else if c == 0x0b {
-            KEEP | CHANGES
-        } else {
-            CHANGES
-        };
-        b += 1;
-    }
-    t
-};
-
-/// What [`fold`] writes for a single byte it keeps.
-static FOLD_MAP: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        t[b] = if c == 0x0b {
+        let out = if c == 0x0b {
             b' '
         } else {
             c.to_ascii_lowercase()
         };
+        let keep = (c >= 0x20 && c < 0x7f)
+            || c >= 0x80
+            || matches!(c, b'\t' | b'\n' | b'\r' | 0x0c | 0x0b);
+        t[b] = if c == 0x1b || is_fold_lead(c) {
+            SPECIAL
+        } else if keep {
+            out as u64 | KEEP | (mark_bit(out) << MARK_SHIFT)
+        } else {
+            0
+        };
         b += 1;
     }
     t
 };
+
+/// Which kinds of byte a view holds, one bit per kind: each ASCII punctuation character, space,
+/// tab, line feed, carriage return and form feed has its own bit; letters share one, digits one,
+/// and bytes above 0x7f one (0xbc, the 7-bit `<`, also has its own). [`fold`] computes them as it
+/// writes a view, so a detector can tell in one test that a view lacks every byte one of its
+/// rules needs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Marks(u64);
+
+/// The [`Marks`] bit of byte `b`.
+const fn mark_bit(b: u8) -> u64 {
+    let k = match b {
+        b'!'..=b'/' => b - b'!',
+        b':'..=b'@' => 15 + b - b':',
+        b'['..=b'`' => 22 + b - b'[',
+        b'{'..=b'~' => 28 + b - b'{',
+        b' ' => 32,
+        b'\t' => 33,
+        b'\n' => 34,
+        b'\r' => 35,
+        0x0c => 36,
+        b'0'..=b'9' => 37,
+        b'a'..=b'z' | b'A'..=b'Z' => 38,
+        0xbc => 39,
+        0x80..=0xff => 40,
+        _ => 41,
+    };
+    let bit = 1u64 << k;
+    // 0xbc is also a byte above 0x7f.
+    if b == 0xbc {
+        bit | 1 << 40
+    } else {
+        bit
+    }
+}
+
+impl Marks {
+    /// The marks of every byte in `bytes` (a constant set to test views against).
+    pub const fn of(bytes: &[u8]) -> Marks {
+        let mut m = 0;
+        let mut k = 0;
+        while k < bytes.len() {
+            m |= mark_bit(bytes[k]);
+            k += 1;
+        }
+        Marks(m)
+    }
+    /// Does the view hold any byte of `set`?
+    pub fn any(self, set: Marks) -> bool {
+        self.0 & set.0 != 0
+    }
+    /// Does the view hold byte `b` (or another byte of its kind: letters, digits, non-ASCII)?
+    pub fn has(self, b: u8) -> bool {
+        self.0 & mark_bit(b) != 0
+    }
+    /// A space.
+    pub fn space(self) -> bool {
+        self.has(b' ')
+    }
+    /// A `+`.
+    pub fn plus(self) -> bool {
+        self.has(b'+')
+    }
+    /// A `%`, `&` or `\` (what starts an escape the decode pass reads).
+    pub fn escape_intro(self) -> bool {
+        self.any(ESCAPE_INTRO)
+    }
+}
+
+const ESCAPE_INTRO: Marks = Marks::of(b"%&\\");
+
+/// [`mark_bit`] of every byte.
+static MARK: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = mark_bit(b as u8);
+        b += 1;
+    }
+    t
+};
+
+/// Runs `detect` on `s` lowercased, with its marks: what the detectors' unit tests feed them.
+#[cfg(test)]
+pub fn on_lowercase(
+    s: &str,
+    detect: fn(&[u8], Marks) -> Option<&'static str>,
+) -> Option<&'static str> {
+    let view = s.to_ascii_lowercase();
+    detect(view.as_bytes(), marks(view.as_bytes()))
+}
+
+/// The marks of `view` (for views [`fold`] did not write).
+pub fn marks(view: &[u8]) -> Marks {
+    Marks(view.iter().fold(0u64, |acc, &b| acc | MARK[usize::from(b)]))
+}
 
 /// A sequence starting with ESC or a fold lead byte: (bytes consumed, byte written if any).
 fn fold_special(s: &[u8]) -> (usize, Option<u8>) {
@@ -215,57 +297,10 @@ fn push_code_point(out: &mut Vec<u8>, cp: u32) {
     out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
 }
 
-/// Which of a few significant bytes a view contains, as [`Marks`] bits, in one branch-free pass.
-pub fn marks(view: &[u8]) -> Marks {
-    Marks(
-        view.iter()
-            .fold(0u8, |acc, &b| acc | MARK_TABLE[usize::from(b)]),
-    )
-}
-
-/// The significant bytes present in a view (see [`marks`]).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Marks(u8);
-
-impl Marks {
-    /// A space.
-    pub fn space(self) -> bool {
-        self.0 & 1 != 0
-    }
-    /// A `+`.
-    pub fn plus(self) -> bool {
-        self.0 & 2 != 0
-    }
-    /// A `'`.
-    pub fn single_quote(self) -> bool {
-        self.0 & 4 != 0
-    }
-    /// A `"`.
-    pub fn double_quote(self) -> bool {
-        self.0 & 8 != 0
-    }
-    /// A `%`, `&` or `\` (what starts an escape the decode pass reads).
-    pub fn escape_intro(self) -> bool {
-        self.0 & 16 != 0
-    }
-}
-
-static MARK_TABLE: [u8; 256] = {
-    let mut t = [0u8; 256];
-    t[b' ' as usize] = 1;
-    t[b'+' as usize] = 2;
-    t[b'\'' as usize] = 4;
-    t[b'"' as usize] = 8;
-    t[b'%' as usize] = 16;
-    t[b'&' as usize] = 16;
-    t[b'\\' as usize] = 16;
-    t
-};
-
-/// True when `input` holds something the decode pass would change (cheap pre-check).
-pub fn has_decodable(input: &[u8], plus_is_space: bool) -> bool {
-    // Most texts have none of the introducers: one branch-free pass settles it.
-    let m = marks(input);
+/// True when `input`, whose marks are `m`, holds something the decode pass would change (cheap
+/// pre-check).
+pub fn has_decodable(input: &[u8], m: Marks, plus_is_space: bool) -> bool {
+    // Most texts have none of the introducers: the marks settle it.
     if !(m.escape_intro() || plus_is_space && m.plus()) {
         return false;
     }
@@ -585,6 +620,35 @@ mod tests {
         assert_eq!(folded("a\0b\x01c\td"), "abc\td");
         assert_eq!(folded("a\u{200b}b\u{3000}c"), "ab c");
         assert_eq!(folded("héllo"), "héllo");
+    }
+
+    #[test]
+    fn fold_maps_vertical_tab_anywhere() {
+        // Also past the first eight bytes, where whole chunks are copied.
+        assert_eq!(folded("ABCDEFGHIJ\x0bk"), "abcdefghij k");
+        assert_eq!(folded("\x0bx"), " x");
+    }
+
+    #[test]
+    fn fold_marks_what_it_writes() {
+        let mut x: u32 = 0x2545_f491;
+        for len in [0usize, 1, 7, 8, 9, 64, 500] {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    let alphabet = b"aZ9 <>;'(\t\x0b\x00\x1b[\xbc\xef\xbc\x9c\xe2\x80\x99\xc2\xa0";
+                    alphabet[(x as usize) % alphabet.len()]
+                })
+                .collect();
+            let mut out = Vec::new();
+            let m = fold(&bytes, &mut out);
+            assert_eq!(m, marks(&out), "{bytes:?}");
+        }
+        assert!(marks(b"a(b").has(b'('));
+        assert!(!marks(b"ab").any(Marks::of(b"()")));
+        assert!(marks(b"x").has(b'q'), "letters share a mark");
     }
 
     #[test]

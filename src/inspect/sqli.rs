@@ -15,6 +15,7 @@
 //! is how `UNION/**/SELECT` and friends are normalized. MySQL `/*! ... */` bodies are tokenized as
 //! code.
 
+use super::normalize::Marks;
 use super::wordset::WordSet;
 
 /// Tokens kept for the anchored rules.
@@ -743,8 +744,8 @@ struct Anchor {
 /// A rule id (`sqli-union`, ...).
 type Rule = &'static str;
 
-/// Runs every context over `view`; returns the first rule that fires.
-pub fn detect(view: &[u8]) -> Option<Rule> {
+/// Runs every context over `view` (whose marks are `marks`); returns the first rule that fires.
+pub fn detect(view: &[u8], marks: Marks) -> Option<Rule> {
     if view.is_empty() {
         return None;
     }
@@ -761,8 +762,7 @@ pub fn detect(view: &[u8]) -> Option<Rule> {
     if let Some(r) = run(view, Context::Bare, mode) {
         return Some(r);
     }
-    let marks = super::normalize::marks(view);
-    for (q, present) in [(b'\'', marks.single_quote()), (b'"', marks.double_quote())] {
+    for (q, present) in [(b'\'', marks.has(b'\'')), (b'"', marks.has(b'"'))] {
         if present {
             if let Some(r) = run(view, Context::Quoted(q), mode) {
                 return Some(r);
@@ -1951,7 +1951,7 @@ mod tests {
     use super::*;
 
     fn hit(s: &str) -> Option<Rule> {
-        detect(s.to_ascii_lowercase().as_bytes())
+        super::super::normalize::on_lowercase(s, detect)
     }
 
     #[test]

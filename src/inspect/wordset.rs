@@ -1,18 +1,40 @@
 //! A fixed set of short ASCII words (keywords, command names) with a constant-time lookup: an
 //! open-addressing table over an FNV-1a hash, built once on first use. Matching a word costs one
-//! hash and usually one comparison, instead of a memcmp per candidate.
+//! hash and usually one comparison, instead of a memcmp per candidate; most words that are not in
+//! the set (the ordinary words of a message) are turned away before that by a 4096-bit filter on
+//! their length, first and last byte.
 
 use std::sync::OnceLock;
 
 /// Slots of the index: a power of two well above any word list here (load stays under 0.5).
 const SLOTS: usize = 1024;
 
-/// The index of one word list: slot value = position in the list + 1, 0 = empty. The list holds
-/// entries of any type; `key` says which word an entry stands for.
+/// Bits of the filter.
+const FILTER_BITS: usize = 4096;
+
+/// The index of one word list. The list holds entries of any type; `key` says which word an
+/// entry stands for.
 pub struct WordSet<T: 'static = &'static [u8]> {
     entries: &'static [T],
     key: fn(&T) -> &[u8],
-    index: OnceLock<Box<[u16; SLOTS]>>,
+    index: OnceLock<Box<Index>>,
+}
+
+struct Index {
+    /// Slot value = position in the list + 1, 0 = empty.
+    slots: [u16; SLOTS],
+    /// Bit [`filter_bit`] of every word in the list.
+    filter: [u64; FILTER_BITS / 64],
+}
+
+/// A word's bit in the filter: its length, first and last byte, mixed.
+#[inline]
+fn filter_bit(word: &[u8]) -> usize {
+    let (Some(&first), Some(&last)) = (word.first(), word.last()) else {
+        return 0;
+    };
+    let k = (u32::from(first) << 16) | (u32::from(last) << 8) | (word.len() as u32 & 0xff);
+    (k.wrapping_mul(0x9e37_79b1) >> 20) as usize
 }
 
 fn hash(word: &[u8]) -> usize {
@@ -40,31 +62,49 @@ impl<T> WordSet<T> {
         }
     }
 
-    fn index(&self) -> &[u16; SLOTS] {
+    fn index(&self) -> &Index {
         self.index.get_or_init(|| {
-            let mut t = Box::new([0u16; SLOTS]);
+            let mut t = Box::new(Index {
+                slots: [0u16; SLOTS],
+                filter: [0u64; FILTER_BITS / 64],
+            });
             for (i, e) in self.entries.iter().enumerate().take(SLOTS / 2 - 1) {
-                let mut h = hash((self.key)(e)) % SLOTS;
-                while t[h] != 0 {
+                let word = (self.key)(e);
+                let mut h = hash(word) % SLOTS;
+                while t.slots[h] != 0 {
                     h = (h + 1) % SLOTS;
                 }
-                t[h] = u16::try_from(i + 1).unwrap_or(0);
+                t.slots[h] = u16::try_from(i + 1).unwrap_or(0);
+                let bit = filter_bit(word);
+                t.filter[bit / 64] |= 1 << (bit % 64);
             }
             t
         })
     }
 
     /// The entry for `word`, if there is one.
+    #[inline]
     pub fn get(&self, word: &[u8]) -> Option<&'static T> {
         self.position(word).and_then(|p| self.entries.get(p))
     }
 
     /// The position of `word` in the list, if it is there.
+    #[inline]
     pub fn position(&self, word: &[u8]) -> Option<usize> {
         let index = self.index();
+        let bit = filter_bit(word);
+        if index.filter[bit / 64] & (1 << (bit % 64)) == 0 {
+            return None;
+        }
+        self.probe(index, word)
+    }
+
+    /// The hash table lookup, for words the filter let through.
+    #[inline(never)]
+    fn probe(&self, index: &Index, word: &[u8]) -> Option<usize> {
         let mut h = hash(word) % SLOTS;
         loop {
-            let slot = usize::from(index[h]);
+            let slot = usize::from(index.slots[h]);
             if slot == 0 {
                 return None;
             }
@@ -80,6 +120,7 @@ impl<T> WordSet<T> {
     }
 
     /// Is `word` in the list?
+    #[inline]
     pub fn contains(&self, word: &[u8]) -> bool {
         self.position(word).is_some()
     }
