@@ -28,21 +28,21 @@ pub use custom::CustomPatterns;
 #[doc(hidden)]
 pub mod fuzzing {
     pub use super::json_views::JsonStrings;
-    pub use super::normalize::{decode, fold, has_decodable};
+    pub use super::normalize::{decode, fold, has_decodable, marks, Marks};
 
     /// The XSS detector over a folded view.
     pub fn xss(view: &[u8]) -> Option<&'static str> {
-        super::xss::detect(view)
+        super::xss::detect(view, marks(view))
     }
 
     /// The SQL injection detector over a folded view.
     pub fn sqli(view: &[u8]) -> Option<&'static str> {
-        super::sqli::detect(view)
+        super::sqli::detect(view, marks(view))
     }
 
     /// The command injection detector over a folded view.
     pub fn cmdi(view: &[u8]) -> Option<&'static str> {
-        super::cmdi::detect(view)
+        super::cmdi::detect(view, marks(view))
     }
 }
 
