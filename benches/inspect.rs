@@ -22,6 +22,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use sentinel_agent_websocket_inspector::inspect::{
     DetectionSettings, Inspector, MessagePart, Scratch,
 };
+use sentinel_agent_websocket_inspector::testdata::pseudo_random_bytes;
 
 const MIB: usize = 1 << 20;
 
@@ -145,26 +146,13 @@ fn adversarial_cpu(c: &mut Criterion<ThreadCpuTime>) {
     adversarial_in(c, "adversarial-1MiB-cpu");
 }
 
-/// Deterministic pseudo-random bytes (compressed, encrypted or media data look the same).
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 56) as u8
-        })
-        .collect()
-}
-
 /// 64 KiB binary messages: random bytes; a binary protocol frame (a header with printable
 /// field names, random payload, and an attack in a length-prefixed string field); and the
 /// worst case for the text-run reader, text in runs just long enough to be read.
 fn binary_cases() -> Vec<(&'static str, Vec<u8>)> {
     const SIZE: usize = 64 * 1024;
-    let random = random_bytes(SIZE, 0x9e37_79b9_7f4a_7c15);
-    let mut frame = random_bytes(SIZE, 42);
+    let random = pseudo_random_bytes(SIZE, 0x9e37_79b9_7f4a_7c15);
+    let mut frame = pseudo_random_bytes(SIZE, 42);
     let header = b"\x00\x01WSPROTO\x00\x0bcontent-type\x00\x18application/x-protobuf";
     frame[..header.len()].copy_from_slice(header);
     let attack = b"\x12\x2a<img src=x onerror=alert(document.domain)>\x1a";

@@ -27,6 +27,7 @@ use sentinel_agent_websocket_inspector::model::{Direction, Frame, Opcode, Verdic
 use sentinel_agent_websocket_inspector::options::PolicyOptions;
 use sentinel_agent_websocket_inspector::pipeline::{evaluate, InspectJob, PipelineScratch};
 use sentinel_agent_websocket_inspector::policy::Policy;
+use sentinel_agent_websocket_inspector::testdata::pseudo_random_bytes;
 use sentinel_agent_websocket_inspector::transport::json_wire::{
     decode_frame, encode_frame_response, FrameInterner,
 };
@@ -74,15 +75,7 @@ fn chat_100() -> Vec<u8> {
 }
 
 fn binary(size: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..size)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 56) as u8
-        })
-        .collect()
+    pseudo_random_bytes(size, 0x9E37_79B9_7F4A_7C15)
 }
 
 fn frame_event(payload: &[u8], opcode: &str) -> String {

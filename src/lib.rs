@@ -20,6 +20,8 @@ pub mod pipeline;
 pub mod policy;
 pub mod server;
 pub mod telemetry;
+#[doc(hidden)]
+pub mod testdata;
 pub mod transport;
 pub mod util;
 pub mod validate;

@@ -2,6 +2,7 @@
 //! requires to be caught, what must be left alone, and robustness on hostile input.
 
 use super::*;
+use crate::testdata::pseudo_random_bytes;
 
 fn inspector() -> Inspector {
     Inspector::new(&DetectionSettings {
@@ -300,23 +301,10 @@ fn hostile_inputs_do_not_panic() {
     }
 }
 
-/// Deterministic pseudo-random bytes (xorshift).
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 56) as u8
-        })
-        .collect()
-}
-
 /// A 64 KiB binary message in the shape binary protocols have: random payload (compressed or
 /// encrypted data), with `text` as a length-prefixed string field in the middle.
 fn binary_frame(text: &str, seed: u64) -> Vec<u8> {
-    let mut data = random_bytes(64 * 1024, seed);
+    let mut data = pseudo_random_bytes(64 * 1024, seed);
     let mut field = vec![0x12, u8::try_from(text.len()).expect("short text")];
     field.extend_from_slice(text.as_bytes());
     field.push(0x1a);
@@ -363,7 +351,7 @@ fn binary_messages_are_read_through_their_text_runs() {
 #[test]
 fn random_binary_messages_are_clean() {
     for seed in 1..=32 {
-        let data = random_bytes(64 * 1024, seed);
+        let data = pseudo_random_bytes(64 * 1024, seed);
         assert_eq!(binary_tags(&data), Vec::<AuditTag>::new(), "seed {seed}");
     }
     // Ordinary text fields in a binary message stay clean too.
@@ -409,7 +397,7 @@ fn text_runs_are_every_long_enough_stretch_of_text() {
         .chain([0x00, 0x1b, 0x7f, 0x80, 0xc3, 0xe2, 0xf0, 0xff])
         .collect();
     for seed in 1..200u64 {
-        let raw = random_bytes(2000, seed);
+        let raw = pseudo_random_bytes(2000, seed);
         let data: Vec<u8> = raw
             .iter()
             .enumerate()
