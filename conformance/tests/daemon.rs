@@ -9,6 +9,31 @@ use sentinel_agent_protocol::{AgentClient, EventType, WebSocketDecision, WebSock
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A proxy connection the agent has accepted and answered a frame on, to be held open through a
+/// drain (a connection still in the listen backlog is not one the agent waits for).
+fn served_connection(agent: &conformance::Agent) -> std::os::unix::net::UnixStream {
+    use std::io::{Read, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(agent.socket()).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let request = serde_json::to_vec(&serde_json::json!({
+        "version": 1,
+        "event_type": "web_socket_frame",
+        "payload": frame("held", "hello"),
+    }))
+    .unwrap();
+    stream
+        .write_all(&(request.len() as u32).to_be_bytes())
+        .unwrap();
+    stream.write_all(&request).unwrap();
+    let mut length = [0u8; 4];
+    stream.read_exact(&mut length).unwrap();
+    let mut response = vec![0u8; u32::from_be_bytes(length) as usize];
+    stream.read_exact(&mut response).unwrap();
+    let response: serde_json::Value = serde_json::from_slice(&response).unwrap();
+    assert_eq!(response["decision"], "allow", "{response}");
+    stream
+}
+
 fn frame(cid: &str, text: &str) -> WebSocketFrameEvent {
     WebSocketFrameEvent {
         correlation_id: cid.into(),
@@ -104,7 +129,7 @@ fn drain_timeout_bounds_the_wait_for_proxies() {
     let mut agent = AgentConfig::default()
         .args(["--drain-timeout", "1"])
         .start();
-    let _held = std::os::unix::net::UnixStream::connect(agent.socket()).unwrap();
+    let held = served_connection(&agent);
     agent.signal("INT");
     let started = std::time::Instant::now();
     let status = agent.wait_exit(Duration::from_secs(10));
@@ -115,6 +140,7 @@ fn drain_timeout_bounds_the_wait_for_proxies() {
         "{}",
         agent.log()
     );
+    drop(held);
 }
 
 #[tokio::test]
@@ -158,7 +184,7 @@ fn readyz_turns_503_while_draining() {
         .start();
     assert_eq!(agent.http_get("/readyz").0, 200);
     assert_eq!(agent.http_get("/healthz").0, 200);
-    let _held = std::os::unix::net::UnixStream::connect(agent.socket()).unwrap();
+    let _held = served_connection(&agent);
     agent.signal("TERM");
     let deadline = std::time::Instant::now() + TIMEOUT;
     while agent.http_get("/readyz").0 != 503 {
@@ -176,7 +202,7 @@ fn a_second_signal_exits_at_once() {
     let mut agent = AgentConfig::default()
         .args(["--drain-timeout", "60"])
         .start();
-    let _held = std::os::unix::net::UnixStream::connect(agent.socket()).unwrap();
+    let _held = served_connection(&agent);
     agent.signal("TERM");
     agent.wait_for_log("draining", TIMEOUT);
     let started = std::time::Instant::now();
