@@ -46,17 +46,30 @@ const DROPPED: [&str; 7] = [
     "\0", "\u{1}", "\u{1b}", "\u{7f}", "\u{200b}", "\u{feff}", "\u{2060}",
 ];
 
+/// `text` upper-cased with characters the fold pass drops inserted where `mask` says. A
+/// terminal sequence (ESC, `[`, digits, `;`, `?`, a letter) is dropped whole, so nothing is
+/// inserted inside one and no ESC right before a `[`.
 fn disguised(text: &str, mask: &[u8]) -> String {
     let mut out = String::with_capacity(text.len() * 2);
-    for (i, c) in text.chars().enumerate() {
+    let mut chars = text.chars().enumerate().peekable();
+    // 1: just after an ESC; 2: inside the parameters of `ESC [`.
+    let mut escape = 0u8;
+    while let Some((i, c)) = chars.next() {
         out.push(c.to_ascii_uppercase());
+        escape = match (escape, c) {
+            (_, '\u{1b}') => 1,
+            (1, '[') | (2, '0'..='9' | ';' | '?') => 2,
+            _ => 0,
+        };
         let m = if mask.is_empty() {
             0
         } else {
             mask[i % mask.len()]
         };
-        if m & 0x80 != 0 {
-            out.push_str(DROPPED[usize::from(m) % DROPPED.len()]);
+        let inserted = DROPPED[usize::from(m) % DROPPED.len()];
+        let before_bracket = chars.peek().is_some_and(|&(_, next)| next == '[');
+        if m & 0x80 != 0 && escape == 0 && !(inserted == "\u{1b}" && before_bracket) {
+            out.push_str(inserted);
         }
     }
     out

@@ -11,8 +11,9 @@
 /// - ASCII letters are lowercased;
 /// - NUL, the other C0 controls (except tab, line feed, form feed and carriage return) and DEL are
 ///   dropped, as browsers and many parsers drop or ignore them, and so are whole terminal control
-///   sequences (`ESC [ 2 A`);
-/// - a run of U+FFFD (what invalid UTF-8 became) shrinks to one opaque non-ASCII byte;
+///   sequences (`ESC [ 2 A`, `ESC [ 1;31 m`: numeric parameters and a letter, nothing else);
+/// - a run of U+FFFD (what invalid UTF-8 became) shrinks to one opaque non-ASCII byte, also when
+///   characters this pass drops sit inside the run;
 /// - fullwidth forms U+FF01..U+FF5E and the small-form `﹤﹥` become their ASCII letters;
 /// - typographic quotes and primes become ASCII quotes (Windows best-fit mapping does the same);
 /// - Unicode spaces (NBSP, U+2000..U+200A, U+3000) become a space, U+2028/U+2029 and U+0085 a line
@@ -60,10 +61,13 @@ pub fn fold(input: &[u8], out: &mut Vec<u8>) -> Marks {
             continue;
         }
         if b == 0xef && input.get(i + 1) == Some(&0xbf) && input.get(i + 2) == Some(&0xbd) {
-            // U+FFFD, the common case in text that was not UTF-8: one opaque byte per run.
-            buf[j] = OPAQUE;
-            j += 1;
-            acc |= MARK[usize::from(OPAQUE)] << MARK_SHIFT;
+            // U+FFFD, the common case in text that was not UTF-8: one opaque byte per run, also
+            // when bytes this pass drops (controls, zero-width characters) sit inside the run.
+            if j == 0 || buf[j - 1] != OPAQUE {
+                buf[j] = OPAQUE;
+                j += 1;
+                acc |= MARK[usize::from(OPAQUE)] << MARK_SHIFT;
+            }
             i += 3;
             while input[i..].starts_with(REPLACEMENT) {
                 i += 3;
@@ -71,7 +75,7 @@ pub fn fold(input: &[u8], out: &mut Vec<u8>) -> Marks {
             continue;
         }
         let (consumed, emit) = fold_special(&input[i..]);
-        if let Some(e) = emit {
+        if let Some(e) = emit.filter(|&e| e != OPAQUE || j == 0 || buf[j - 1] != OPAQUE) {
             buf[j] = e;
             j += 1;
             acc |= MARK[usize::from(e)] << MARK_SHIFT;
@@ -222,12 +226,19 @@ fn fold_special(s: &[u8]) -> (usize, Option<u8>) {
     let b = s[0];
     if b == 0x1b {
         if s.get(1) == Some(&b'[') {
-            // A terminal control sequence (ESC [ parameters final-byte): drop it whole.
+            // A terminal control sequence as terminals are sent them (ESC [, numeric parameters,
+            // one letter, `@` or `~`: colours, cursor moves) is dropped whole, so its parameters
+            // are not glued to the next word. Anything else is not one: only the ESC goes, so
+            // `ESC [<script>` keeps every byte of its markup.
             let mut j = 2;
-            while j < s.len() && j < 32 && !(0x40..=0x7e).contains(&s[j]) {
+            while j < s.len() && j < 32 && matches!(s[j], b'0'..=b'9' | b';' | b'?') {
                 j += 1;
             }
-            return ((j + 1).min(s.len()), None);
+            if s.get(j)
+                .is_some_and(|&f| f.is_ascii_alphabetic() || f == b'@' || f == b'~')
+            {
+                return (j + 1, None);
+            }
         }
         return (1, None);
     }
@@ -620,6 +631,30 @@ mod tests {
         assert_eq!(folded("a\0b\x01c\td"), "abc\td");
         assert_eq!(folded("a\u{200b}b\u{3000}c"), "ab c");
         assert_eq!(folded("héllo"), "héllo");
+    }
+
+    #[test]
+    fn fold_drops_terminal_sequences_but_never_what_they_cannot_hold() {
+        assert_eq!(
+            folded("\x1b[1;31mCAT /etc/passwd\x1b[0m"),
+            "cat /etc/passwd"
+        );
+        assert_eq!(folded("a\x1b[2Ab\x1b[sc"), "abc");
+        // Not a sequence a terminal is sent: only the ESC is dropped.
+        assert_eq!(folded("\x1b[<script>"), "[<script>");
+        assert_eq!(folded("\x1b['OR 1=1"), "['or 1=1");
+        assert_eq!(folded("\x1b[12"), "[12");
+        assert_eq!(folded("\x1b[\x7fx"), "[x");
+    }
+
+    #[test]
+    fn dropped_characters_inside_a_replacement_run_change_nothing() {
+        // (`folded` shows the opaque byte as one U+FFFD.)
+        let run = folded("a\u{fffd}\u{fffd}b");
+        assert_eq!(run, "a\u{fffd}b");
+        assert_eq!(folded("a\u{fffd}\x7f\u{fffd}b"), run);
+        assert_eq!(folded("a\u{fffd}\u{200b}\0\u{fffd}b"), run);
+        assert_ne!(folded("a\u{fffd}x\u{fffd}b"), run);
     }
 
     #[test]

@@ -420,6 +420,13 @@ fn text_runs_are_every_long_enough_stretch_of_text() {
 }
 
 #[test]
+fn an_escape_before_markup_hides_nothing() {
+    assert_class("\x1b[<script>alert(1)</script>", AuditTag::Xss);
+    assert_class("x\x1b[<img src=x onerror=alert(1)>", AuditTag::Xss);
+    assert_class("\x1b[31m; cat /etc/passwd", AuditTag::CmdInjection);
+}
+
+#[test]
 fn json_field_names_are_not_commands() {
     // `id`, `w`, `ps` and `last` are field names in most JSON APIs, not commands to run.
     for text in [
