@@ -6,18 +6,25 @@
 //!     --duration 10 --mix chat=100 [--pid PID | --agent-cmd "CMD"] [--json]
 //! cargo run --release --example loadgen -- --socket /tmp/x.sock --protocol v2 --connections 4 \
 //!     --in-flight 16 --duration 10 --mix chat=70,json=20,binary=5,fragmented=3,attack=2
+//! cargo run --release --example loadgen -- --protocol grpc-v1 --grpc-address 127.0.0.1:50151 \
+//!     --connections 2 --in-flight 32 --duration 10 [--pid PID | --agent-cmd "CMD"]
 //! cargo run --release --example loadgen -- --echo-server /tmp/echo.sock
 //! cargo run --release --example loadgen -- --socket /tmp/x.sock --connections-only 100000 --pid PID
 //! ```
 //!
-//! The client side of the wire is written here from the protocol reference (it does not use this
-//! crate), so any agent binary that speaks it can be measured the same way:
+//! The client side of the UDS wire is written here from the protocol reference (it does not use
+//! this crate), so any agent binary that speaks it can be measured the same way:
 //! - **v1**: `[u32 BE length][JSON]`, the request `{"version":1,"event_type":"web_socket_frame",
 //!   "payload":{...}}`, one request in flight per connection, the answer a JSON `AgentResponse`
 //!   whose `version` must be 1 and whose `websocket_decision` is the verdict.
 //! - **v2**: `[u32 BE length counting the type byte][type][JSON]`; handshake 0x01 -> 0x02, frames
 //!   0x15, answers 0x20 matched by `audit.custom.correlation_id`; health (0x30) and metrics (0x31)
 //!   reports and anything else unsolicited are skipped. K requests in flight per connection.
+//!
+//! - **grpc-v1**: unary `sentinel.agent.v1.AgentProcessor/ProcessEvent` calls on `--grpc-address`
+//!   (the gRPC path on which Sentinel can send frames), K calls in flight per HTTP/2 connection,
+//!   the verdict in `AgentResponse` fields 30-32. Its messages are the ones generated from this
+//!   crate's `proto/agent_v1.proto` (the upstream package, field numbers and types).
 //!
 //! Every in-flight request of a connection has its own correlation id, and every WebSocket (a
 //! correlation id, both directions) belongs to exactly one request slot, so the frames of one
@@ -63,6 +70,10 @@ enum Protocol {
     V1,
     /// Binary UDS with handshake and correlation ids (Zentinel 0.6.54+).
     V2,
+    /// gRPC `sentinel.agent.v1.AgentProcessor/ProcessEvent` on --grpc-address: K concurrent
+    /// calls per HTTP/2 connection.
+    #[value(name = "grpc-v1")]
+    GrpcV1,
 }
 
 impl Protocol {
@@ -70,6 +81,7 @@ impl Protocol {
         match self {
             Protocol::V1 => "v1",
             Protocol::V2 => "v2",
+            Protocol::GrpcV1 => "grpc-v1",
         }
     }
 }
@@ -84,10 +96,13 @@ struct Args {
     /// Wire protocol to speak.
     #[arg(long, value_enum, default_value_t = Protocol::V1)]
     protocol: Protocol,
-    /// Transport connections to the agent.
+    /// The agent's gRPC address, for --protocol grpc-v1 (the agent's --grpc-address).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50151")]
+    grpc_address: String,
+    /// Transport connections to the agent (HTTP/2 connections for grpc-v1).
     #[arg(long, default_value_t = 8)]
     connections: usize,
-    /// Requests in flight per connection (v2 only; v1 is always 1).
+    /// Requests in flight per connection (v2 and grpc-v1; v1 is always 1).
     #[arg(long, default_value_t = 1)]
     in_flight: usize,
     /// Distinct WebSocket correlation ids (at least connections x in-flight).
@@ -340,9 +355,10 @@ struct FrameTemplate {
     payload: usize,
 }
 
-/// Base64 payloads and the messages built from them.
+/// Payloads (base64 for the JSON protocols, raw bytes for gRPC) and the messages built from them.
 struct Corpus {
     payloads: Vec<String>,
+    raw: Vec<Vec<u8>>,
     raw_sizes: Vec<usize>,
     /// Variants per kind; a variant is the frames of one message.
     messages: BTreeMap<Kind, Vec<Vec<FrameTemplate>>>,
@@ -422,37 +438,37 @@ impl Corpus {
     fn build(args: &Args, mix: Vec<(Kind, u32)>) -> Corpus {
         let mut corpus = Corpus {
             payloads: Vec::new(),
+            raw: Vec::new(),
             raw_sizes: Vec::new(),
             messages: BTreeMap::new(),
             mix_total: mix.iter().map(|(_, w)| w).sum(),
             mix,
         };
         let mut rng = XorShift::new(0x5eed);
-        let b64 = base64::engine::general_purpose::STANDARD;
         for (kind, _) in corpus.mix.clone() {
             let mut variants = Vec::new();
             for v in 0..8 {
                 let frames = match kind {
                     Kind::Chat => {
                         let text = filler(args.chat_size, v);
-                        vec![corpus.single("text", b64.encode(&text), text.len())]
+                        vec![corpus.single("text", text.as_bytes())]
                     }
                     Kind::Json => {
                         let text = json_message(args.json_size, v);
-                        vec![corpus.single("text", b64.encode(&text), text.len())]
+                        vec![corpus.single("text", text.as_bytes())]
                     }
                     Kind::Binary => {
                         let bytes: Vec<u8> = (0..args.binary_size)
                             .map(|_| (rng.next() >> 56) as u8)
                             .collect();
-                        vec![corpus.single("binary", b64.encode(&bytes), bytes.len())]
+                        vec![corpus.single("binary", &bytes)]
                     }
                     Kind::Attack => {
                         let text = format!(
                             r#"{{"type":"chat.message","room":"general","body":"{}"}}"#,
                             ATTACKS[v % ATTACKS.len()].replace('"', "\\\"")
                         );
-                        vec![corpus.single("text", b64.encode(&text), text.len())]
+                        vec![corpus.single("text", text.as_bytes())]
                     }
                     Kind::Fragmented => {
                         let text = json_message(args.json_size, 100 + v);
@@ -462,7 +478,7 @@ impl Corpus {
                         let mut frames = Vec::new();
                         for (i, chunk) in bytes.chunks(step).enumerate() {
                             let opcode = if i == 0 { "text" } else { "continuation" };
-                            let mut frame = corpus.single(opcode, b64.encode(chunk), chunk.len());
+                            let mut frame = corpus.single(opcode, chunk);
                             frame.fin = false;
                             frames.push(frame);
                         }
@@ -479,9 +495,11 @@ impl Corpus {
         corpus
     }
 
-    fn single(&mut self, opcode: &'static str, base64: String, raw: usize) -> FrameTemplate {
-        self.payloads.push(base64);
-        self.raw_sizes.push(raw);
+    fn single(&mut self, opcode: &'static str, raw: &[u8]) -> FrameTemplate {
+        self.payloads
+            .push(base64::engine::general_purpose::STANDARD.encode(raw));
+        self.raw.push(raw.to_vec());
+        self.raw_sizes.push(raw.len());
         FrameTemplate {
             opcode,
             fin: true,
@@ -613,6 +631,7 @@ impl Decision {
 /// What every connection task shares.
 struct RunContext {
     protocol: Protocol,
+    grpc_address: String,
     corpus: Corpus,
     ids: Vec<String>,
     /// When measuring starts (after the warm-up).
@@ -637,6 +656,15 @@ struct WsState {
 struct InFlight {
     sent: Instant,
     measured: bool,
+}
+
+/// A frame a slot is about to send.
+struct NextFrame {
+    /// Index into `RunContext::ids`.
+    websocket: usize,
+    frame: FrameTemplate,
+    c2s: bool,
+    frame_index: u64,
 }
 
 /// A request slot: the WebSockets it owns (in turn) and its one request in flight.
@@ -738,25 +766,43 @@ impl<'a> Connection<'a> {
     /// Queues the next request of `slot` into `out`, if it has one to send.
     fn issue(&mut self, slot_index: usize, out: &mut Vec<u8>) -> bool {
         let ctx = self.ctx;
+        let Some(next) = self.next_frame(slot_index) else {
+            return false;
+        };
+        encode_frame(
+            out,
+            ctx.protocol,
+            &ctx.ids[next.websocket],
+            &next.frame,
+            &ctx.corpus.payloads[next.frame.payload],
+            next.c2s,
+            next.frame_index,
+        );
+        true
+    }
+
+    /// Takes the next frame `slot` is to send (and marks it in flight), if it has one.
+    fn next_frame(&mut self, slot_index: usize) -> Option<NextFrame> {
+        let ctx = self.ctx;
         let slot = &mut self.slots[slot_index];
         if slot.done || slot.in_flight.is_some() || slot.websockets.is_empty() {
-            return false;
+            return None;
         }
         let now = Instant::now();
         if ctx.end.is_some_and(|end| now >= end) {
             slot.done = true;
-            return false;
+            return None;
         }
         if ctx.one_pass && slot.next >= slot.websockets.len() {
             slot.done = true;
-            return false;
+            return None;
         }
         let measured = now >= ctx.measure_start;
         if measured {
             if let Some(budget) = &ctx.budget {
                 if budget.fetch_sub(1, Ordering::Relaxed) <= 0 {
                     slot.done = true;
-                    return false;
+                    return None;
                 }
             }
         }
@@ -771,15 +817,7 @@ impl<'a> Connection<'a> {
         let direction = usize::from(!c2s);
         let frame_index = ws.frame_index[direction];
         ws.frame_index[direction] += 1;
-        encode_frame(
-            out,
-            ctx.protocol,
-            &ctx.ids[ws.id],
-            &frame,
-            &ctx.corpus.payloads[frame.payload],
-            c2s,
-            frame_index,
-        );
+        let websocket = ws.id;
         self.in_flight_bytes[slot_index] = ctx.corpus.raw_sizes[frame.payload] as u64;
         slot.in_flight = Some(InFlight {
             sent: Instant::now(),
@@ -787,7 +825,12 @@ impl<'a> Connection<'a> {
         });
         self.in_flight += 1;
         self.result.sent += 1;
-        true
+        Some(NextFrame {
+            websocket,
+            frame,
+            c2s,
+            frame_index,
+        })
     }
 
     /// Records the answer to `slot`'s request.
@@ -834,7 +877,7 @@ impl<'a> Connection<'a> {
             Some(WireWsDecision::Close { code, .. }) => Decision::Close(code),
         };
         let slot = match self.ctx.protocol {
-            Protocol::V1 => 0,
+            Protocol::V1 | Protocol::GrpcV1 => 0,
             Protocol::V2 => {
                 let id = response
                     .audit
@@ -876,7 +919,11 @@ async fn run_connection(
     socket: PathBuf,
 ) -> ConnResult {
     let mut conn = Connection::new(&ctx, index, slot_websockets);
-    if let Err((kind, detail)) = drive_connection(&mut conn, &socket).await {
+    let driven = match ctx.protocol {
+        Protocol::GrpcV1 => grpc::drive_connection(&mut conn).await,
+        Protocol::V1 | Protocol::V2 => drive_connection(&mut conn, &socket).await,
+    };
+    if let Err((kind, detail)) = driven {
         let lost = conn.in_flight as u64;
         conn.result.error(kind, lost.max(1), || detail);
     }
@@ -925,7 +972,7 @@ async fn drive_connection(conn: &mut Connection<'_>, socket: &Path) -> Result<()
             let message = &rbuf[offset + body_start..offset + body_end];
             offset += body_end;
             let body = match ctx.protocol {
-                Protocol::V1 => message,
+                Protocol::V1 | Protocol::GrpcV1 => message,
                 Protocol::V2 => {
                     if message[0] != AGENT_RESPONSE {
                         // Health, metrics and other reports: not answers.
@@ -951,7 +998,7 @@ fn next_message(buf: &[u8], protocol: Protocol) -> Result<Option<(usize, usize)>
     }
     let length = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
     let max = match protocol {
-        Protocol::V1 => V1_MAX_MESSAGE,
+        Protocol::V1 | Protocol::GrpcV1 => V1_MAX_MESSAGE,
         Protocol::V2 => V2_MAX_MESSAGE,
     };
     if length == 0 || length > max {
@@ -1106,16 +1153,28 @@ async fn start_agent(args: &Args) -> Result<AgentProcess, String> {
                 return Err(format!("the agent exited at start-up ({status})"));
             }
         }
-        if UnixStream::connect(&args.socket).await.is_ok() {
+        let ready = match args.protocol {
+            Protocol::GrpcV1 => tokio::net::TcpStream::connect(&args.grpc_address)
+                .await
+                .is_ok(),
+            Protocol::V1 | Protocol::V2 => UnixStream::connect(&args.socket).await.is_ok(),
+        };
+        if ready {
             // Let it settle after the probe connection.
             tokio::time::sleep(Duration::from_millis(200)).await;
             return Ok(agent);
         }
         if Instant::now() > deadline {
-            return Err(format!(
-                "the agent did not open {} within 15 s",
-                args.socket.display()
-            ));
+            return Err(match args.protocol {
+                Protocol::GrpcV1 => format!(
+                    "the agent did not listen on {} within 15 s",
+                    args.grpc_address
+                ),
+                Protocol::V1 | Protocol::V2 => format!(
+                    "the agent did not open {} within 15 s",
+                    args.socket.display()
+                ),
+            });
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -1128,7 +1187,7 @@ async fn drive(args: Args) -> Result<(), String> {
     };
     let in_flight = match args.protocol {
         Protocol::V1 => 1,
-        Protocol::V2 => args.in_flight.max(1),
+        Protocol::V2 | Protocol::GrpcV1 => args.in_flight.max(1),
     };
     if args.protocol == Protocol::V1 && args.in_flight > 1 {
         eprintln!("loadgen: v1 allows one request in flight per connection; --in-flight ignored");
@@ -1172,6 +1231,7 @@ async fn drive(args: Args) -> Result<(), String> {
     };
     let ctx = Arc::new(RunContext {
         protocol: args.protocol,
+        grpc_address: args.grpc_address.clone(),
         corpus,
         ids,
         measure_start,
@@ -1581,5 +1641,121 @@ async fn echo_connection(stream: UnixStream) -> std::io::Result<()> {
         if reader.buffer().is_empty() {
             writer.flush().await?;
         }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// gRPC v1 (client side)
+
+mod grpc {
+    use std::time::Instant;
+
+    use sentinel_agent_websocket_inspector::transport::grpc::proto::sentinel_v1 as pb;
+    use tokio::task::JoinSet;
+    use tonic::codegen::http::uri::PathAndQuery;
+
+    use super::{ConnError, Connection, Decision};
+
+    const PROCESS_EVENT: &str = "/sentinel.agent.v1.AgentProcessor/ProcessEvent";
+
+    type Client = tonic::client::Grpc<tonic::transport::Channel>;
+    type Calls = JoinSet<(usize, Result<pb::AgentResponse, tonic::Status>)>;
+
+    /// Runs one HTTP/2 connection until its slots are done and answered; every slot keeps one
+    /// unary call in flight.
+    pub async fn drive_connection(conn: &mut Connection<'_>) -> Result<(), ConnError> {
+        let ctx = conn.ctx;
+        let address = &ctx.grpc_address;
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|e| ("connect", format!("--grpc-address {address}: {e}")))?;
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| ("connect", format!("{address}: {e}")))?;
+        let client = Client::new(channel);
+        let mut calls = Calls::new();
+        for slot in 0..conn.slots.len() {
+            start_call(conn, slot, &client, &mut calls);
+        }
+        while conn.in_flight > 0 {
+            let joined = tokio::time::timeout(ctx.timeout, calls.join_next()).await;
+            let (slot, answer) = match joined {
+                Err(_) => {
+                    return Err((
+                        "timeout",
+                        format!("no answer within {} ms", ctx.timeout.as_millis()),
+                    ))
+                }
+                Ok(None) => return Err(("io", "requests in flight but no call running".into())),
+                Ok(Some(Err(e))) => return Err(("io", format!("a call task failed: {e}"))),
+                Ok(Some(Ok(done))) => done,
+            };
+            let now = Instant::now();
+            let response = answer.map_err(|status| ("grpc-status", status.to_string()))?;
+            if response.decision.is_none() {
+                conn.result
+                    .error("missing-decision", 1, || format!("{response:?}"));
+            }
+            if response.version != 1 {
+                conn.result.error("version-mismatch", 1, || {
+                    format!("version {}", response.version)
+                });
+            }
+            use pb::agent_response::WebsocketDecision;
+            let decision = match response.websocket_decision {
+                None => Decision::Absent,
+                Some(WebsocketDecision::WebsocketAllow(_)) => Decision::Allow,
+                Some(WebsocketDecision::WebsocketDrop(_)) => Decision::Drop,
+                Some(WebsocketDecision::WebsocketClose(close)) => {
+                    Decision::Close(u16::try_from(close.code).unwrap_or(u16::MAX))
+                }
+            };
+            conn.complete(slot, decision, now);
+            start_call(conn, slot, &client, &mut calls);
+        }
+        Ok(())
+    }
+
+    /// Starts `slot`'s next call, if it has a frame to send.
+    fn start_call(conn: &mut Connection<'_>, slot: usize, client: &Client, calls: &mut Calls) {
+        let Some(next) = conn.next_frame(slot) else {
+            return;
+        };
+        let ctx = conn.ctx;
+        let request = pb::AgentRequest {
+            version: 1,
+            event_type: pb::EventType::WebsocketFrame as i32,
+            event: Some(pb::agent_request::Event::WebsocketFrame(
+                pb::WebSocketFrameEvent {
+                    correlation_id: ctx.ids[next.websocket].clone(),
+                    opcode: next.frame.opcode.to_string(),
+                    data: ctx.corpus.raw[next.frame.payload].clone(),
+                    client_to_server: next.c2s,
+                    frame_index: next.frame_index,
+                    fin: next.frame.fin,
+                    route_id: Some("loadgen".into()),
+                    client_ip: "127.0.0.1".into(),
+                },
+            )),
+        };
+        let mut client = client.clone();
+        calls.spawn(async move {
+            let answer = async {
+                client
+                    .ready()
+                    .await
+                    .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+                client
+                    .unary(
+                        tonic::Request::new(request),
+                        PathAndQuery::from_static(PROCESS_EVENT),
+                        tonic_prost::ProstCodec::default(),
+                    )
+                    .await
+                    .map(tonic::Response::into_inner)
+            }
+            .await;
+            (slot, answer)
+        });
     }
 }
