@@ -55,8 +55,9 @@ pub async fn serve<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (reader, mut writer) = tokio::io::split(stream);
-    let mut reader = BufReader::with_capacity(64 * 1024, reader);
+    // Requests and answers strictly alternate, so one buffered stream serves both directions
+    // (no split halves and their lock on every read and write).
+    let mut stream = BufReader::with_capacity(64 * 1024, stream);
     let mut request = Vec::new();
     let mut response = Vec::with_capacity(512);
     let mut interner = FrameInterner::default();
@@ -68,7 +69,7 @@ where
                 request.push(byte);
                 length
             }
-            None => match framing::read_length(&mut reader).await {
+            None => match framing::read_length(&mut stream).await {
                 Ok(length) => length as usize,
                 Err(FramingError::Closed) => return Ok(()),
                 Err(error) => return Err(error),
@@ -81,14 +82,14 @@ where
             start_message(&mut response);
             let verdict = Verdict::failure(agent.policy().fail_open(), "request-too-large");
             json_wire::encode_frame_response(&mut response, V1_VERSION, &verdict, None);
-            write_message(&mut writer, &mut response).await?;
+            write_message(&mut stream, &mut response).await?;
             return Err(error);
         }
         let remaining = length.saturating_sub(request.len());
-        framing::read_body(&mut reader, remaining, &mut request).await?;
+        framing::read_body(&mut stream, remaining, &mut request).await?;
         start_message(&mut response);
         handle_request(&agent, &request, &mut interner, &mut response).await;
-        write_message(&mut writer, &mut response).await?;
+        write_message(&mut stream, &mut response).await?;
     }
 }
 
