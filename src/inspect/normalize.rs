@@ -60,33 +60,25 @@ pub fn fold(input: &[u8], out: &mut Vec<u8>) -> Marks {
             i += 1;
             continue;
         }
-        if b == 0xef && input.get(i + 1) == Some(&0xbf) && input.get(i + 2) == Some(&0xbd) {
+        if input[i..].starts_with(REPLACEMENT) {
             // U+FFFD, the common case in text that was not UTF-8: one opaque byte per run, also
             // when bytes this pass drops (controls, zero-width characters) sit inside the run.
+            // (Views need not be UTF-8.)
             if j == 0 || buf[j - 1] != OPAQUE {
                 buf[j] = OPAQUE;
                 j += 1;
                 acc |= MARK[usize::from(OPAQUE)] << MARK_SHIFT;
             }
             i += 3;
-            while input[i..].starts_with(REPLACEMENT) {
-                i += 3;
-            }
             continue;
         }
         let (consumed, emit) = fold_special(&input[i..]);
-        if let Some(e) = emit.filter(|&e| e != OPAQUE || j == 0 || buf[j - 1] != OPAQUE) {
+        if let Some(e) = emit {
             buf[j] = e;
             j += 1;
             acc |= MARK[usize::from(e)] << MARK_SHIFT;
         }
         i += consumed.max(1);
-        if emit == Some(OPAQUE) {
-            // A run of U+FFFD carries nothing more than one.
-            while input[i..].starts_with(REPLACEMENT) {
-                i += 3;
-            }
-        }
     }
     out.truncate(start + j);
     Marks(acc >> MARK_SHIFT)
@@ -245,9 +237,6 @@ fn fold_special(s: &[u8]) -> (usize, Option<u8>) {
     let b1 = s.get(1).copied().unwrap_or(0);
     let b2 = s.get(2).copied().unwrap_or(0);
     match (b, b1, b2) {
-        // U+FFFD, what invalid UTF-8 became: one byte that is not ASCII says as much as three
-        // (views need not be UTF-8).
-        (0xef, 0xbf, 0xbd) => (3, Some(OPAQUE)),
         // U+FF01..U+FF3F -> 0x21..0x5F
         (0xef, 0xbc, 0x81..=0xbf) => (3, Some(ascii_lower(b2 - 0x81 + 0x21))),
         // U+FF40..U+FF5E -> 0x60..0x7E

@@ -820,22 +820,14 @@ fn run(view: &[u8], ctx: Context, mode: Mode) -> Option<Rule> {
         head = (head + 1) % WINDOW;
         win[head] = t;
         seen += 1;
-        // Cheap pre-check of what `stream_rule` starts from (most tokens start nothing).
-        let may_start = t.kw != Kw::None
-            || matches!(
-                t.kind,
-                Kind::RParen
-                    | Kind::Comma
-                    | Kind::Str
-                    | Kind::OpenStr
-                    | Kind::Dot
-                    | Kind::Func
-                    | Kind::Var
-                    | Kind::Other
+        if mode != Mode::AnchorOnly
+            && may_end_construct(
+                view,
+                &t,
+                win[(head + WINDOW - 1) % WINDOW].kind,
+                win[(head + WINDOW - 2) % WINDOW].kind,
             )
-            || win[(head + WINDOW - 1) % WINDOW].kind == Kind::Semi
-            || win[(head + WINDOW - 2) % WINDOW].kind == Kind::Semi;
-        if mode != Mode::AnchorOnly && may_start {
+        {
             if let Some(r) = stream_rule(view, &win, head, seen, &mut lx) {
                 return Some(r);
             }
@@ -851,8 +843,29 @@ fn text<'a>(view: &'a [u8], t: &Tok) -> &'a [u8] {
     view.get(t.start..t.end).unwrap_or(&[])
 }
 
-/// Rules that hold wherever the construct appears. `w` is a ring buffer whose newest token is
-/// at `head`.
+/// Can `cur` (after tokens of kinds `prev1`, `prev2`) end a construct [`stream_rule`] knows?
+/// Only keywords and a few token kinds end one; anything else matters only right after a `;`.
+/// Most tokens cannot, and this cheap test spares them the call.
+#[inline]
+fn may_end_construct(view: &[u8], cur: &Tok, prev1: Kind, prev2: Kind) -> bool {
+    cur.kw != Kw::None
+        || matches!(
+            cur.kind,
+            Kind::RParen
+                | Kind::Comma
+                | Kind::Str
+                | Kind::OpenStr
+                | Kind::Dot
+                | Kind::Func
+                | Kind::Var
+        )
+        || (cur.kind == Kind::Other && matches!(view.get(cur.start), Some(b'\'' | b'"')))
+        || prev1 == Kind::Semi
+        || prev2 == Kind::Semi
+}
+
+/// Rules that hold wherever the construct appears, for a token that [`may_end_construct`].
+/// `w` is a ring buffer whose newest token is at `head`.
 fn stream_rule(
     view: &[u8],
     w: &[Tok; WINDOW],
@@ -868,25 +881,6 @@ fn stream_rule(
         }
     };
     let cur = back(0);
-    // Only keywords and a few token kinds end a construct below; anything else matters only
-    // right after a `;`.
-    if cur.kw == Kw::None
-        && !matches!(
-            cur.kind,
-            Kind::RParen
-                | Kind::Comma
-                | Kind::Str
-                | Kind::OpenStr
-                | Kind::Dot
-                | Kind::Func
-                | Kind::Var
-        )
-        && !(cur.kind == Kind::Other && matches!(view.get(cur.start), Some(b'\'' | b'"')))
-        && back(1).kind != Kind::Semi
-        && back(2).kind != Kind::Semi
-    {
-        return None;
-    }
     // UNION [ALL|DISTINCT] [(] SELECT
     if cur.kw == Kw::Select {
         let mut k = 1;
