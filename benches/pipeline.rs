@@ -1,6 +1,7 @@
 //! Criterion benchmarks of the per-frame stages outside the detectors: wire decode and encode,
 //! base64, reassembly, token buckets, `pipeline::evaluate`, and the actor hops of
-//! `Agent::decide` against a bare tokio round trip.
+//! `Agent::decide` against a bare tokio round trip and a bare chain of two ractor actors (the
+//! `actor/in_task/*` ones run from a spawned task, as a transport connection does).
 //!
 //! ```text
 //! cargo bench --bench pipeline               # everything (about 2 minutes)
@@ -306,8 +307,130 @@ fn actors(c: &mut Criterion) {
             start.elapsed()
         })
     });
+    in_task(c, &runtime, &agent, &frame);
     agent.stop();
 }
+
+/// A bare ractor actor that answers a oneshot with an allow.
+struct Answerer;
+
+impl ractor::Actor for Answerer {
+    type Msg = tokio::sync::oneshot::Sender<Verdict>;
+    type State = ();
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        _myself: ractor::ActorRef<Self::Msg>,
+        _args: (),
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _myself: ractor::ActorRef<Self::Msg>,
+        reply: Self::Msg,
+        _state: &mut (),
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        let _ = reply.send(Verdict::allow());
+        Ok(())
+    }
+}
+
+/// A bare ractor actor that passes the oneshot on to the next actor.
+struct Forwarder;
+
+impl ractor::Actor for Forwarder {
+    type Msg = tokio::sync::oneshot::Sender<Verdict>;
+    type State = ractor::ActorRef<Self::Msg>;
+    type Arguments = ractor::ActorRef<Self::Msg>;
+
+    async fn pre_start(
+        &self,
+        _myself: ractor::ActorRef<Self::Msg>,
+        next: Self::Arguments,
+    ) -> Result<Self::State, ractor::ActorProcessingErr> {
+        Ok(next)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ractor::ActorRef<Self::Msg>,
+        reply: Self::Msg,
+        next: &mut Self::State,
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        let _ = next.send_message(reply);
+        Ok(())
+    }
+}
+
+/// Round trips driven from a spawned task, as a v1 transport connection drives `Agent::decide`:
+/// the agent's two hops, a bare chain of two ractor actors, and one plain tokio task hop.
+fn in_task(c: &mut Criterion, runtime: &tokio::runtime::Runtime, agent: &Agent, frame: &Frame) {
+    use ractor::Actor as _;
+    let answerer = runtime
+        .block_on(Answerer::spawn(None, Answerer, ()))
+        .unwrap()
+        .0;
+    let forwarder = runtime
+        .block_on(Forwarder::spawn(None, Forwarder, answerer.clone()))
+        .unwrap()
+        .0;
+    let (requests, mut inbox) =
+        tokio::sync::mpsc::unbounded_channel::<tokio::sync::oneshot::Sender<Verdict>>();
+    runtime.spawn(async move {
+        while let Some(reply) = inbox.recv().await {
+            let _ = reply.send(Verdict::allow());
+        }
+    });
+    let measure = |name: &str, c: &mut Criterion, round_trip: &(dyn Fn() -> RoundTrip + Sync)| {
+        c.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut next = round_trip();
+                let task = runtime.spawn(async move {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        black_box(next().await);
+                    }
+                    start.elapsed()
+                });
+                let elapsed = runtime.block_on(task).unwrap();
+                record(name, iters, elapsed);
+                elapsed
+            })
+        });
+    };
+    measure("actor/in_task/agent_decide_chat_100B", c, &|| {
+        let (agent, frame) = (agent.clone(), frame.clone());
+        Box::new(move || {
+            let (agent, frame) = (agent.clone(), frame.clone());
+            Box::pin(async move { agent.decide(frame).await })
+        })
+    });
+    measure("actor/in_task/ractor_two_hops", c, &|| {
+        let forwarder = forwarder.clone();
+        Box::new(move || {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let _ = forwarder.send_message(tx);
+            Box::pin(async move { rx.await.unwrap_or_else(|_| Verdict::allow()) })
+        })
+    });
+    measure("actor/in_task/mpsc_task_hop", c, &|| {
+        let requests = requests.clone();
+        Box::new(move || {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let _ = requests.send(tx);
+            Box::pin(async move { rx.await.unwrap_or_else(|_| Verdict::allow()) })
+        })
+    });
+    forwarder.stop(None);
+    answerer.stop(None);
+}
+
+/// Starts one round trip; each call returns the future of its answer.
+type RoundTrip =
+    Box<dyn FnMut() -> std::pin::Pin<Box<dyn std::future::Future<Output = Verdict> + Send>> + Send>;
 
 fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
@@ -322,7 +445,7 @@ fn summary() {
         return;
     }
     let figure = |name: &str| samples.get(name).map(|v| median(v));
-    let baselines: [(&str, &str); 9] = [
+    let baselines: [(&str, &str); 11] = [
         ("decode/v1_frame_event_100B", "decode/v2_frame_event_100B"),
         ("decode/v2_frame_event_16KiB", "decode/v2_frame_event_100B"),
         ("encode/response_allow_v2", "encode/baseline_copy_prebuilt"),
@@ -340,6 +463,11 @@ fn summary() {
         (
             "actor/baseline_oneshot_spawned_task",
             "actor/baseline_mpsc_task_hop",
+        ),
+        ("actor/in_task/agent_decide_chat_100B", "evaluate/chat_100B"),
+        (
+            "actor/in_task/ractor_two_hops",
+            "actor/in_task/mpsc_task_hop",
         ),
     ];
     println!();
