@@ -307,7 +307,7 @@ fn actors(c: &mut Criterion) {
             start.elapsed()
         })
     });
-    in_task(c, &runtime, &agent, &frame);
+    in_task(c, &runtime, &agent, &frame, &requests);
     agent.stop();
 }
 
@@ -367,7 +367,14 @@ impl ractor::Actor for Forwarder {
 
 /// Round trips driven from a spawned task, as a v1 transport connection drives `Agent::decide`:
 /// the agent's two hops, a bare chain of two ractor actors, and one plain tokio task hop.
-fn in_task(c: &mut Criterion, runtime: &tokio::runtime::Runtime, agent: &Agent, frame: &Frame) {
+/// `requests` is the long-lived answering task of `actor/baseline_mpsc_task_hop`.
+fn in_task(
+    c: &mut Criterion,
+    runtime: &tokio::runtime::Runtime,
+    agent: &Agent,
+    frame: &Frame,
+    requests: &tokio::sync::mpsc::UnboundedSender<AnswerSender>,
+) {
     use ractor::Actor as _;
     let answerer = runtime
         .block_on(Answerer::spawn(None, Answerer, ()))
@@ -377,13 +384,6 @@ fn in_task(c: &mut Criterion, runtime: &tokio::runtime::Runtime, agent: &Agent, 
         .block_on(Forwarder::spawn(None, Forwarder, answerer.clone()))
         .unwrap()
         .0;
-    let (requests, mut inbox) =
-        tokio::sync::mpsc::unbounded_channel::<tokio::sync::oneshot::Sender<Verdict>>();
-    runtime.spawn(async move {
-        while let Some(reply) = inbox.recv().await {
-            let _ = reply.send(Verdict::allow());
-        }
-    });
     let measure = |name: &str, c: &mut Criterion, round_trip: &(dyn Fn() -> RoundTrip + Sync)| {
         c.bench_function(name, |b| {
             b.iter_custom(|iters| {
@@ -410,23 +410,27 @@ fn in_task(c: &mut Criterion, runtime: &tokio::runtime::Runtime, agent: &Agent, 
     });
     measure("actor/in_task/ractor_two_hops", c, &|| {
         let forwarder = forwarder.clone();
-        Box::new(move || {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            let _ = forwarder.send_message(tx);
-            Box::pin(async move { rx.await.unwrap_or_else(|_| Verdict::allow()) })
-        })
+        oneshot_round_trip(move |reply| drop(forwarder.send_message(reply)))
     });
     measure("actor/in_task/mpsc_task_hop", c, &|| {
         let requests = requests.clone();
-        Box::new(move || {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            let _ = requests.send(tx);
-            Box::pin(async move { rx.await.unwrap_or_else(|_| Verdict::allow()) })
-        })
+        oneshot_round_trip(move |reply| drop(requests.send(reply)))
     });
     forwarder.stop(None);
     answerer.stop(None);
 }
+
+/// A round trip that hands a fresh oneshot to `send` and awaits its answer.
+fn oneshot_round_trip(send: impl Fn(AnswerSender) + Send + 'static) -> RoundTrip {
+    Box::new(move || {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        send(reply);
+        Box::pin(async move { answer.await.unwrap_or_else(|_| Verdict::allow()) })
+    })
+}
+
+/// Where a benchmark's answerer sends its verdict.
+type AnswerSender = tokio::sync::oneshot::Sender<Verdict>;
 
 /// Starts one round trip; each call returns the future of its answer.
 type RoundTrip =
