@@ -9,6 +9,7 @@ mod cmdi;
 mod custom;
 mod json_views;
 mod normalize;
+pub mod rules;
 mod search;
 mod sqli;
 mod wordset;
@@ -19,6 +20,7 @@ use std::borrow::Cow;
 use crate::model::AuditTag;
 
 use json_views::JsonStrings;
+use rules::RuleFilter;
 
 pub use custom::CustomPatterns;
 
@@ -32,17 +34,17 @@ pub mod fuzzing {
 
     /// The XSS detector over a folded view.
     pub fn xss(view: &[u8]) -> Option<&'static str> {
-        super::xss::detect(view, marks(view))
+        super::xss::detect(view, marks(view), super::RuleFilter::ALL)
     }
 
     /// The SQL injection detector over a folded view.
     pub fn sqli(view: &[u8]) -> Option<&'static str> {
-        super::sqli::detect(view, marks(view))
+        super::sqli::detect(view, marks(view), super::RuleFilter::ALL)
     }
 
     /// The command injection detector over a folded view.
     pub fn cmdi(view: &[u8]) -> Option<&'static str> {
-        super::cmdi::detect(view, marks(view))
+        super::cmdi::detect(view, marks(view), super::RuleFilter::ALL)
     }
 }
 
@@ -137,6 +139,8 @@ pub struct Inspector {
     sqli: bool,
     command_injection: bool,
     custom: CustomPatterns,
+    /// Rules switched off (only the corpus evaluation switches any off).
+    rules_off: Vec<&'static str>,
 }
 
 impl Inspector {
@@ -147,7 +151,15 @@ impl Inspector {
             sqli: settings.sqli,
             command_injection: settings.command_injection,
             custom: CustomPatterns::compile(settings.custom_patterns)?,
+            rules_off: Vec::new(),
         })
+    }
+
+    /// The same detectors with the built-in rules in `off` switched off: for measuring what the
+    /// other rules catch (the corpus evaluation's leave-one-source-out view), never for serving.
+    pub fn with_rules_off(mut self, off: Vec<&'static str>) -> Self {
+        self.rules_off = off;
+        self
     }
 
     /// True when no detector and no pattern is enabled (inspection can be skipped entirely).
@@ -163,8 +175,9 @@ impl Inspector {
         scratch: &mut Scratch,
         findings: &mut Vec<Finding>,
     ) {
+        let rules = RuleFilter::without(&self.rules_off);
         self.with_pending(|pending| {
-            inspect_message(text.as_bytes(), part, pending, scratch, findings);
+            inspect_message(text.as_bytes(), part, rules, pending, scratch, findings);
         });
         self.custom.find_text(text, findings);
     }
@@ -183,9 +196,10 @@ impl Inspector {
         scratch: &mut Scratch,
         findings: &mut Vec<Finding>,
     ) {
+        let rules = RuleFilter::without(&self.rules_off);
         self.with_pending(|pending| {
             text_runs(data, |run| {
-                inspect_message(run, part, pending, scratch, findings);
+                inspect_message(run, part, rules, pending, scratch, findings);
                 pending.any()
             });
         });
@@ -311,6 +325,7 @@ fn utf8_width(s: &[u8]) -> usize {
 fn inspect_message(
     data: &[u8],
     part: MessagePart,
+    rules: RuleFilter<'_>,
     pending: &mut Pending,
     scratch: &mut Scratch,
     findings: &mut Vec<Finding>,
@@ -330,10 +345,10 @@ fn inspect_message(
             sqli: false,
             cmdi: false,
         };
-        inspect_unit(data, &mut raw, view, next, decoded, findings);
+        inspect_unit(data, rules, &mut raw, view, next, decoded, findings);
         pending.xss &= raw.xss;
     } else {
-        inspect_unit(data, pending, view, next, decoded, findings);
+        inspect_unit(data, rules, pending, view, next, decoded, findings);
     }
     if is_json && pending.any() {
         for k in 0..json.spans.len() {
@@ -343,7 +358,7 @@ fn inspect_message(
             let (a, b) = json.spans[k];
             let unit = json.buf.get(a..b).unwrap_or(&[]);
             if !plain_token(unit) {
-                inspect_unit(unit, pending, view, next, decoded, findings);
+                inspect_unit(unit, rules, pending, view, next, decoded, findings);
             } else if pending.cmdi && json.keys.get(k) != Some(&true) && cmdi::is_command_word(unit)
             {
                 // One word can still be a whole command line (`whoami`, `systeminfo`);
@@ -354,7 +369,7 @@ fn inspect_message(
                     sqli: false,
                     cmdi: true,
                 };
-                inspect_unit(unit, &mut only_cmdi, view, next, decoded, findings);
+                inspect_unit(unit, rules, &mut only_cmdi, view, next, decoded, findings);
                 pending.cmdi &= only_cmdi.cmdi;
             }
         }
@@ -374,6 +389,7 @@ fn plain_token(unit: &[u8]) -> bool {
 /// Folds `unit`, runs the detectors, then peels decoding layers while they change something.
 fn inspect_unit(
     unit: &[u8],
+    rules: RuleFilter<'_>,
     pending: &mut Pending,
     view: &mut Vec<u8>,
     next: &mut Vec<u8>,
@@ -382,7 +398,7 @@ fn inspect_unit(
 ) {
     view.clear();
     let mut marks = normalize::fold(unit, view);
-    run_detectors(view, marks, pending, findings);
+    run_detectors(view, marks, rules, pending, findings);
     // `+` is a space only in form-encoded text, which has no literal spaces.
     let plus_is_space = !marks.space() && marks.plus();
     // Large texts get the fully decoded view only, not every intermediate one: the detectors
@@ -405,7 +421,7 @@ fn inspect_unit(
         if any {
             next.clear();
             let marks = normalize::fold(view, next);
-            run_detectors(next, marks, pending, findings);
+            run_detectors(next, marks, rules, pending, findings);
         }
         return;
     }
@@ -420,7 +436,7 @@ fn inspect_unit(
         next.clear();
         marks = normalize::fold(decoded, next);
         std::mem::swap(view, next);
-        run_detectors(view, marks, pending, findings);
+        run_detectors(view, marks, rules, pending, findings);
     }
 }
 
@@ -428,23 +444,24 @@ fn inspect_unit(
 fn run_detectors(
     view: &[u8],
     marks: normalize::Marks,
+    rules: RuleFilter<'_>,
     pending: &mut Pending,
     findings: &mut Vec<Finding>,
 ) {
     if pending.xss {
-        if let Some(rule) = xss::detect(view, marks) {
+        if let Some(rule) = xss::detect(view, marks, rules) {
             pending.xss = false;
             findings.push(finding(AuditTag::Xss, rule));
         }
     }
     if pending.sqli {
-        if let Some(rule) = sqli::detect(view, marks) {
+        if let Some(rule) = sqli::detect(view, marks, rules) {
             pending.sqli = false;
             findings.push(finding(AuditTag::Sqli, rule));
         }
     }
     if pending.cmdi {
-        if let Some(rule) = cmdi::detect(view, marks) {
+        if let Some(rule) = cmdi::detect(view, marks, rules) {
             pending.cmdi = false;
             findings.push(finding(AuditTag::CmdInjection, rule));
         }

@@ -202,10 +202,14 @@ static MARK: [u64; 256] = {
 #[cfg(test)]
 pub fn on_lowercase(
     s: &str,
-    detect: fn(&[u8], Marks) -> Option<&'static str>,
+    detect: fn(&[u8], Marks, super::RuleFilter<'_>) -> Option<&'static str>,
 ) -> Option<&'static str> {
     let view = s.to_ascii_lowercase();
-    detect(view.as_bytes(), marks(view.as_bytes()))
+    detect(
+        view.as_bytes(),
+        marks(view.as_bytes()),
+        super::RuleFilter::ALL,
+    )
 }
 
 /// The marks of `view` (for views [`fold`] did not write).

@@ -13,8 +13,65 @@
 //! (`; cat /etc/passwd`, `| nc -e /bin/sh ...`).
 
 use super::normalize::Marks;
+use super::rules::{RuleFilter, RuleInfo};
 use super::search::{contains, find, Needles};
 use super::wordset::WordSet;
+use crate::model::AuditTag;
+
+/// Every rule this detector reports (see [`super::rules`]). These rules were tuned on the
+/// development corpus's sources of this class.
+pub(super) static RULES: &[RuleInfo] = &[
+    RuleInfo::written_for(
+        "cmdi-brace-expansion",
+        AuditTag::CmdInjection,
+        &["payloadbox-cmdi", "fuzzdb-cmdi", "patt-cmdi"],
+    ),
+    RuleInfo::written_for(
+        "cmdi-chain",
+        AuditTag::CmdInjection,
+        &["payloadbox-cmdi", "fuzzdb-cmdi", "patt-cmdi"],
+    ),
+    RuleInfo::written_for(
+        "cmdi-code-exec",
+        AuditTag::CmdInjection,
+        &["payloadbox-cmdi", "fuzzdb-cmdi", "patt-cmdi"],
+    ),
+    RuleInfo::written_for(
+        "cmdi-command",
+        AuditTag::CmdInjection,
+        &["payloadbox-cmdi", "fuzzdb-cmdi", "patt-cmdi"],
+    ),
+    RuleInfo::written_for(
+        "cmdi-obfuscated-command",
+        AuditTag::CmdInjection,
+        &["payloadbox-cmdi", "fuzzdb-cmdi", "patt-cmdi"],
+    ),
+    RuleInfo::written_for(
+        "cmdi-reverse-shell",
+        AuditTag::CmdInjection,
+        &["payloadbox-cmdi", "fuzzdb-cmdi", "patt-cmdi"],
+    ),
+    RuleInfo::written_for(
+        "cmdi-shellshock",
+        AuditTag::CmdInjection,
+        &["payloadbox-cmdi", "fuzzdb-cmdi", "patt-cmdi"],
+    ),
+    RuleInfo::written_for(
+        "cmdi-ssi",
+        AuditTag::CmdInjection,
+        &["payloadbox-cmdi", "fuzzdb-cmdi", "patt-cmdi"],
+    ),
+    RuleInfo::written_for(
+        "cmdi-substitution",
+        AuditTag::CmdInjection,
+        &["payloadbox-cmdi", "fuzzdb-cmdi", "patt-cmdi"],
+    ),
+    RuleInfo::written_for(
+        "cmdi-template-injection",
+        AuditTag::CmdInjection,
+        &["payloadbox-cmdi", "fuzzdb-cmdi", "patt-cmdi"],
+    ),
+];
 
 type Rule = &'static str;
 
@@ -732,7 +789,12 @@ fn judge(c: &Command) -> Verdict {
 const TRIGGER_MARKS: Marks = Marks::of(b";\n\r|&`${<>");
 
 /// The first command-injection rule that fires on `view` (whose marks are `marks`).
-pub fn detect(view: &[u8], marks: Marks) -> Option<Rule> {
+/// Runs the detector with the rules `rules` allows.
+pub fn detect(view: &[u8], marks: Marks, rules: RuleFilter<'_>) -> Option<Rule> {
+    detect_first(view, marks).and_then(|rule| rules.fire(rule))
+}
+
+fn detect_first(view: &[u8], marks: Marks) -> Option<Rule> {
     let s = view;
     let n = s.len();
     if n == 0 {

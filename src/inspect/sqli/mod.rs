@@ -16,7 +16,84 @@
 //! code.
 
 use super::normalize::Marks;
+use super::rules::{RuleFilter, RuleInfo};
 use super::wordset::WordSet;
+use crate::model::AuditTag;
+
+/// Every rule this detector reports (see [`super::rules`]). These rules were tuned on the
+/// development corpus's sources of this class.
+pub(super) static RULES: &[RuleInfo] = &[
+    RuleInfo::written_for(
+        "sqli-case-expression",
+        AuditTag::Sqli,
+        &["libinjection-data-sqli", "payloadbox-sqli", "patt-sqli"],
+    ),
+    RuleInfo::written_for(
+        "sqli-catalog",
+        AuditTag::Sqli,
+        &["libinjection-data-sqli", "payloadbox-sqli", "patt-sqli"],
+    ),
+    RuleInfo::written_for(
+        "sqli-clause",
+        AuditTag::Sqli,
+        &["libinjection-data-sqli", "payloadbox-sqli", "patt-sqli"],
+    ),
+    RuleInfo::written_for(
+        "sqli-comment-truncation",
+        AuditTag::Sqli,
+        &["libinjection-data-sqli", "payloadbox-sqli", "patt-sqli"],
+    ),
+    RuleInfo::written_for(
+        "sqli-dangerous-function",
+        AuditTag::Sqli,
+        &["libinjection-data-sqli", "payloadbox-sqli", "patt-sqli"],
+    ),
+    RuleInfo::written_for(
+        "sqli-expression",
+        AuditTag::Sqli,
+        &["libinjection-data-sqli", "payloadbox-sqli", "patt-sqli"],
+    ),
+    RuleInfo::written_for(
+        "sqli-order-by",
+        AuditTag::Sqli,
+        &["libinjection-data-sqli", "payloadbox-sqli", "patt-sqli"],
+    ),
+    RuleInfo::written_for(
+        "sqli-outfile",
+        AuditTag::Sqli,
+        &["libinjection-data-sqli", "payloadbox-sqli", "patt-sqli"],
+    ),
+    RuleInfo::written_for(
+        "sqli-stacked-query",
+        AuditTag::Sqli,
+        &["libinjection-data-sqli", "payloadbox-sqli", "patt-sqli"],
+    ),
+    RuleInfo::written_for(
+        "sqli-statement",
+        AuditTag::Sqli,
+        &["libinjection-data-sqli", "payloadbox-sqli", "patt-sqli"],
+    ),
+    RuleInfo::written_for(
+        "sqli-subquery",
+        AuditTag::Sqli,
+        &["libinjection-data-sqli", "payloadbox-sqli", "patt-sqli"],
+    ),
+    RuleInfo::written_for(
+        "sqli-tautology",
+        AuditTag::Sqli,
+        &["libinjection-data-sqli", "payloadbox-sqli", "patt-sqli"],
+    ),
+    RuleInfo::written_for(
+        "sqli-time-based",
+        AuditTag::Sqli,
+        &["libinjection-data-sqli", "payloadbox-sqli", "patt-sqli"],
+    ),
+    RuleInfo::written_for(
+        "sqli-union",
+        AuditTag::Sqli,
+        &["libinjection-data-sqli", "payloadbox-sqli", "patt-sqli"],
+    ),
+];
 
 /// Tokens kept for the anchored rules.
 const ANCHOR_TOKENS: usize = 32;
@@ -745,7 +822,12 @@ struct Anchor {
 type Rule = &'static str;
 
 /// Runs every context over `view` (whose marks are `marks`); returns the first rule that fires.
-pub fn detect(view: &[u8], marks: Marks) -> Option<Rule> {
+/// Runs the detector with the rules `rules` allows.
+pub fn detect(view: &[u8], marks: Marks, rules: RuleFilter<'_>) -> Option<Rule> {
+    detect_first(view, marks).and_then(|rule| rules.fire(rule))
+}
+
+fn detect_first(view: &[u8], marks: Marks) -> Option<Rule> {
     if view.is_empty() {
         return None;
     }
