@@ -131,14 +131,12 @@ async fn serve(addr: SocketAddr) -> std::io::Result<()> {
                 return;
             };
             while let Some(Ok(message)) = ws.next().await {
-                match message {
-                    Message::Text(_) | Message::Binary(_) => {
-                        if ws.send(message).await.is_err() {
-                            return;
-                        }
-                    }
-                    Message::Close(_) => return,
-                    _ => {}
+                if matches!(message, Message::Close(_)) {
+                    return;
+                }
+                let echo = matches!(message, Message::Text(_) | Message::Binary(_));
+                if echo && ws.send(message).await.is_err() {
+                    return;
                 }
             }
         });
