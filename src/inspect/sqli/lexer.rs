@@ -1,0 +1,381 @@
+//! The SQL tokenizer: byte classes, tokens, the contexts a value can be pasted into, and the
+//! lexer that turns a view into tokens (whitespace skipped, comments as tokens, MySQL `/*! */`
+//! bodies read as code).
+
+use super::vocab::{classify, Kw};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// A closed string literal.
+    Str,
+    /// A string running to the end of the input: the application's own quote closes it.
+    OpenStr,
+    Num,
+    /// `@name`, `@@name`.
+    Var,
+    /// An identifier or keyword (see [`Kw`]).
+    Word,
+    /// A word followed by `(`.
+    Func,
+    /// Arithmetic, bitwise, assignment operators.
+    Op,
+    /// Comparison operators (also `LIKE`, `IN`, `IS`, ... via keywords).
+    Cmp,
+    /// `AND`, `OR`, `XOR`, `&&`, `||`.
+    Logic,
+    /// `NOT`, `!`.
+    Not,
+    LParen,
+    RParen,
+    Comma,
+    Semi,
+    Dot,
+    Comment,
+    Other,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Tok {
+    pub(super) kind: Kind,
+    pub(super) kw: Kw,
+    pub(super) start: usize,
+    pub(super) end: usize,
+}
+
+impl Tok {
+    pub(super) const NONE: Tok = Tok {
+        kind: Kind::Other,
+        kw: Kw::None,
+        start: 0,
+        end: 0,
+    };
+
+    pub(super) fn is_value(&self) -> bool {
+        matches!(self.kind, Kind::Str | Kind::OpenStr | Kind::Num | Kind::Var)
+            || (self.kind == Kind::Word
+                && matches!(self.kw, Kw::None | Kw::Const | Kw::SqlFunc | Kw::Catalog))
+    }
+
+    pub(super) fn is_cmp(&self) -> bool {
+        self.kind == Kind::Cmp || (self.kind == Kind::Word && self.kw == Kw::CmpWord)
+    }
+}
+
+/// Byte classes of the tokenizer: bit 1 = word byte, bit 2 = space.
+pub(super) static BYTE_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80 {
+            t[b] |= 1;
+        }
+        if matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0) {
+            t[b] |= 2;
+        }
+        b += 1;
+    }
+    t
+};
+
+pub(super) fn is_word_byte(b: u8) -> bool {
+    BYTE_CLASS[usize::from(b)] & 1 != 0
+}
+
+pub(super) fn is_space(b: u8) -> bool {
+    BYTE_CLASS[usize::from(b)] & 2 != 0
+}
+
+/// Where tokenizing starts.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Context {
+    /// As-is.
+    Bare,
+    /// Inside a string literal opened by the application with this quote.
+    Quoted(u8),
+    /// Quotes are plain punctuation (no string literals at all).
+    Agnostic,
+}
+
+pub(super) struct Lexer<'a> {
+    s: &'a [u8],
+    i: usize,
+    /// Inside a MySQL `/*! ... */` executable comment.
+    in_exec_comment: bool,
+    /// Pending context string (consumed by the first call).
+    ctx: Context,
+}
+
+impl<'a> Lexer<'a> {
+    pub(super) fn new(s: &'a [u8], ctx: Context) -> Self {
+        Lexer {
+            s,
+            i: 0,
+            in_exec_comment: false,
+            ctx,
+        }
+    }
+
+    pub(super) fn peek(&self, k: usize) -> u8 {
+        self.s.get(self.i + k).copied().unwrap_or(0)
+    }
+
+    pub(super) fn tok(&self, kind: Kind, kw: Kw, start: usize) -> Tok {
+        Tok {
+            kind,
+            kw,
+            start,
+            end: self.i,
+        }
+    }
+
+    /// Reads a string body whose opening quote is already consumed.
+    pub(super) fn string_body(&mut self, q: u8, backslash_escapes: bool, start: usize) -> Tok {
+        let n = self.s.len();
+        while self.i < n {
+            let c = self.s[self.i];
+            if c == b'\\' && backslash_escapes {
+                self.i += 2;
+                continue;
+            }
+            if c == q {
+                if self.peek(1) == q && backslash_escapes {
+                    // Doubled quote inside a literal.
+                    self.i += 2;
+                    continue;
+                }
+                self.i += 1;
+                return self.tok(Kind::Str, Kw::None, start);
+            }
+            self.i += 1;
+        }
+        self.i = n;
+        self.tok(Kind::OpenStr, Kw::None, start)
+    }
+
+    pub(super) fn next_tok(&mut self) -> Option<Tok> {
+        if let Context::Quoted(q) = self.ctx {
+            self.ctx = Context::Bare;
+            // The break-out string: no escapes (a payload's backslash is meant to eat the
+            // application's escaping backslash).
+            return Some(self.string_body(q, false, 0));
+        }
+        let n = self.s.len();
+        loop {
+            while self.i < n && is_space(self.s[self.i]) {
+                self.i += 1;
+            }
+            if self.i >= n {
+                return None;
+            }
+            if self.in_exec_comment && self.s[self.i] == b'*' && self.peek(1) == b'/' {
+                self.in_exec_comment = false;
+                self.i += 2;
+                continue;
+            }
+            break;
+        }
+        let start = self.i;
+        let c = self.s[self.i];
+        let c1 = self.peek(1);
+        self.i += 1;
+        let t = match c {
+            b'\'' | b'"' if self.ctx == Context::Agnostic => self.tok(Kind::Other, Kw::None, start),
+            b'\'' | b'"' => self.string_body(c, true, start),
+            b'`' => {
+                // Quoted identifier.
+                while self.i < n && self.s[self.i] != b'`' {
+                    self.i += 1;
+                }
+                self.i = (self.i + 1).min(n);
+                self.tok(Kind::Word, Kw::None, start)
+            }
+            b'0'..=b'9' => self.number(start),
+            b'.' if c1.is_ascii_digit() => self.number(start),
+            b'.' => self.tok(Kind::Dot, Kw::None, start),
+            b'@' => {
+                while self.i < n && (is_word_byte(self.s[self.i]) || self.s[self.i] == b'@') {
+                    self.i += 1;
+                }
+                self.tok(Kind::Var, Kw::None, start)
+            }
+            b'(' => self.tok(Kind::LParen, Kw::None, start),
+            b')' => self.tok(Kind::RParen, Kw::None, start),
+            b',' => self.tok(Kind::Comma, Kw::None, start),
+            b';' => self.tok(Kind::Semi, Kw::None, start),
+            b'#' => self.line_comment(start),
+            b'-' if c1 == b'-' => self.line_comment(start),
+            b'/' if c1 == b'*' => {
+                self.i += 1;
+                if self.peek(0) == b'!' {
+                    // MySQL executable comment: skip `!` and a version number, tokenize the body.
+                    self.i += 1;
+                    while self.i < n && self.s[self.i].is_ascii_digit() {
+                        self.i += 1;
+                    }
+                    self.in_exec_comment = true;
+                    return self.next_tok();
+                }
+                while self.i < n && !(self.s[self.i] == b'*' && self.peek(1) == b'/') {
+                    self.i += 1;
+                }
+                self.i = (self.i + 2).min(n);
+                self.tok(Kind::Comment, Kw::None, start)
+            }
+            b'&' if c1 == b'&' => {
+                self.i += 1;
+                self.tok(Kind::Logic, Kw::None, start)
+            }
+            b'|' if c1 == b'|' => {
+                self.i += 1;
+                self.tok(Kind::Logic, Kw::None, start)
+            }
+            b'=' => {
+                if c1 == b'=' {
+                    self.i += 1;
+                }
+                self.tok(Kind::Cmp, Kw::None, start)
+            }
+            b'<' => {
+                if c1 == b'=' {
+                    self.i += 1;
+                    if self.peek(0) == b'>' {
+                        self.i += 1;
+                    }
+                    self.tok(Kind::Cmp, Kw::None, start)
+                } else if c1 == b'>' {
+                    self.i += 1;
+                    self.tok(Kind::Cmp, Kw::None, start)
+                } else if c1 == b'<' {
+                    self.i += 1;
+                    self.tok(Kind::Op, Kw::None, start)
+                } else {
+                    self.tok(Kind::Cmp, Kw::None, start)
+                }
+            }
+            b'>' => {
+                if c1 == b'=' {
+                    self.i += 1;
+                    self.tok(Kind::Cmp, Kw::None, start)
+                } else if c1 == b'>' {
+                    self.i += 1;
+                    self.tok(Kind::Op, Kw::None, start)
+                } else {
+                    self.tok(Kind::Cmp, Kw::None, start)
+                }
+            }
+            b'!' => {
+                if matches!(c1, b'=' | b'<' | b'>') {
+                    self.i += 1;
+                    self.tok(Kind::Cmp, Kw::None, start)
+                } else {
+                    self.tok(Kind::Not, Kw::None, start)
+                }
+            }
+            b':' if c1 == b'=' || c1 == b':' => {
+                self.i += 1;
+                self.tok(Kind::Op, Kw::None, start)
+            }
+            b'*' => self.tok(Kind::Op, Kw::All, start),
+            b'+' | b'-' | b'/' | b'%' | b'^' | b'|' | b'&' | b'~' => {
+                self.tok(Kind::Op, Kw::None, start)
+            }
+            b'[' => {
+                // MSSQL quoted identifier when it closes on the same line.
+                let mut j = self.i;
+                while j < n && j - self.i < 128 && !matches!(self.s[j], b']' | b'\n') {
+                    j += 1;
+                }
+                if j < n && self.s[j] == b']' && j > self.i {
+                    self.i = j + 1;
+                    self.tok(Kind::Word, Kw::None, start)
+                } else {
+                    self.tok(Kind::Other, Kw::None, start)
+                }
+            }
+            c if is_word_byte(c) => {
+                while self.i < n && is_word_byte(self.s[self.i]) {
+                    self.i += 1;
+                }
+                self.word(start)
+            }
+            _ => self.tok(Kind::Other, Kw::None, start),
+        };
+        Some(t)
+    }
+
+    pub(super) fn line_comment(&mut self, start: usize) -> Tok {
+        let n = self.s.len();
+        while self.i < n && self.s[self.i] != b'\n' {
+            self.i += 1;
+        }
+        self.tok(Kind::Comment, Kw::None, start)
+    }
+
+    pub(super) fn number(&mut self, start: usize) -> Tok {
+        let n = self.s.len();
+        let s = self.s;
+        if s[start] == b'0' && matches!(self.peek(0), b'x' | b'b') {
+            self.i += 1;
+            while self.i < n && s[self.i].is_ascii_hexdigit() {
+                self.i += 1;
+            }
+        } else {
+            while self.i < n && (s[self.i].is_ascii_digit() || s[self.i] == b'.') {
+                self.i += 1;
+            }
+            if self.i < n && s[self.i] == b'e' {
+                let save = self.i;
+                self.i += 1;
+                if self.i < n && matches!(s[self.i], b'+' | b'-') {
+                    self.i += 1;
+                }
+                if self.i < n && s[self.i].is_ascii_digit() {
+                    while self.i < n && s[self.i].is_ascii_digit() {
+                        self.i += 1;
+                    }
+                } else {
+                    self.i = save;
+                }
+            }
+        }
+        if self.i < n && is_word_byte(s[self.i]) && s[self.i] != b'$' {
+            // `86union`, `1and`: MySQL ends the number where a keyword starts.
+            let num_end = self.i;
+            let mut k = self.i;
+            while k < n && is_word_byte(s[k]) {
+                k += 1;
+            }
+            let (kind, kw) = classify(&s[num_end..k]);
+            if kind == Kind::Logic || matches!(kw, Kw::Union | Kw::Select | Kw::From | Kw::Order) {
+                self.i = num_end;
+                return self.tok(Kind::Num, Kw::None, start);
+            }
+            // `8h`, `109m`, `1e`: a bareword, not a number.
+            while self.i < n && is_word_byte(s[self.i]) {
+                self.i += 1;
+            }
+            return self.tok(Kind::Word, Kw::None, start);
+        }
+        self.tok(Kind::Num, Kw::None, start)
+    }
+
+    pub(super) fn word(&mut self, start: usize) -> Tok {
+        let (kind, kw) = classify(&self.s[start..self.i]);
+        if kind != Kind::Word {
+            return self.tok(kind, kw, start);
+        }
+        // A function call: `(` right after, or after spaces for names SQL knows.
+        let mut j = self.i;
+        let known = matches!(kw, Kw::TimeFunc | Kw::Danger | Kw::SqlFunc);
+        if known {
+            while j < self.s.len() && is_space(self.s[j]) {
+                j += 1;
+            }
+        }
+        if self.s.get(j) == Some(&b'(') && !matches!(kw, Kw::Union | Kw::Select) {
+            return self.tok(Kind::Func, kw, start);
+        }
+        self.tok(Kind::Word, kw, start)
+    }
+}
