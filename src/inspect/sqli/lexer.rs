@@ -91,10 +91,28 @@ pub(super) fn is_space(b: u8) -> bool {
 pub(super) enum Context {
     /// As-is.
     Bare,
-    /// Inside a string literal opened by the application with this quote.
+    /// Inside a delimited construct the application opened, which the payload closes: a string
+    /// literal (`'`, `"`), a quoted identifier (`` ` ``), a PostgreSQL dollar-quoted string
+    /// ([`DOLLAR`]: `$$`) or a comment ([`COMMENT`]: `*/`).
     Quoted(u8),
     /// Quotes are plain punctuation (no string literals at all).
     Agnostic,
+}
+
+/// [`Context::Quoted`] for a PostgreSQL dollar-quoted string, closed by `$$`.
+pub(super) const DOLLAR: u8 = b'$';
+/// [`Context::Quoted`] for a block comment, closed by `*/`.
+pub(super) const COMMENT: u8 = b'*';
+
+/// The bytes that close the construct of context `Quoted(q)`.
+pub(super) fn closer(q: u8) -> &'static [u8] {
+    match q {
+        DOLLAR => b"$$",
+        COMMENT => b"*/",
+        b'`' => b"`",
+        b'"' => b"\"",
+        _ => b"'",
+    }
 }
 
 pub(super) struct Lexer<'a> {
@@ -153,11 +171,29 @@ impl<'a> Lexer<'a> {
         self.tok(Kind::OpenStr, Kw::None, start)
     }
 
+    /// The break-out string of a context closed by two bytes (`$$`, `*/`): up to and with them,
+    /// or the whole input (an open string) when they never come.
+    fn closed_by(&mut self, close: &[u8]) -> Tok {
+        match memchr::memmem::find(self.s, close) {
+            Some(k) => {
+                self.i = k + close.len();
+                self.tok(Kind::Str, Kw::None, 0)
+            }
+            None => {
+                self.i = self.s.len();
+                self.tok(Kind::OpenStr, Kw::None, 0)
+            }
+        }
+    }
+
     pub(super) fn next_tok(&mut self) -> Option<Tok> {
         if let Context::Quoted(q) = self.ctx {
             self.ctx = Context::Bare;
             // The break-out string: no escapes (a payload's backslash is meant to eat the
             // application's escaping backslash).
+            if matches!(q, DOLLAR | COMMENT) {
+                return Some(self.closed_by(closer(q)));
+            }
             return Some(self.string_body(q, false, 0));
         }
         let n = self.s.len();
@@ -183,16 +219,24 @@ impl<'a> Lexer<'a> {
             b'\'' | b'"' if self.ctx == Context::Agnostic => self.tok(Kind::Other, Kw::None, start),
             b'\'' | b'"' => self.string_body(c, true, start),
             b'`' => {
-                // Quoted identifier.
+                // Quoted identifier: a name, whatever keyword it spells, except that a catalog
+                // stays a catalog (`` `information_schema`.`tables` ``).
                 while self.i < n && self.s[self.i] != b'`' {
                     self.i += 1;
                 }
+                let (_, kw) = classify(&self.s[start + 1..self.i]);
                 self.i = (self.i + 1).min(n);
-                self.tok(Kind::Word, Kw::None, start)
+                let kw = if kw == Kw::Catalog { kw } else { Kw::None };
+                self.tok(Kind::Word, kw, start)
             }
             b'0'..=b'9' => self.number(start),
             b'.' if c1.is_ascii_digit() => self.number(start),
             b'.' => self.tok(Kind::Dot, Kw::None, start),
+            // PostgreSQL containment and JSON path tests: `@>`, `@?`, `@@` (not `@@version`).
+            b'@' if c1 == b'>' || c1 == b'?' || c1 == b'@' && !is_word_byte(self.peek(1)) => {
+                self.i += 1;
+                self.tok(Kind::Cmp, Kw::None, start)
+            }
             b'@' => {
                 while self.i < n && (is_word_byte(self.s[self.i]) || self.s[self.i] == b'@') {
                     self.i += 1;
@@ -203,8 +247,33 @@ impl<'a> Lexer<'a> {
             b')' => self.tok(Kind::RParen, Kw::None, start),
             b',' => self.tok(Kind::Comma, Kw::None, start),
             b';' => self.tok(Kind::Semi, Kw::None, start),
+            // PostgreSQL JSON path operators `#>`, `#>>`, `#- '{..}'` (MySQL reads `#` as a
+            // comment, but no payload's comment starts with them).
+            b'#' if c1 == b'>' || c1 == b'-' && matches!(self.peek(1), b' ' | b'\'') => {
+                self.i += 1;
+                if self.peek(0) == b'>' {
+                    self.i += 1;
+                }
+                self.tok(Kind::Op, Kw::None, start)
+            }
             b'#' => self.line_comment(start),
             b'-' if c1 == b'-' => self.line_comment(start),
+            // JSON member access `->`, `->>`.
+            b'-' if c1 == b'>' => {
+                self.i += 1;
+                if self.peek(0) == b'>' {
+                    self.i += 1;
+                }
+                self.tok(Kind::Op, Kw::None, start)
+            }
+            // PostgreSQL key tests `?|`, `?&`, and `? 'key'`; elsewhere `?` is punctuation.
+            b'?' if matches!(c1, b'|' | b'&') => {
+                self.i += 1;
+                self.tok(Kind::Cmp, Kw::None, start)
+            }
+            b'?' if matches!(self.s[self.i..].iter().find(|&&b| !is_space(b)), Some(b'\'')) => {
+                self.tok(Kind::Cmp, Kw::None, start)
+            }
             b'/' if c1 == b'*' => {
                 self.i += 1;
                 if self.peek(0) == b'!' {
@@ -237,7 +306,11 @@ impl<'a> Lexer<'a> {
                 self.tok(Kind::Cmp, Kw::None, start)
             }
             b'<' => {
-                if c1 == b'=' {
+                if c1 == b'@' {
+                    // PostgreSQL `<@` (contained in).
+                    self.i += 1;
+                    self.tok(Kind::Cmp, Kw::None, start)
+                } else if c1 == b'=' {
                     self.i += 1;
                     if self.peek(0) == b'>' {
                         self.i += 1;

@@ -24,7 +24,7 @@ mod vocab;
 use super::normalize::Marks;
 use super::rules::{RuleFilter, RuleInfo};
 use crate::model::AuditTag;
-use lexer::{Context, Kind, Lexer, Tok};
+use lexer::{Context, Kind, Lexer, Tok, COMMENT, DOLLAR};
 use rules::{anchored, may_end_construct, stream_rule, text, Anchor, Rule, ANCHOR_TOKENS, WINDOW};
 
 /// Every rule this detector reports (see [`super::rules`]). These rules were tuned on the
@@ -100,6 +100,12 @@ pub(super) static RULES: &[RuleInfo] = &[
         AuditTag::Sqli,
         &["libinjection-data-sqli", "payloadbox-sqli", "patt-sqli"],
     ),
+    // Follow from the grammar of a break-out (the issue's examples), no list's misses.
+    RuleInfo::language("sqli-where-clause", AuditTag::Sqli),
+    RuleInfo::language("sqli-late-breakout", AuditTag::Sqli),
+    // Written for the CRS regression tests' misses.
+    RuleInfo::written_for("sqli-select-list", AuditTag::Sqli, &["crs-942"]),
+    RuleInfo::written_for("sqli-terminated-value", AuditTag::Sqli, &["crs-942"]),
 ];
 
 /// Runs every context over `view` (whose marks are `marks`); returns the first rule that fires
@@ -121,7 +127,18 @@ pub fn detect(view: &[u8], marks: Marks, rules: RuleFilter<'_>) -> Option<Rule> 
     if let Some(r) = run(view, Context::Bare, mode, rules) {
         return Some(r);
     }
-    for (q, present) in [(b'\'', marks.has(b'\'')), (b'"', marks.has(b'"'))] {
+    // The constructs a value can be pasted into, each tried only when the text can close it.
+    let closers = [
+        (b'\'', marks.has(b'\'')),
+        (b'"', marks.has(b'"')),
+        (b'`', marks.has(b'`')),
+        (DOLLAR, marks.has(b'$') && memchr::memmem::find(view, b"$$").is_some()),
+        (
+            COMMENT,
+            marks.has(b'*') && marks.has(b'/') && memchr::memmem::find(view, b"*/").is_some(),
+        ),
+    ];
+    for (q, present) in closers {
         if present {
             if let Some(r) = run(view, Context::Quoted(q), mode, rules) {
                 return Some(r);
@@ -153,6 +170,7 @@ fn run(view: &[u8], ctx: Context, mode: Mode, rules: RuleFilter<'_>) -> Option<R
         trivial_comment_after: [false; ANCHOR_TOKENS],
         len: 0,
         complete: true,
+        hint: false,
     };
     let mut win = [Tok::NONE; WINDOW];
     let mut head = 0usize;
@@ -165,6 +183,7 @@ fn run(view: &[u8], ctx: Context, mode: Mode, rules: RuleFilter<'_>) -> Option<R
                 anchor.trivial_comment_after[anchor.len - 1] =
                     !body.iter().any(|b| b.is_ascii_alphanumeric());
             }
+            anchor.hint |= is_optimizer_hint(text(view, &t));
             continue;
         }
         if anchor.len < ANCHOR_TOKENS {
@@ -196,4 +215,11 @@ fn run(view: &[u8], ctx: Context, mode: Mode, rules: RuleFilter<'_>) -> Option<R
         return None;
     }
     anchored(view, &anchor, ctx, rules)
+}
+
+/// An optimizer hint (`/*+ INDEX(t) */`): a comment only SQL writes.
+fn is_optimizer_hint(comment: &[u8]) -> bool {
+    comment
+        .strip_prefix(b"/*")
+        .is_some_and(|b| b.trim_ascii_start().starts_with(b"+"))
 }

@@ -26,17 +26,18 @@ pub(in crate::inspect::sqli) fn anchored(
         // `not to "show"`): the text before it is no value a query holds.
         let s0 = text(view, &a.toks[0]);
         let before_quote = &s0[..s0.len().saturating_sub(1)];
-        if before_quote.last().is_some_and(|&b| is_space(b))
-            && !before_quote.iter().all(|&b| is_space(b))
-        {
-            return None;
-        }
         // Nor is a line of code (`f(r'`, `a[0] == '`, `worker.send('`).
         if before_quote
             .iter()
             .any(|&b| matches!(b, b'(' | b'[' | b'{' | b',' | b';'))
         {
             return None;
+        }
+        if before_quote.last().is_some_and(|&b| is_space(b))
+            && !before_quote.iter().all(|&b| is_space(b))
+        {
+            // Unless what follows is unmistakably SQL (`hello ' or 1=1 --`).
+            return late_breakout(view, a, rules);
         }
         // Comment right after the break-out: `admin'--`, `admin' #`, `admin'/*`.
         let s0 = &a.toks[0];
@@ -54,6 +55,18 @@ pub(in crate::inspect::sqli) fn anchored(
             {
                 fire!(rules, "sqli-comment-truncation");
             }
+        }
+        // A statement terminator right after the break-out: `admin@example.org';`.
+        if a.len == 2 && a.complete && a.toks[1].kind == Kind::Semi && plain_value(view, s0) {
+            fire!(rules, "sqli-terminated-value");
+        }
+        // A call of a time function right after the break-out: `2020-01-01' sleep(20) '`.
+        if a.toks.get(1).is_some_and(|t| t.kind == Kind::Func && t.kw == Kw::TimeFunc)
+            && a.len > 3
+            && a.toks[3].kind == Kind::Num
+            && plain_value(view, s0)
+        {
+            fire!(rules, "sqli-time-based");
         }
         p = skip_rparens(a, 1);
     } else {
@@ -81,12 +94,21 @@ pub(in crate::inspect::sqli) fn anchored(
     if p >= a.len {
         return None;
     }
-    let t = a.toks[p];
     if quoted {
         if let Some(r) = breakout_expression(a, view, p, rules) {
             return Some(r);
         }
     }
+    if quoted || p > 0 {
+        if let Some(r) = boundary_clause(view, a, p, rules) {
+            return Some(r);
+        }
+        p = skip_boundary(a, view, p, quoted);
+        if p >= a.len {
+            return None;
+        }
+    }
+    let t = a.toks[p];
     match t.kind {
         Kind::Logic => {
             let o = operand(a, view, p + 1);
@@ -126,7 +148,8 @@ pub(in crate::inspect::sqli) fn anchored(
                 && (statement_shape(a, view, q, false)
                     || a.toks[q].kw == Kw::Select
                     || a.toks[q].kind == Kind::Func
-                        && matches!(a.toks[q].kw, Kw::SqlFunc | Kw::TimeFunc | Kw::Danger))
+                        && matches!(a.toks[q].kw, Kw::SqlFunc | Kw::TimeFunc | Kw::Danger)
+                    || sql_block(a, view, q))
             {
                 fire!(rules, "sqli-stacked-query");
             }
@@ -139,6 +162,13 @@ pub(in crate::inspect::sqli) fn anchored(
                 let o = operand(a, view, p + 1);
                 if o.valid && o.cmp {
                     fire!(rules, "sqli-tautology");
+                }
+            }
+            Kw::CmpWord if p > 0 => {
+                // `1 RLIKE (SELECT ...)`, `x' LIKE SLEEP(5)`: the value compared to a query.
+                let o = operand(a, view, p + 1);
+                if o.valid && (o.select || o.sql_func) {
+                    fire!(rules, "sqli-expression");
                 }
             }
             Kw::Union
@@ -404,6 +434,142 @@ pub(super) fn bare_statement(view: &[u8], a: &Anchor, rules: RuleFilter<'_>) -> 
     let t = &a.toks[0];
     if matches!(t.kw, Kw::Select | Kw::Stmt | Kw::Waitfor) && statement_shape(a, view, 0, true) {
         fire!(rules, "sqli-statement");
+    }
+    None
+}
+
+/// A value a query quotes (`admin`, `1`, `admin@example.org`, `2020-01-01`): the break-out
+/// string `s0` without its quote, short and without spaces or code punctuation.
+fn plain_value(view: &[u8], s0: &Tok) -> bool {
+    let body = text(view, s0);
+    let body = &body[..body.len().saturating_sub(1)];
+    !body.is_empty()
+        && body.len() <= 64
+        && body
+            .iter()
+            .all(|&b| is_word_byte(b) || matches!(b, b'-' | b'.' | b'@' | b'+' | b':'))
+}
+
+/// Clauses that continue the query right after the break-out point `p` (past the boundary
+/// tokens a payload closes it with): `WHERE 51=51`, `AS x FROM t`.
+fn boundary_clause(view: &[u8], a: &Anchor, p: usize, rules: RuleFilter<'_>) -> Option<Rule> {
+    let mut k = p;
+    for _ in 0..3 {
+        let at = |i: usize| a.toks.get(i).filter(|_| i < a.len);
+        let Some(t) = at(k) else { return None };
+        match t.kw {
+            // `1) WHERE 51=51 AND 7=9--`, `` x` WHERE 3=3 ``: a condition the payload adds.
+            Kw::Where => {
+                let o = operand(a, view, k + 1);
+                if o.valid
+                    && o.cmp
+                    && (constant_comparison(a, k + 1, o.end)
+                        || sql_style_comparison(view, a, k + 1, o.end) && valid_seq(a, k + 1, o.end))
+                {
+                    fire!(rules, "sqli-where-clause");
+                }
+                return None;
+            }
+            // `1234 AS "x" FROM t`, `` ` AS `x` FROM ``: the value ends a select list.
+            Kw::Clause if text(view, t) == b"as" => {
+                let alias = at(k + 1)?;
+                if !alias.is_value() || alias.kind == Kind::Num {
+                    return None;
+                }
+                let after = at(k + 2);
+                if after.is_some_and(|n| n.kw == Kw::From)
+                    && at(k + 3).is_none_or(|n| n.is_value() || n.kind == Kind::LParen)
+                {
+                    fire!(rules, "sqli-select-list");
+                }
+                k = skip_rparens(a, k + 2);
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Skips the tokens a payload uses to close what the application opened, from `p`: `)`, an
+/// alias (`) AS x`), a full-text search's `IN BOOLEAN MODE)`, and in quoted contexts a
+/// comparison that completes the application's own (`` x`=`x` ``, `"="x"`).
+fn skip_boundary(a: &Anchor, view: &[u8], mut p: usize, quoted: bool) -> usize {
+    let word = |i: usize, w: &[u8]| i < a.len && text(view, &a.toks[i]) == w;
+    loop {
+        let start = p;
+        p = skip_rparens(a, p);
+        if word(p, b"as") && p + 2 < a.len && a.toks[p + 1].is_value() {
+            p += 2;
+        }
+        if word(p, b"in") && word(p + 1, b"boolean") && word(p + 2, b"mode") {
+            p += 3;
+        }
+        if quoted
+            && p + 2 < a.len
+            && a.toks[p].kind == Kind::Cmp
+            && a.toks[p + 1].is_value()
+            && matches!(a.toks[p + 2].kind, Kind::Logic | Kind::Semi)
+        {
+            p += 2;
+        }
+        if p == start || p >= a.len {
+            return p;
+        }
+    }
+}
+
+/// A procedural block or call as a statement: `BEGIN DBMS_LOCK.SLEEP(5); END`,
+/// `CALL REGEXP_SUBSTRING(...)`.
+fn sql_block(a: &Anchor, view: &[u8], q: usize) -> bool {
+    let at = |i: usize| a.toks.get(i).filter(|_| i < a.len);
+    let name = text(view, &a.toks[q]);
+    if !matches!(name, b"begin" | b"call") {
+        return false;
+    }
+    // A call, possibly qualified: `f(`, `pkg.f(`.
+    let call = |i: usize| {
+        at(i).is_some_and(|t| t.kind == Kind::Func)
+            || at(i).is_some_and(|t| t.kind == Kind::Word)
+                && at(i + 1).is_some_and(|t| t.kind == Kind::Dot)
+                && at(i + 2).is_some_and(|t| t.kind == Kind::Func)
+    };
+    call(q + 1)
+        || name == b"begin"
+            && at(q + 1).is_some_and(|t| matches!(t.kw, Kw::Stmt | Kw::Select | Kw::SqlFunc))
+}
+
+/// The text before the quote reads as prose (`hello '`), so the quote is only a break-out
+/// when what follows is unmistakably SQL: AND/OR and a comparison of constants, a SQL
+/// function or a subquery, then the end of the text, a comment, or more of the same; or a
+/// stacked statement.
+fn late_breakout(view: &[u8], a: &Anchor, rules: RuleFilter<'_>) -> Option<Rule> {
+    let p = skip_rparens(a, 1);
+    let t = a.toks.get(p).filter(|_| p < a.len)?;
+    match t.kind {
+        Kind::Logic => {
+            let o = operand(a, view, p + 1);
+            let strong = o.valid
+                && (o.cmp && constant_comparison(a, p + 1, o.end) || o.sql_func || o.select);
+            if !strong || o.end == 0 {
+                return None;
+            }
+            let end = (o.end..a.len)
+                .find(|&k| a.comment_after[k])
+                .map_or(a.len, |k| k + 1);
+            let ends = a.comment_after[o.end - 1]
+                || o.end >= a.len && a.complete
+                || o.end < a.len
+                    && matches!(a.toks[o.end].kind, Kind::Logic | Kind::Semi)
+                    && (end < a.len || a.complete || a.comment_after[end - 1])
+                    && valid_seq(a, o.end, end);
+            if ends {
+                fire!(rules, "sqli-late-breakout");
+            }
+        }
+        Kind::Semi if p + 1 < a.len && statement_shape(a, view, p + 1, true) => {
+            fire!(rules, "sqli-late-breakout");
+        }
+        _ => {}
     }
     None
 }

@@ -77,6 +77,27 @@ pub(super) struct Operand {
     pub(super) end: usize,
 }
 
+/// The `END` of the `CASE` at `p` (nested `CASE`s counted), when it has a `WHEN`; the last
+/// token kept when the text runs past them.
+pub(super) fn case_end(a: &Anchor, view: &[u8], p: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut when = false;
+    for k in p..a.len {
+        match text(view, &a.toks[k]) {
+            b"case" => depth += 1,
+            b"when" => when = true,
+            b"end" => {
+                depth -= 1;
+                if depth == 0 {
+                    return when.then_some(k);
+                }
+            }
+            _ => {}
+        }
+    }
+    (when && !a.complete).then_some(a.len - 1)
+}
+
 pub(super) fn operand(a: &Anchor, view: &[u8], p: usize) -> Operand {
     let mut o = Operand::default();
     let mut q = p;
@@ -88,6 +109,22 @@ pub(super) fn operand(a: &Anchor, view: &[u8], p: usize) -> Operand {
         match t.kind {
             Kind::Logic | Kind::Semi if depth <= 0 && !expect_value => break,
             Kind::Comma if depth <= 0 => break,
+            // Inside parentheses: arguments and nested conditions.
+            Kind::Comma | Kind::Logic if !expect_value => expect_value = true,
+            Kind::Word if expect_value && text(view, t) == b"case" => {
+                // `CASE WHEN .. THEN .. ELSE .. END` is one value, and only SQL writes it.
+                match case_end(a, view, q) {
+                    Some(e) => {
+                        o.func = true;
+                        o.sql_func = true;
+                        o.values += 1;
+                        last_value_idx = e;
+                        expect_value = false;
+                        q = e;
+                    }
+                    None => return o,
+                }
+            }
             Kind::LParen => {
                 depth += 1;
                 expect_value = true;

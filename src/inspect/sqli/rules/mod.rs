@@ -40,6 +40,8 @@ pub(super) struct Anchor {
     pub(super) len: usize,
     /// The whole input fit (no significant token after the last one kept).
     pub(super) complete: bool,
+    /// An optimizer hint comment (`/*+ ... */`) was seen.
+    pub(super) hint: bool,
 }
 
 /// The bytes of token `t`.
