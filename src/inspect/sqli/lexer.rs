@@ -345,6 +345,13 @@ impl<'a> Lexer<'a> {
                     self.tok(Kind::Not, Kw::None, start)
                 }
             }
+            // Informix `sysmaster:sysdual`: a qualifier, like a dot.
+            b':' if is_word_byte(c1)
+                && start > 0
+                && self.s.get(start - 1).is_some_and(|&b| is_word_byte(b)) =>
+            {
+                self.tok(Kind::Dot, Kw::None, start)
+            }
             b':' if c1 == b'=' || c1 == b':' => {
                 self.i += 1;
                 self.tok(Kind::Op, Kw::None, start)

@@ -103,6 +103,8 @@ pub(super) static RULES: &[RuleInfo] = &[
     // Follow from the grammar of a break-out (the examples), no list's misses.
     RuleInfo::language("sqli-where-clause", AuditTag::Sqli),
     RuleInfo::language("sqli-late-breakout", AuditTag::Sqli),
+    RuleInfo::language("sqli-constant-condition", AuditTag::Sqli),
+    RuleInfo::language("sqli-list-item", AuditTag::Sqli),
     // Written for the CRS regression tests' misses.
     RuleInfo::written_for("sqli-select-list", AuditTag::Sqli, &["crs-942"]),
     RuleInfo::written_for("sqli-terminated-value", AuditTag::Sqli, &["crs-942"]),

@@ -87,3 +87,14 @@ fn prose() {
         assert_eq!(hit(s), None, "flagged {s:?}");
     }
 }
+
+#[test]
+#[ignore]
+fn probe_file() {
+    let Ok(s) = std::fs::read_to_string("/tmp/sqli-probe.txt") else {
+        return;
+    };
+    for line in s.lines() {
+        println!("{:?} <= {line}", hit(line));
+    }
+}

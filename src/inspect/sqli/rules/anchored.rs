@@ -216,6 +216,11 @@ pub(in crate::inspect::sqli) fn anchored(
                 fire!(rules, "sqli-expression");
             }
         }
+        Kind::Comma if list_item_probe(a, view, p + 1) => {
+            // `5,(CASE WHEN 3=3 THEN 1 ELSE NULL END)`, `7',IIF(2=2,1,1/0)`: the value ends an
+            // item of a list (a select list, arguments) and the payload adds one.
+            fire!(rules, "sqli-list-item");
+        }
         Kind::Comma if quoted => {
             // `'),NULL,... waitfor` handled by stream rules; a select list breakout:
             // `', (select ...))`
@@ -406,7 +411,9 @@ pub(super) fn bare_statement(view: &[u8], a: &Anchor, rules: RuleFilter<'_>) -> 
         let end = (0..a.len)
             .find(|&k| a.comment_after[k])
             .map_or(a.len, |k| k + 1);
-        let closed = end < a.len || a.complete || a.comment_after[end - 1];
+        // (or the kept tokens are all SQL and the text goes on)
+        let closed =
+            end < a.len || a.complete || a.comment_after[end - 1] || end == a.len && !a.complete;
         let known_start =
             t0.kind == Kind::LParen || matches!(t0.kw, Kw::SqlFunc | Kw::TimeFunc | Kw::Danger);
         if closed && known_start && valid_seq(a, 0, end) && has_sql_weight(a, 0, end) {
@@ -416,6 +423,26 @@ pub(super) fn bare_statement(view: &[u8], a: &Anchor, rules: RuleFilter<'_>) -> 
             if nested || t0.kw == Kw::TimeFunc {
                 fire!(rules, "sqli-statement");
             }
+        }
+        // A boolean probe as a value: a SQL conditional on a comparison of numbers
+        // (`IIF(5=5,1,1/0)`, `MAKE_SET(3=3,7)`), or one in parentheses scaled (`(4=4)*9`).
+        let probe = match t0.kind {
+            Kind::Func => {
+                t0.kw == Kw::SqlFunc
+                    && number_equality(a, view, 2)
+                    && a.toks.get(5).is_some_and(|t| t.kind == Kind::Comma)
+            }
+            _ => {
+                number_equality(a, view, 1)
+                    && a.len == 7
+                    && a.complete
+                    && a.toks[4].kind == Kind::RParen
+                    && a.toks[5].kind == Kind::Op
+                    && a.toks[6].kind == Kind::Num
+            }
+        };
+        if probe && closed && valid_seq(a, 0, end) {
+            fire!(rules, "sqli-constant-condition");
         }
         // `( BINARY ( 'a' OR 'b') )  --`: operators on constants in parentheses, then a comment.
         let ops = a.toks[..end]
@@ -434,6 +461,19 @@ pub(super) fn bare_statement(view: &[u8], a: &Anchor, rules: RuleFilter<'_>) -> 
     let t = &a.toks[0];
     if matches!(t.kw, Kw::Select | Kw::Stmt | Kw::Waitfor) && statement_shape(a, view, 0, true) {
         fire!(rules, "sqli-statement");
+    }
+    // A procedural block: `BEGIN IF (1=1) THEN DBMS_LOCK.SLEEP(5); END IF; END;`.
+    if sql_block(a, view, 0) && a.toks[1..a.len].iter().any(|t| text(view, t) == b"end") {
+        fire!(rules, "sqli-statement");
+    }
+    // A list closed and the statement ended (`x y,;`), then another statement.
+    if let Some(k) = (1..a.len.min(5)).find(|&k| a.toks[k].kind == Kind::Semi) {
+        if a.toks[k - 1].kind == Kind::Comma
+            && k + 1 < a.len
+            && (statement_shape(a, view, k + 1, false) || sql_block(a, view, k + 1))
+        {
+            fire!(rules, "sqli-stacked-query");
+        }
     }
     None
 }
@@ -572,4 +612,31 @@ fn late_breakout(view: &[u8], a: &Anchor, rules: RuleFilter<'_>) -> Option<Rule>
         _ => {}
     }
     None
+}
+
+/// `N = M` between plain numbers at token `k` (with `=` or `<>`, not a programming language's
+/// `==`).
+fn number_equality(a: &Anchor, view: &[u8], k: usize) -> bool {
+    k + 2 < a.len
+        && a.toks[k].kind == Kind::Num
+        && a.toks[k + 2].kind == Kind::Num
+        && matches!(text(view, &a.toks[k + 1]), b"=" | b"<>")
+}
+
+/// A list item a payload adds at `q` (after a comma): a `CASE WHEN`, a SQL conditional on
+/// numbers (`IIF(2=2,..)`), a subquery in parentheses, or a procedural block.
+fn list_item_probe(a: &Anchor, view: &[u8], q: usize) -> bool {
+    let mut k = q;
+    while k < a.len && a.toks[k].kind == Kind::LParen {
+        k += 1;
+    }
+    let Some(t) = a.toks.get(k).filter(|_| k < a.len) else {
+        return false;
+    };
+    match text(view, t) {
+        b"case" => case_end(a, view, k).is_some(),
+        b"begin" => k > q && sql_block(a, view, k),
+        b"select" => k > q && statement_shape(a, view, k, false),
+        _ => t.kind == Kind::Func && t.kw == Kw::SqlFunc && number_equality(a, view, k + 2),
+    }
 }

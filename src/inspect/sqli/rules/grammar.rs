@@ -95,7 +95,8 @@ pub(super) fn case_end(a: &Anchor, view: &[u8], p: usize) -> Option<usize> {
             _ => {}
         }
     }
-    (when && !a.complete).then_some(a.len - 1)
+    // Cut off by the end of the kept tokens: a CASE that goes on.
+    (!a.complete).then_some(a.len - 1)
 }
 
 pub(super) fn operand(a: &Anchor, view: &[u8], p: usize) -> Operand {
