@@ -442,6 +442,14 @@ impl<'a> Lexer<'a> {
 
     pub(super) fn word(&mut self, start: usize) -> Tok {
         let (kind, kw) = classify(&self.s[start..self.i]);
+        if kind == Kind::Op && matches!(&self.s[start..self.i], b"mod" | b"div") {
+            // `MOD(7, 2)` is a function, `7 MOD 2` an operator.
+            let rest = &self.s[self.i..];
+            let arg = rest.trim_ascii_start().strip_prefix(b"(").unwrap_or(b"select");
+            if !arg.trim_ascii_start().starts_with(b"select") {
+                return self.tok(Kind::Func, Kw::SqlFunc, start);
+            }
+        }
         if kind != Kind::Word {
             return self.tok(kind, kw, start);
         }

@@ -16,6 +16,7 @@
 //! code.
 
 mod lexer;
+mod nosql;
 mod rules;
 #[cfg(test)]
 mod tests;
@@ -108,6 +109,9 @@ pub(super) static RULES: &[RuleInfo] = &[
     // Written for the CRS regression tests' misses.
     RuleInfo::written_for("sqli-select-list", AuditTag::Sqli, &["crs-942"]),
     RuleInfo::written_for("sqli-terminated-value", AuditTag::Sqli, &["crs-942"]),
+    RuleInfo::written_for("sqli-nosql-operator", AuditTag::Sqli, &["crs-942"]),
+    RuleInfo::written_for("sqli-pg-cast", AuditTag::Sqli, &["crs-942"]),
+    RuleInfo::written_for("sqli-json-operator", AuditTag::Sqli, &["crs-942"]),
 ];
 
 /// Runs every context over `view` (whose marks are `marks`); returns the first rule that fires
@@ -115,6 +119,9 @@ pub(super) static RULES: &[RuleInfo] = &[
 pub fn detect(view: &[u8], marks: Marks, rules: RuleFilter<'_>) -> Option<Rule> {
     if view.is_empty() {
         return None;
+    }
+    if let Some(r) = nosql::operator_in_text(view, marks, rules) {
+        return Some(r);
     }
     // Long texts: one pass that reads quotes as plain punctuation finds the stream constructs
     // wherever the quotes fall, and the contexts only look at how the text starts. Three full
@@ -146,6 +153,15 @@ pub fn detect(view: &[u8], marks: Marks, rules: RuleFilter<'_>) -> Option<Rule> 
                 return Some(r);
             }
         }
+    }
+    None
+}
+
+/// A key of a JSON message (decoded) that is a NoSQL query operator: `{"user": {"$ne": 1}}`
+/// sends an operator where the application expected a value.
+pub fn json_key(key: &[u8], rules: RuleFilter<'_>) -> Option<Rule> {
+    if nosql::is_query_operator(key) {
+        return rules.fire("sqli-nosql-operator");
     }
     None
 }

@@ -174,6 +174,7 @@ pub(super) const KEYWORDS: &[(&[u8], Kind, Kw)] = &[
     (b"linestring", Kind::Word, Kw::Danger),
     (b"ln", Kind::Word, Kw::SqlFunc),
     (b"lo_export", Kind::Word, Kw::Danger),
+    (b"lo_get", Kind::Word, Kw::Danger),
     (b"lo_import", Kind::Word, Kw::Danger),
     (b"load", Kind::Word, Kw::Stmt),
     (b"load_extension", Kind::Word, Kw::SqlFunc),

@@ -118,6 +118,7 @@ pub(in crate::inspect::sqli) fn anchored(
                 && o.lone_kind_strong
                 && (quoted
                     || o.before_clause
+                    || a.hint
                     || a.comment_after[o.end.saturating_sub(1).min(a.len - 1)]);
             // With nothing before AND/OR (a message that starts with it), a comparison only
             // counts between constants: `and x is not null` is a line of code or prose.
@@ -368,6 +369,10 @@ pub(super) fn bare_statement(view: &[u8], a: &Anchor, rules: RuleFilter<'_>) -> 
                 fire!(rules, "sqli-clause");
             }
         }
+        // `PROCEDURE ANALYSE(`: MySQL's table analysis continuing a SELECT.
+        Kw::Procedure if a.len > 1 && text(view, &a.toks[1]) == b"analyse" => {
+            fire!(rules, "sqli-clause");
+        }
         Kw::Where | Kw::Having => {
             let o = operand(a, view, 1);
             if o.valid && o.cmp && valid_seq(a, 1, o.end) {
@@ -468,7 +473,13 @@ pub(super) fn bare_statement(view: &[u8], a: &Anchor, rules: RuleFilter<'_>) -> 
     }
     // A list closed and the statement ended (`x y,;`), then another statement.
     if let Some(k) = (1..a.len.min(5)).find(|&k| a.toks[k].kind == Kind::Semi) {
-        if a.toks[k - 1].kind == Kind::Comma
+        // (or a call: `mod(1,2);INSERT INTO ..`)
+        let closes = a.toks[k - 1].kind == Kind::Comma
+            || a.toks[k - 1].kind == Kind::RParen
+                && t0.kind == Kind::Func
+                && t0.kw == Kw::SqlFunc
+                && valid_seq(a, 0, k);
+        if closes
             && k + 1 < a.len
             && (statement_shape(a, view, k + 1, false) || sql_block(a, view, k + 1))
         {

@@ -246,8 +246,17 @@ pub(super) fn statement_shape(a: &Anchor, view: &[u8], p: usize, strict: bool) -
                 || n.kind == Kind::Func
                 || (n.kind == Kind::Op && text(view, n) == b"*")
                 || matches!(n.kw, Kw::SqlFunc | Kw::Distinct | Kw::All | Kw::Catalog)
-                || (n.kind == Kind::Num && !strict);
+                || (n.kind == Kind::Num && !strict)
+                // `select(user())`, `select pg_sleep`
+                || (n.kind == Kind::LParen
+                    && next2.is_some_and(|t| {
+                        t.kind == Kind::Func && matches!(t.kw, Kw::SqlFunc | Kw::TimeFunc)
+                    }))
+                || (n.kw == Kw::TimeFunc && next2.is_none() && a.complete);
             if !listish {
+                if strict && select_without_from(a, view, p) {
+                    return true;
+                }
                 // `select x, y from z;`: SQL token by token up to FROM and a table.
                 let end = (p + 1..a.len).find(|&k| a.toks[k].kw == Kw::From);
                 return match end {
@@ -295,9 +304,14 @@ pub(super) fn statement_shape(a: &Anchor, view: &[u8], p: usize, strict: bool) -
                             && next2.is_some_and(|t| {
                                 matches!(t.kind, Kind::Str | Kind::OpenStr | Kind::Var)
                             })
+                        // Oracle's dynamic SQL: `EXECUTE IMMEDIATE 'select ..'`.
+                        || nn == b"immediate"
+                            && next2.is_some_and(|t| {
+                                matches!(t.kind, Kind::Str | Kind::OpenStr | Kind::Var)
+                            })
                 }
                 b"declare" => n.kind == Kind::Var,
-                b"insert" | b"replace" => n.kw == Kw::Into,
+                b"insert" | b"replace" => n.kw == Kw::Into || values_follow(a, p + 1),
                 b"delete" => {
                     n.kw == Kw::From
                         || matches!(text(view, n), b"low_priority" | b"quick" | b"ignore")
@@ -319,7 +333,13 @@ pub(super) fn statement_shape(a: &Anchor, view: &[u8], p: usize, strict: bool) -
                         && (end_after(p + 2) || next2.is_some_and(|t| t.kind == Kind::Semi))
                 }
                 b"shutdown" => !strict,
-                b"grant" | b"revoke" => !strict && n.kind == Kind::Word,
+                // `GRANT ALL ON ..`, `GRANT SELECT, INSERT ON ..` (not `Grant of Patent ..`).
+                b"grant" | b"revoke" => {
+                    !strict
+                        && (matches!(n.kw, Kw::All | Kw::Select | Kw::Stmt | Kw::Outfile)
+                            || n.kind == Kind::Word
+                                && next2.is_some_and(|t| matches!(text(view, t), b"to" | b"on")))
+                }
                 _ => false,
             }
         }
@@ -530,4 +550,55 @@ pub(super) fn operand_after_op(a: &Anchor, p: usize) -> bool {
         }
     }
     false
+}
+
+/// `INSERT x (a, b) VALUES (`, `REPLACE x VALUES (`: a table name, an optional column list, then
+/// `VALUES (`, from `p` (the token after the statement word).
+fn values_follow(a: &Anchor, p: usize) -> bool {
+    let at = |i: usize| a.toks.get(i).filter(|_| i < a.len);
+    if !at(p).is_some_and(|t| t.kind == Kind::Word && t.kw == Kw::None) {
+        return false;
+    }
+    let mut k = p + 1;
+    if at(k).is_some_and(|t| t.kind == Kind::LParen) {
+        // The column list: names and commas.
+        k += 1;
+        while at(k).is_some_and(|t| t.kind == Kind::Word || t.kind == Kind::Comma) {
+            k += 1;
+        }
+        if !at(k).is_some_and(|t| t.kind == Kind::RParen) {
+            return false;
+        }
+        k += 1;
+    }
+    at(k).is_some_and(|t| t.kw == Kw::Values) && at(k + 1).is_some_and(|t| t.kind == Kind::LParen)
+}
+
+/// A `SELECT` with clauses but no `FROM` (`SELECT x GROUP BY y HAVING COUNT(z) >= 9`): SQL token
+/// by token, the whole text, with a comparison or a SQL function after the clause.
+fn select_without_from(a: &Anchor, view: &[u8], p: usize) -> bool {
+    let Some(c) = (p + 1..a.len).find(|&k| {
+        matches!(
+            a.toks[k].kw,
+            Kw::From | Kw::Where | Kw::Group | Kw::Having | Kw::Order
+        )
+    }) else {
+        return false;
+    };
+    let clause = a.toks[c].kw;
+    let body = if matches!(clause, Kw::Group | Kw::Order) {
+        c + 2
+    } else {
+        c + 1
+    };
+    clause != Kw::From
+        && c > p + 1
+        && a.complete
+        && body < a.len
+        && (clause != Kw::Group && clause != Kw::Order || a.toks[c + 1].kw == Kw::By)
+        && valid_seq(a, p + 1, c)
+        && valid_seq(a, body, a.len)
+        && a.toks[body..a.len]
+            .iter()
+            .any(|t| t.is_cmp() || sql_specific(view, t) || t.kw == Kw::Having)
 }

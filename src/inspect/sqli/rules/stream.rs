@@ -29,6 +29,11 @@ pub(in crate::inspect::sqli) fn may_end_construct(
                 | Kind::Var
         )
         || (cur.kind == Kind::Other && matches!(view.get(cur.start), Some(b'\'' | b'"')))
+        // A cast's type (`x::int`) and the two-byte PostgreSQL JSON operators.
+        || (cur.kind == Kind::Word && cur.start > 0 && view[cur.start - 1] == b':')
+        || (matches!(cur.kind, Kind::Op | Kind::Cmp)
+            && cur.end - cur.start >= 2
+            && matches!(view.get(cur.start), Some(b'@' | b'?' | b'#' | b'-' | b'<')))
         || prev1 == Kind::Semi
         || prev2 == Kind::Semi
 }
@@ -51,6 +56,9 @@ pub(in crate::inspect::sqli) fn stream_rule(
         }
     };
     let cur = back(0);
+    if let Some(r) = postgres_rule(view, cur, back(1), back(2), back(3), seen, rules) {
+        return Some(r);
+    }
     // UNION [ALL|DISTINCT] [(] SELECT
     if cur.kw == Kw::Select {
         let mut k = 1;
@@ -149,6 +157,7 @@ pub(in crate::inspect::sqli) fn stream_rule(
                 | b"openrowset"
                 | b"opendatasource"
                 | b"lo_import"
+                | b"lo_get"
                 | b"pg_read_file"
                 | b"extractvalue"
                 | b"updatexml"
@@ -228,4 +237,113 @@ pub(in crate::inspect::sqli) fn stream_rule(
         }
     }
     None
+}
+
+/// PostgreSQL's own syntax, which no other text writes: a cast right at the injection point
+/// (`password::int`, `f(x)::text`) or of a JSON literal (`'{"a":1}'::jsonb`), and JSON
+/// operators applied to a JSON literal (`'{"a":1}' ? 'a'`, `'[1]'::jsonb @> '[1]'`,
+/// `'{..}' -> '$.a'`).
+fn postgres_rule(
+    view: &[u8],
+    cur: &Tok,
+    b1: &Tok,
+    b2: &Tok,
+    b3: &Tok,
+    seen: usize,
+    rules: RuleFilter<'_>,
+) -> Option<Rule> {
+    let is_cast = |t: &Tok| t.kind == Kind::Op && text(view, t) == b"::";
+    if cur.kind == Kind::Word && is_cast(b1) && pg_type(text(view, cur)) {
+        let castee = matches!(b2.kind, Kind::Str | Kind::Num | Kind::Word | Kind::RParen);
+        let rest = view.get(cur.end..).unwrap_or(&[]).trim_ascii_start();
+        let rest = if text(view, cur) == b"double" {
+            rest.strip_prefix(b"precision")
+                .unwrap_or(b"x")
+                .trim_ascii_start()
+        } else {
+            rest
+        };
+        // What follows a cast in SQL: an operator, a comparison, `)`, `,`, a comment, the end
+        // (a path in code goes on with `::`, `(`, `<`, `;`, `{`).
+        let ends = rest.first().is_none_or(|b| b"=<>!+-*/|&#@?%),".contains(b));
+        if castee && ends && (seen <= 6 || json_literal(view, b2)) {
+            fire!(rules, "sqli-pg-cast");
+        }
+    }
+    let json_op = |t: &Tok| {
+        matches!(t.kind, Kind::Op | Kind::Cmp)
+            && matches!(
+                text(view, t),
+                b"->" | b"->>" | b"#>" | b"#>>" | b"#-" | b"@>" | b"<@" | b"?" | b"?|" | b"?&"
+                    | b"@?" | b"@@"
+            )
+    };
+    let json_value = |t: &Tok, before: &Tok, before2: &Tok| {
+        json_literal(view, t)
+            || t.kind == Kind::Word
+                && matches!(text(view, t), b"json" | b"jsonb")
+                && is_cast(before)
+                && json_literal(view, before2)
+    };
+    // `'{..}' ?| ..`, `'{..}'::jsonb #> ..`
+    if json_op(cur) && json_value(b1, b2, b3) {
+        fire!(rules, "sqli-json-operator");
+    }
+    // `'{..}' < '$.c[2].f'`: a JSON literal against a JSON path.
+    if matches!(cur.kind, Kind::Str | Kind::OpenStr)
+        && matches!(text(view, cur).get(1..3), Some(b"$." | b"$["))
+        && matches!(b1.kind, Kind::Op | Kind::Cmp)
+        && json_literal(view, b2)
+    {
+        fire!(rules, "sqli-json-operator");
+    }
+    None
+}
+
+/// A string literal holding a JSON object or array (`'{"a":1}'`, `'[1, 2]'`).
+fn json_literal(view: &[u8], t: &Tok) -> bool {
+    t.kind == Kind::Str && {
+        let body = text(view, t);
+        matches!(body.get(1), Some(b'{' | b'['))
+            && matches!(body.get(body.len().wrapping_sub(2)), Some(b'}' | b']'))
+    }
+}
+
+/// PostgreSQL type names a cast names.
+fn pg_type(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"int"
+            | b"int2"
+            | b"int4"
+            | b"int8"
+            | b"integer"
+            | b"bigint"
+            | b"smallint"
+            | b"numeric"
+            | b"decimal"
+            | b"real"
+            | b"float"
+            | b"float4"
+            | b"float8"
+            | b"double"
+            | b"text"
+            | b"varchar"
+            | b"char"
+            | b"bytea"
+            | b"json"
+            | b"jsonb"
+            | b"jsonpath"
+            | b"bool"
+            | b"boolean"
+            | b"regclass"
+            | b"oid"
+            | b"inet"
+            | b"uuid"
+            | b"xml"
+            | b"date"
+            | b"timestamp"
+            | b"interval"
+            | b"money"
+    )
 }
