@@ -461,7 +461,20 @@ impl<'a> Lexer<'a> {
                 j += 1;
             }
         }
-        if self.s.get(j) == Some(&b'(') && !matches!(kw, Kw::Union | Kw::Select) {
+        // Clause keywords stay keywords before `(` (`FROM(SELECT ..)`, `VALUES(1)`).
+        let clause = matches!(
+            kw,
+            Kw::Union
+                | Kw::Select
+                | Kw::From
+                | Kw::Where
+                | Kw::Having
+                | Kw::Into
+                | Kw::Values
+                | Kw::Limit
+                | Kw::Set
+        );
+        if self.s.get(j) == Some(&b'(') && !clause {
             return self.tok(Kind::Func, kw, start);
         }
         self.tok(Kind::Word, kw, start)

@@ -96,5 +96,19 @@ fn probe_file() {
     };
     for line in s.lines() {
         println!("{:?} <= {line}", hit(line));
+        if std::env::var("SQLI_TOKENS").is_ok() {
+            let low = line.to_ascii_lowercase();
+            let ctx = if low.contains('\'') { Context::Quoted(b'\'') } else { Context::Bare };
+            let mut lx = Lexer::new(low.as_bytes(), ctx);
+            while let Some(t) = lx.next_tok() {
+                print!(
+                    "[{:?}/{:?} {}] ",
+                    t.kind,
+                    t.kw,
+                    String::from_utf8_lossy(&low.as_bytes()[t.start..t.end])
+                );
+            }
+            println!();
+        }
     }
 }

@@ -63,7 +63,7 @@ pub(in crate::inspect::sqli) fn anchored(
         // A call of a time function right after the break-out: `2020-01-01' sleep(20) '`.
         if a.toks.get(1).is_some_and(|t| t.kind == Kind::Func && t.kw == Kw::TimeFunc)
             && a.len > 3
-            && a.toks[3].kind == Kind::Num
+            && text(view, &a.toks[3]).first().is_some_and(u8::is_ascii_digit)
             && plain_value(view, s0)
         {
             fire!(rules, "sqli-time-based");
@@ -472,7 +472,7 @@ pub(super) fn bare_statement(view: &[u8], a: &Anchor, rules: RuleFilter<'_>) -> 
         fire!(rules, "sqli-statement");
     }
     // A list closed and the statement ended (`x y,;`), then another statement.
-    if let Some(k) = (1..a.len.min(5)).find(|&k| a.toks[k].kind == Kind::Semi) {
+    if let Some(k) = (1..a.len.min(9)).find(|&k| a.toks[k].kind == Kind::Semi) {
         // (or a call: `mod(1,2);INSERT INTO ..`)
         let closes = a.toks[k - 1].kind == Kind::Comma
             || a.toks[k - 1].kind == Kind::RParen

@@ -250,7 +250,8 @@ pub(super) fn statement_shape(a: &Anchor, view: &[u8], p: usize, strict: bool) -
                 // `select(user())`, `select pg_sleep`
                 || (n.kind == Kind::LParen
                     && next2.is_some_and(|t| {
-                        t.kind == Kind::Func && matches!(t.kw, Kw::SqlFunc | Kw::TimeFunc)
+                        t.kind == Kind::Func
+                            && matches!(t.kw, Kw::SqlFunc | Kw::TimeFunc | Kw::Table)
                     }))
                 || (n.kw == Kw::TimeFunc && next2.is_none() && a.complete);
             if !listish {
