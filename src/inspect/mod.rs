@@ -432,7 +432,10 @@ fn inspect_unit(
         }
         return;
     }
-    for _ in 0..MAX_DECODE_ROUNDS {
+    let mut plus_is_space = plus_is_space;
+    for round in 0..MAX_DECODE_ROUNDS {
+        // A layer that decoded to form encoding (`%2B` for `+`, no spaces) is form-encoded too.
+        plus_is_space |= round > 0 && !marks.space() && marks.plus();
         if !pending.any() || !normalize::has_decodable(view, marks, plus_is_space) {
             break;
         }

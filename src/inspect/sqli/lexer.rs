@@ -271,7 +271,11 @@ impl<'a> Lexer<'a> {
                 self.i += 1;
                 self.tok(Kind::Cmp, Kw::None, start)
             }
-            b'?' if matches!(self.s[self.i..].iter().find(|&&b| !is_space(b)), Some(b'\'')) => {
+            b'?' if matches!(
+                self.s[self.i..].iter().find(|&&b| !is_space(b)),
+                Some(b'\'')
+            ) =>
+            {
                 self.tok(Kind::Cmp, Kw::None, start)
             }
             b'/' if c1 == b'*' => {
@@ -445,7 +449,10 @@ impl<'a> Lexer<'a> {
         if kind == Kind::Op && matches!(&self.s[start..self.i], b"mod" | b"div") {
             // `MOD(7, 2)` is a function, `7 MOD 2` an operator.
             let rest = &self.s[self.i..];
-            let arg = rest.trim_ascii_start().strip_prefix(b"(").unwrap_or(b"select");
+            let arg = rest
+                .trim_ascii_start()
+                .strip_prefix(b"(")
+                .unwrap_or(b"select");
             if !arg.trim_ascii_start().starts_with(b"select") {
                 return self.tok(Kind::Func, Kw::SqlFunc, start);
             }

@@ -141,7 +141,10 @@ pub fn detect(view: &[u8], marks: Marks, rules: RuleFilter<'_>) -> Option<Rule> 
         (b'\'', marks.has(b'\'')),
         (b'"', marks.has(b'"')),
         (b'`', marks.has(b'`')),
-        (DOLLAR, marks.has(b'$') && memchr::memmem::find(view, b"$$").is_some()),
+        (
+            DOLLAR,
+            marks.has(b'$') && memchr::memmem::find(view, b"$$").is_some(),
+        ),
         (
             COMMENT,
             marks.has(b'*') && marks.has(b'/') && memchr::memmem::find(view, b"*/").is_some(),

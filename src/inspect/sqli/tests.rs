@@ -98,7 +98,11 @@ fn probe_file() {
         println!("{:?} <= {line}", hit(line));
         if std::env::var("SQLI_TOKENS").is_ok() {
             let low = line.to_ascii_lowercase();
-            let ctx = if low.contains('\'') { Context::Quoted(b'\'') } else { Context::Bare };
+            let ctx = if low.contains('\'') {
+                Context::Quoted(b'\'')
+            } else {
+                Context::Bare
+            };
             let mut lx = Lexer::new(low.as_bytes(), ctx);
             while let Some(t) = lx.next_tok() {
                 print!(

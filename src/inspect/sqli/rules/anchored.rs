@@ -61,9 +61,13 @@ pub(in crate::inspect::sqli) fn anchored(
             fire!(rules, "sqli-terminated-value");
         }
         // A call of a time function right after the break-out: `2020-01-01' sleep(20) '`.
-        if a.toks.get(1).is_some_and(|t| t.kind == Kind::Func && t.kw == Kw::TimeFunc)
+        if a.toks
+            .get(1)
+            .is_some_and(|t| t.kind == Kind::Func && t.kw == Kw::TimeFunc)
             && a.len > 3
-            && text(view, &a.toks[3]).first().is_some_and(u8::is_ascii_digit)
+            && text(view, &a.toks[3])
+                .first()
+                .is_some_and(u8::is_ascii_digit)
             && plain_value(view, s0)
         {
             fire!(rules, "sqli-time-based");
@@ -83,6 +87,12 @@ pub(in crate::inspect::sqli) fn anchored(
             } else {
                 return bare_statement(view, a, rules);
             }
+        } else if a.len > 2
+            && matches!(a.toks[0].kind, Kind::Num | Kind::Str)
+            && a.toks[1].kind == Kind::Comma
+        {
+            // An item of a list: `5,(CASE ..)`, `7,IIF(..)`.
+            p = 1;
         } else if !matches!(a.toks[0].kind, Kind::Logic | Kind::Semi | Kind::RParen)
             && a.toks[0].kw != Kw::Union
         {
@@ -515,7 +525,8 @@ fn boundary_clause(view: &[u8], a: &Anchor, p: usize, rules: RuleFilter<'_>) -> 
                 if o.valid
                     && o.cmp
                     && (constant_comparison(a, k + 1, o.end)
-                        || sql_style_comparison(view, a, k + 1, o.end) && valid_seq(a, k + 1, o.end))
+                        || sql_style_comparison(view, a, k + 1, o.end)
+                            && valid_seq(a, k + 1, o.end))
                 {
                     fire!(rules, "sqli-where-clause");
                 }
@@ -631,7 +642,7 @@ fn number_equality(a: &Anchor, view: &[u8], k: usize) -> bool {
     k + 2 < a.len
         && a.toks[k].kind == Kind::Num
         && a.toks[k + 2].kind == Kind::Num
-        && matches!(text(view, &a.toks[k + 1]), b"=" | b"<>")
+        && matches!(text(view, &a.toks[k + 1]), b"=" | b"<>" | b"like")
 }
 
 /// A list item a payload adds at `q` (after a comma): a `CASE WHEN`, a SQL conditional on

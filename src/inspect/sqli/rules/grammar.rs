@@ -281,7 +281,12 @@ pub(super) fn statement_shape(a: &Anchor, view: &[u8], p: usize, strict: bool) -
                     }
                     k += 1;
                 }
-                return end_after(k) || n.kind == Kind::Var || n.kind == Kind::Func;
+                // (a select list that runs to the end is SQL throughout: not `Select all
+                // required data`)
+                return end_after(k) && valid_seq(a, p + 1, a.len)
+                    || n.kind == Kind::Var
+                    || n.kind == Kind::Func
+                    || n.kw == Kw::Catalog;
             }
             true
         }
@@ -510,21 +515,22 @@ pub(super) fn sql_specific(view: &[u8], t: &Tok) -> bool {
 /// contradiction, never a question a person asks.
 pub(super) fn constant_comparison(a: &Anchor, from: usize, to: usize) -> bool {
     let toks = &a.toks[from.min(to).min(a.len)..to.min(a.len)];
-    let has_cmp = toks.iter().any(|t| t.kind == Kind::Cmp);
+    let has_cmp = toks.iter().any(Tok::is_cmp);
     // Function results count as constants: `2947=LIKE(...)` is a probe, not a question.
     let constants_only = toks.iter().all(|t| {
-        matches!(
-            t.kind,
-            Kind::Num
-                | Kind::Str
-                | Kind::OpenStr
-                | Kind::Op
-                | Kind::Cmp
-                | Kind::LParen
-                | Kind::RParen
-                | Kind::Func
-                | Kind::Comma
-        )
+        t.is_cmp()
+            || matches!(
+                t.kind,
+                Kind::Num
+                    | Kind::Str
+                    | Kind::OpenStr
+                    | Kind::Op
+                    | Kind::Cmp
+                    | Kind::LParen
+                    | Kind::RParen
+                    | Kind::Func
+                    | Kind::Comma
+            )
     });
     has_cmp && constants_only && toks.iter().any(|t| matches!(t.kind, Kind::Num | Kind::Str))
 }

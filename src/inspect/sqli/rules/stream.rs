@@ -274,8 +274,18 @@ fn postgres_rule(
         matches!(t.kind, Kind::Op | Kind::Cmp)
             && matches!(
                 text(view, t),
-                b"->" | b"->>" | b"#>" | b"#>>" | b"#-" | b"@>" | b"<@" | b"?" | b"?|" | b"?&"
-                    | b"@?" | b"@@"
+                b"->"
+                    | b"->>"
+                    | b"#>"
+                    | b"#>>"
+                    | b"#-"
+                    | b"@>"
+                    | b"<@"
+                    | b"?"
+                    | b"?|"
+                    | b"?&"
+                    | b"@?"
+                    | b"@@"
             )
     };
     let json_value = |t: &Tok, before: &Tok, before2: &Tok| {
