@@ -464,8 +464,18 @@ impl<'a> Lexer<'a> {
         let mut j = self.i;
         let known = matches!(kw, Kw::TimeFunc | Kw::Danger | Kw::SqlFunc);
         if known {
-            while j < self.s.len() && is_space(self.s[j]) {
-                j += 1;
+            // Spaces and empty comments (`SLEEP/**/(5)`) may stand before the parenthesis.
+            loop {
+                while j < self.s.len() && is_space(self.s[j]) {
+                    j += 1;
+                }
+                match self.s.get(j..).and_then(|r| r.strip_prefix(b"/*")) {
+                    Some(r) if r.len() < 64 => match memchr::memmem::find(r, b"*/") {
+                        Some(k) if !r[..k].contains(&b'!') => j += 2 + k + 2,
+                        _ => break,
+                    },
+                    _ => break,
+                }
             }
         }
         // Clause keywords stay keywords before `(` (`FROM(SELECT ..)`, `VALUES(1)`).

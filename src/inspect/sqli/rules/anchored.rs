@@ -444,17 +444,16 @@ pub(super) fn bare_statement(view: &[u8], a: &Anchor, rules: RuleFilter<'_>) -> 
         let probe = match t0.kind {
             Kind::Func => {
                 t0.kw == Kw::SqlFunc
-                    && number_equality(a, view, 2)
-                    && a.toks.get(5).is_some_and(|t| t.kind == Kind::Comma)
+                    && number_condition_end(a, view, 2)
+                        .is_some_and(|e| e < a.len && a.toks[e].kind == Kind::Comma)
             }
-            _ => {
-                number_equality(a, view, 1)
-                    && a.len == 7
+            _ => number_condition_end(a, view, 1).is_some_and(|e| {
+                a.len == e + 3
                     && a.complete
-                    && a.toks[4].kind == Kind::RParen
-                    && a.toks[5].kind == Kind::Op
-                    && a.toks[6].kind == Kind::Num
-            }
+                    && a.toks[e].kind == Kind::RParen
+                    && a.toks[e + 1].kind == Kind::Op
+                    && a.toks[e + 2].kind == Kind::Num
+            }),
         };
         if probe && closed && valid_seq(a, 0, end) {
             fire!(rules, "sqli-constant-condition");
@@ -636,13 +635,24 @@ fn late_breakout(view: &[u8], a: &Anchor, rules: RuleFilter<'_>) -> Option<Rule>
     None
 }
 
-/// `N = M` between plain numbers at token `k` (with `=` or `<>`, not a programming language's
-/// `==`).
+/// `N = M` between plain numbers at token `k` (with `=`, `<>`, `LIKE` or `BETWEEN N AND M`,
+/// not a programming language's `==`).
 fn number_equality(a: &Anchor, view: &[u8], k: usize) -> bool {
-    k + 2 < a.len
-        && a.toks[k].kind == Kind::Num
-        && a.toks[k + 2].kind == Kind::Num
-        && matches!(text(view, &a.toks[k + 1]), b"=" | b"<>" | b"like")
+    number_condition_end(a, view, k).is_some()
+}
+
+/// The index after the condition of [`number_equality`] at `k`.
+fn number_condition_end(a: &Anchor, view: &[u8], k: usize) -> Option<usize> {
+    let num = |i: usize| i < a.len && a.toks[i].kind == Kind::Num;
+    let word = |i: usize, w: &[u8]| i < a.len && text(view, &a.toks[i]) == w;
+    if !num(k) || !num(k + 2) {
+        return None;
+    }
+    match text(view, a.toks.get(k + 1)?) {
+        b"=" | b"<>" | b"like" => Some(k + 3),
+        b"between" if word(k + 3, b"and") && num(k + 4) => Some(k + 5),
+        _ => None,
+    }
 }
 
 /// A list item a payload adds at `q` (after a comma): a `CASE WHEN`, a SQL conditional on

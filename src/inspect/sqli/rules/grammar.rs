@@ -105,9 +105,16 @@ pub(super) fn operand(a: &Anchor, view: &[u8], p: usize) -> Operand {
     let mut expect_value = true;
     let mut depth = 0i32;
     let mut last_value_idx = usize::MAX;
+    // The depth of a `BETWEEN` waiting for its `AND`.
+    let mut between: Option<i32> = None;
     while q < a.len {
         let t = &a.toks[q];
         match t.kind {
+            // `x BETWEEN 1 AND 3`: the AND belongs to the comparison.
+            Kind::Logic if !expect_value && between == Some(depth) && text(view, t) == b"and" => {
+                between = None;
+                expect_value = true;
+            }
             Kind::Logic | Kind::Semi if depth <= 0 && !expect_value => break,
             Kind::Comma if depth <= 0 => break,
             // Inside parentheses: arguments and nested conditions.
@@ -172,6 +179,9 @@ pub(super) fn operand(a: &Anchor, view: &[u8], p: usize) -> Operand {
                 };
                 if !ok || expect_value {
                     return o;
+                }
+                if text(view, t) == b"between" {
+                    between = Some(depth);
                 }
                 o.cmp = true;
                 expect_value = true;
@@ -530,6 +540,8 @@ pub(super) fn constant_comparison(a: &Anchor, from: usize, to: usize) -> bool {
                     | Kind::RParen
                     | Kind::Func
                     | Kind::Comma
+                    // (`1 BETWEEN 1 AND 1`, `1=1 AND 2=2`)
+                    | Kind::Logic
             )
     });
     has_cmp && constants_only && toks.iter().any(|t| matches!(t.kind, Kind::Num | Kind::Str))
