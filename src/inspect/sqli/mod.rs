@@ -101,11 +101,13 @@ pub(super) static RULES: &[RuleInfo] = &[
         AuditTag::Sqli,
         &["libinjection-data-sqli", "payloadbox-sqli", "patt-sqli"],
     ),
-    // Follow from the grammar of a break-out (the examples), no list's misses.
-    RuleInfo::language("sqli-where-clause", AuditTag::Sqli),
+    // A quote after prose that breaks out (the examples; no list's misses).
     RuleInfo::language("sqli-late-breakout", AuditTag::Sqli),
-    RuleInfo::language("sqli-constant-condition", AuditTag::Sqli),
-    RuleInfo::language("sqli-list-item", AuditTag::Sqli),
+    // Written for the clauses and probes of sqlmap's payloads (found in its misses; the
+    // issue's examples are of the same kind).
+    RuleInfo::written_for("sqli-where-clause", AuditTag::Sqli, &["sqlmap-gen"]),
+    RuleInfo::written_for("sqli-constant-condition", AuditTag::Sqli, &["sqlmap-gen"]),
+    RuleInfo::written_for("sqli-list-item", AuditTag::Sqli, &["sqlmap-gen"]),
     // Written for the CRS regression tests' misses.
     RuleInfo::written_for("sqli-select-list", AuditTag::Sqli, &["crs-942"]),
     RuleInfo::written_for("sqli-terminated-value", AuditTag::Sqli, &["crs-942"]),

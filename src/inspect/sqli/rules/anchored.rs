@@ -426,12 +426,10 @@ pub(super) fn bare_statement(view: &[u8], a: &Anchor, rules: RuleFilter<'_>) -> 
         let end = (0..a.len)
             .find(|&k| a.comment_after[k])
             .map_or(a.len, |k| k + 1);
-        // (or the kept tokens are all SQL and the text goes on)
-        let closed =
-            end < a.len || a.complete || a.comment_after[end - 1] || end == a.len && !a.complete;
         let known_start =
             t0.kind == Kind::LParen || matches!(t0.kw, Kw::SqlFunc | Kw::TimeFunc | Kw::Danger);
-        if closed && known_start && valid_seq(a, 0, end) && has_sql_weight(a, 0, end) {
+        // (up to a comment, or through the tokens kept when the text goes on)
+        if known_start && valid_seq(a, 0, end) && has_sql_weight(a, 0, end) {
             let nested = a.toks[1..end]
                 .iter()
                 .any(|t| sql_specific(view, t) || t.kw == Kw::Select);
@@ -455,7 +453,7 @@ pub(super) fn bare_statement(view: &[u8], a: &Anchor, rules: RuleFilter<'_>) -> 
                     && a.toks[e + 2].kind == Kind::Num
             }),
         };
-        if probe && closed && valid_seq(a, 0, end) {
+        if probe && valid_seq(a, 0, end) {
             fire!(rules, "sqli-constant-condition");
         }
         // `( BINARY ( 'a' OR 'b') )  --`: operators on constants in parentheses, then a comment.
@@ -488,6 +486,20 @@ pub(super) fn bare_statement(view: &[u8], a: &Anchor, rules: RuleFilter<'_>) -> 
                 && t0.kind == Kind::Func
                 && t0.kw == Kw::SqlFunc
                 && valid_seq(a, 0, k);
+        // (or the statement is an INSERT with its VALUES: `x; insert into t (a) values (1)`)
+        let insert = k + 2 < a.len
+            && matches!(text(view, &a.toks[k + 1]), b"insert" | b"replace")
+            && values_follow(
+                a,
+                if a.toks[k + 2].kw == Kw::Into {
+                    k + 3
+                } else {
+                    k + 2
+                },
+            );
+        if insert {
+            fire!(rules, "sqli-stacked-query");
+        }
         if closes
             && k + 1 < a.len
             && (statement_shape(a, view, k + 1, false) || sql_block(a, view, k + 1))
@@ -516,7 +528,7 @@ fn boundary_clause(view: &[u8], a: &Anchor, p: usize, rules: RuleFilter<'_>) -> 
     let mut k = p;
     for _ in 0..3 {
         let at = |i: usize| a.toks.get(i).filter(|_| i < a.len);
-        let Some(t) = at(k) else { return None };
+        let t = at(k)?;
         match t.kw {
             // `1) WHERE 51=51 AND 7=9--`, `` x` WHERE 3=3 ``: a condition the payload adds.
             Kw::Where => {

@@ -573,7 +573,7 @@ pub(super) fn operand_after_op(a: &Anchor, p: usize) -> bool {
 
 /// `INSERT x (a, b) VALUES (`, `REPLACE x VALUES (`: a table name, an optional column list, then
 /// `VALUES (`, from `p` (the token after the statement word).
-fn values_follow(a: &Anchor, p: usize) -> bool {
+pub(super) fn values_follow(a: &Anchor, p: usize) -> bool {
     let at = |i: usize| a.toks.get(i).filter(|_| i < a.len);
     if !at(p).is_some_and(|t| t.kind == Kind::Word && t.kw == Kw::None) {
         return false;
