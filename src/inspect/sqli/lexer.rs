@@ -120,6 +120,8 @@ pub(super) struct Lexer<'a> {
     i: usize,
     /// Inside a MySQL `/*! ... */` executable comment.
     in_exec_comment: bool,
+    /// The text is form-encoded (no spaces, some `+`): a `+` next to a keyword is a space.
+    plus_is_space: bool,
     /// Pending context string (consumed by the first call).
     ctx: Context,
 }
@@ -130,8 +132,41 @@ impl<'a> Lexer<'a> {
             s,
             i: 0,
             in_exec_comment: false,
+            plus_is_space: false,
             ctx,
         }
+    }
+
+    /// Reads `+` next to a keyword as a space (form encoding that kept the `+` operators of
+    /// the payload: `'+AND+7=CONCAT(CHAR(113)+CHAR(112))`).
+    pub(super) fn form_encoded(mut self, yes: bool) -> Self {
+        self.plus_is_space = yes;
+        self
+    }
+
+    /// Is the `+` at `self.i` a space: a keyword (not a call) right after it or right
+    /// before it?
+    fn plus_blank(&self) -> bool {
+        if !self.plus_is_space {
+            return false;
+        }
+        let s = self.s;
+        let after = &s[self.i + 1..];
+        let len = after.iter().take_while(|&&b| is_word_byte(b)).count();
+        let before_len = s[..self.i]
+            .iter()
+            .rev()
+            .take_while(|&&b| is_word_byte(b))
+            .count();
+        let keyword = |w: &[u8], call: bool| {
+            let (kind, kw) = classify(w);
+            !call
+                && (kind == Kind::Logic
+                    || kind == Kind::Not
+                    || !matches!(kw, Kw::None | Kw::SqlFunc | Kw::TimeFunc | Kw::Danger))
+        };
+        keyword(&after[..len], after.get(len) == Some(&b'('))
+            || keyword(&s[self.i - before_len..self.i], false)
     }
 
     pub(super) fn peek(&self, k: usize) -> u8 {
@@ -198,7 +233,9 @@ impl<'a> Lexer<'a> {
         }
         let n = self.s.len();
         loop {
-            while self.i < n && is_space(self.s[self.i]) {
+            while self.i < n
+                && (is_space(self.s[self.i]) || self.s[self.i] == b'+' && self.plus_blank())
+            {
                 self.i += 1;
             }
             if self.i >= n {

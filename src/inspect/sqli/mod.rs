@@ -128,14 +128,17 @@ pub fn detect(view: &[u8], marks: Marks, rules: RuleFilter<'_>) -> Option<Rule> 
     // Long texts: one pass that reads quotes as plain punctuation finds the stream constructs
     // wherever the quotes fall, and the contexts only look at how the text starts. Three full
     // passes would cost three times as much for nothing the anchored rules could use.
+    // Form encoding (`+` for spaces) that the decode pass left alone because the payload
+    // also has `+` operators.
+    let form = marks.plus() && !marks.space();
     let long = view.len() > LONG_VIEW;
     if long {
-        if let Some(r) = run(view, Context::Agnostic, Mode::StreamOnly, rules) {
+        if let Some(r) = run(view, Context::Agnostic, Mode::StreamOnly, form, rules) {
             return Some(r);
         }
     }
     let mode = if long { Mode::AnchorOnly } else { Mode::Full };
-    if let Some(r) = run(view, Context::Bare, mode, rules) {
+    if let Some(r) = run(view, Context::Bare, mode, form, rules) {
         return Some(r);
     }
     // The constructs a value can be pasted into, each tried only when the text can close it.
@@ -154,7 +157,7 @@ pub fn detect(view: &[u8], marks: Marks, rules: RuleFilter<'_>) -> Option<Rule> 
     ];
     for (q, present) in closers {
         if present {
-            if let Some(r) = run(view, Context::Quoted(q), mode, rules) {
+            if let Some(r) = run(view, Context::Quoted(q), mode, form, rules) {
                 return Some(r);
             }
         }
@@ -185,8 +188,14 @@ enum Mode {
     StreamOnly,
 }
 
-fn run(view: &[u8], ctx: Context, mode: Mode, rules: RuleFilter<'_>) -> Option<Rule> {
-    let mut lx = Lexer::new(view, ctx);
+fn run(
+    view: &[u8],
+    ctx: Context,
+    mode: Mode,
+    form_encoded: bool,
+    rules: RuleFilter<'_>,
+) -> Option<Rule> {
+    let mut lx = Lexer::new(view, ctx).form_encoded(form_encoded);
     let mut anchor = Anchor {
         toks: [Tok::NONE; ANCHOR_TOKENS],
         comment_after: [false; ANCHOR_TOKENS],
