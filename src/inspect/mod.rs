@@ -357,6 +357,13 @@ fn inspect_message(
             }
             let (a, b) = json.spans[k];
             let unit = json.buf.get(a..b).unwrap_or(&[]);
+            if pending.sqli && json.keys.get(k) == Some(&true) {
+                // A NoSQL query operator as a key (`{"user": {"$ne": null}}`).
+                if let Some(rule) = sqli::json_key(unit, rules) {
+                    pending.sqli = false;
+                    findings.push(finding(AuditTag::Sqli, rule));
+                }
+            }
             if !plain_token(unit) {
                 inspect_unit(unit, rules, pending, view, next, decoded, findings);
             } else if pending.cmdi && json.keys.get(k) != Some(&true) && cmdi::is_command_word(unit)
@@ -425,7 +432,10 @@ fn inspect_unit(
         }
         return;
     }
-    for _ in 0..MAX_DECODE_ROUNDS {
+    let mut plus_is_space = plus_is_space;
+    for round in 0..MAX_DECODE_ROUNDS {
+        // A layer that decoded to form encoding (`%2B` for `+`, no spaces) is form-encoded too.
+        plus_is_space |= round > 0 && !marks.space() && marks.plus();
         if !pending.any() || !normalize::has_decodable(view, marks, plus_is_space) {
             break;
         }
