@@ -289,6 +289,27 @@ pub(super) static RULES: &[RuleInfo] = &[
             "fuzzdb-xss",
         ],
     ),
+    // Server-side templates: the languages' own shapes (the issue's and the brief's examples,
+    // no list's misses).
+    RuleInfo::language("xss-template-expression", AuditTag::Xss),
+    RuleInfo::language("xss-template-statement", AuditTag::Xss),
+    // Written while reading the CRS regression tests' misses (rules 941xxx).
+    RuleInfo::written_for("xss-attribute-injection", AuditTag::Xss, &["crs-941"]),
+    RuleInfo::written_for("xss-bracket-script", AuditTag::Xss, &["crs-941"]),
+    RuleInfo::written_for("xss-computed-global", AuditTag::Xss, &["crs-941"]),
+    RuleInfo::written_for("xss-css-script-url", AuditTag::Xss, &["crs-941"]),
+    RuleInfo::written_for("xss-dom-access", AuditTag::Xss, &["crs-941"]),
+    RuleInfo::written_for("xss-dom-write", AuditTag::Xss, &["crs-941"]),
+    RuleInfo::written_for("xss-function-constructor", AuditTag::Xss, &["crs-941"]),
+    RuleInfo::written_for("xss-glued-tag", AuditTag::Xss, &["crs-941"]),
+    RuleInfo::written_for("xss-module-import", AuditTag::Xss, &["crs-941"]),
+    RuleInfo::written_for("xss-obfuscated-scheme", AuditTag::Xss, &["crs-941"]),
+    RuleInfo::written_for("xss-open-handler", AuditTag::Xss, &["crs-941"]),
+    RuleInfo::written_for("xss-script-link", AuditTag::Xss, &["crs-941"]),
+    RuleInfo::written_for("xss-server-side-include", AuditTag::Xss, &["crs-941"]),
+    RuleInfo::written_for("xss-spaced-tag", AuditTag::Xss, &["crs-941"]),
+    RuleInfo::written_for("xss-style-escape", AuditTag::Xss, &["crs-941"]),
+    RuleInfo::written_for("xss-template-call", AuditTag::Xss, &["crs-941"]),
     RuleInfo::written_for(
         "xss-xml-processing",
         AuditTag::Xss,
@@ -304,12 +325,12 @@ pub(super) static RULES: &[RuleInfo] = &[
 type Rule = &'static str;
 
 /// Bytes the scanner's rules start from (everything else is skipped in bulk).
-static TRIGGER: [bool; 256] = byte_table(b"<:\"'`{$=(,-oapcen");
+static TRIGGER: [bool; 256] = byte_table(b"<:\"'`{$#*=(,-oapcen");
 
 /// [`TRIGGER`] without the letters. The rules that start from a letter need a call (`(`, a
 /// template literal's `` ` ``) or an attribute (`=`), except `new ActiveXObject`; a view without
 /// those is scanned from punctuation only, which in prose is a few bytes in a hundred.
-static TRIGGER_PUNCTUATION: [bool; 256] = byte_table(b"<:\"'`{$=(,-");
+static TRIGGER_PUNCTUATION: [bool; 256] = byte_table(b"<:\"'`{$#*=(,-");
 
 /// What the letter rules need (one of them).
 const LETTER_RULE_MARKS: Marks = Marks::of(b"(`=");
@@ -323,5 +344,36 @@ pub fn detect(view: &[u8], marks: Marks, rules: RuleFilter<'_>) -> Option<Rule> 
     } else {
         &TRIGGER_PUNCTUATION
     };
-    Scanner::new(view, trigger, rules).run()
+    if let Some(r) = Scanner::new(view, trigger, rules).run() {
+        return Some(r);
+    }
+    script_without_markup(view, marks, rules)
+}
+
+/// What script needs to reach a sink without markup: a member access, a lookup, a call, a
+/// template literal.
+const SCRIPT_MARKS: Marks = Marks::of(b".[(`");
+
+/// Script shapes judged over the whole view (no tag needed): the session cookie read, the page
+/// written, globals looked up by computed names, calls without parentheses, bracket-only script.
+fn script_without_markup(view: &[u8], marks: Marks, rules: RuleFilter<'_>) -> Option<Rule> {
+    use rules::script::*;
+    if !marks.any(SCRIPT_MARKS) {
+        return None;
+    }
+    let checks: [(Rule, fn(&[u8]) -> bool); 7] = [
+        ("xss-dom-access", sensitive_member),
+        ("xss-dom-write", dom_write),
+        ("xss-computed-global", computed_global),
+        ("xss-template-call", template_call_shape),
+        ("xss-function-constructor", function_constructor),
+        ("xss-bracket-script", bracket_script),
+        ("xss-module-import", module_import),
+    ];
+    for (id, check) in checks {
+        if rules.allows(id) && check(view) {
+            return rules.fire(id);
+        }
+    }
+    None
 }

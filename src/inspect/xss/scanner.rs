@@ -7,6 +7,7 @@ use super::js::*;
 use super::rules::css::*;
 use super::rules::markup::*;
 use super::rules::script::*;
+use super::rules::template::{server_side_include, template_at};
 use super::text::*;
 use super::vocab::*;
 use super::Rule;
@@ -83,8 +84,26 @@ impl<'a, 'r> Scanner<'a, 'r> {
                             fire!(self.rules, "xss-context-breakout");
                         }
                     }
+                    // Server-side code and directives: `<%= ... %>`, `<#assign ...>`, `<!--#exec`.
+                    if matches!(second, b'%' | b'#') {
+                        if let Some(r) = template_at(s, i) {
+                            fire!(self.rules, r);
+                        }
+                    }
+                    if second == b'!' && server_side_include(s, i) {
+                        fire!(self.rules, "xss-server-side-include");
+                    }
+                    // `<f o r m`: an element name spelled with spaces between its letters.
+                    if spaced_tag_name(&s[i + 1..]) {
+                        fire!(self.rules, "xss-spaced-tag");
+                    }
                     // End tags carry no attributes, but a handler in one is never innocent.
-                    let start = if second == b'/' { i + 2 } else { i + 1 };
+                    // `<:vmlframe`: a namespace prefix left empty.
+                    let start = if matches!(second, b'/' | b':') {
+                        i + 2
+                    } else {
+                        i + 1
+                    };
                     if let Some(&c) = s.get(start) {
                         if c.is_ascii_alphabetic() {
                             let (rule, next) = self.tag(start);
@@ -124,17 +143,25 @@ impl<'a, 'r> Scanner<'a, 'r> {
                         fire!(self.rules, r);
                     }
                 }
-                b'{' if s.get(i + 1) == Some(&b'{') => {
-                    // AngularJS / template expression reaching the Function constructor.
-                    let body = &s[i + 2..n.min(i + 2 + 200)];
-                    if contains(body, b"constructor") || sink_in(body) {
-                        fire!(self.rules, "xss-template-injection");
+                b'{' if matches!(s.get(i + 1), Some(b'{' | b'%')) => {
+                    // Template expressions and statements: AngularJS reaching the Function
+                    // constructor, Jinja reaching `request` or `__class__`, `{% include x %}`.
+                    if let Some(r) = template_at(s, i) {
+                        fire!(self.rules, r);
                     }
                 }
-                b'$' if s.get(i + 1) == Some(&b'{') => {
+                b'$' | b'#' | b'*' if s.get(i + 1) == Some(&b'{') => {
                     let body = &s[i + 2..n.min(i + 2 + 100)];
-                    if sink_at(skip_ws(body)) {
+                    if b == b'$' && sink_at(skip_ws(body)) {
                         fire!(self.rules, "xss-template-injection");
+                    }
+                    if let Some(r) = template_at(s, i) {
+                        fire!(self.rules, r);
+                    }
+                }
+                b'#' if s[i..].starts_with(b"#set") => {
+                    if let Some(r) = template_at(s, i) {
+                        fire!(self.rules, r);
                     }
                 }
                 b'o' if s[i..].starts_with(b"on")
@@ -149,6 +176,10 @@ impl<'a, 'r> Scanner<'a, 'r> {
                         if js_like(v) || sink_at(skip_ws(strip_quote(v))) {
                             fire!(self.rules, "xss-event-handler");
                         }
+                        // `" onmouseenter=` and nothing after it: an attribute being opened.
+                        if strip_quote(v).iter().all(|&b| is_ws(b)) {
+                            fire!(self.rules, "xss-open-handler");
+                        }
                     }
                 }
                 b'a' | b'p' | b'c' | b'e'
@@ -160,6 +191,10 @@ impl<'a, 'r> Scanner<'a, 'r> {
                     // A sink passed around as a value: `a=alert,a(1)`, `(alert)(1)`.
                     if let Some(r) = sink_reference(&s[i + 1..]) {
                         fire!(self.rules, r);
+                    }
+                    if b == b'(' && i >= 3 && &s[i - 3..i] == b"url" && url_runs_script(&s[i + 1..])
+                    {
+                        fire!(self.rules, "xss-css-script-url");
                     }
                     if b == b'(' && i >= 3 && &s[i - 3..i] == b"ion" && expression_before(s, i) {
                         fire!(self.rules, "xss-css-expression");
@@ -246,6 +281,25 @@ impl<'a, 'r> Scanner<'a, 'r> {
         }
         if !clean_name {
             if let Some(eq) = name.iter().position(|&b| b == b'=') {
+                // `<scriptsrc=`, `<importimplementation=`: an active element with an attribute
+                // glued to its name.
+                let glued = &name[..eq];
+                if glued.iter().all(u8::is_ascii_lowercase)
+                    && [
+                        &b"script"[..],
+                        b"iframe",
+                        b"import",
+                        b"object",
+                        b"embed",
+                        b"frame",
+                    ]
+                    .iter()
+                    .any(|t| glued.len() > t.len() + 2 && glued.starts_with(t))
+                {
+                    if let Some(r) = self.rules.fire("xss-glued-tag") {
+                        return (Some(r), j);
+                    }
+                }
                 // `<IMGSRC="javascript:...">`: the name swallowed an attribute.
                 if let Some(r) = check_attr(&name[..eq], strip_quote(&name[eq + 1..]), true)
                     .and_then(|r| self.rules.fire(r))
@@ -261,6 +315,7 @@ impl<'a, 'r> Scanner<'a, 'r> {
         let mut remote_href = false;
         let is_style = local == b"style";
         let mut script_type = false;
+        let mut unterminated = false;
         // Attributes.
         loop {
             while j < n && (is_ws(s[j]) || s[j] == b'/') {
@@ -309,10 +364,11 @@ impl<'a, 'r> Scanner<'a, 'r> {
                             j = end + 1;
                         }
                         None => {
-                            // Unterminated: the value runs to the end; resume after the quote.
+                            // Unterminated: the value runs to the end; the tag ends with it and
+                            // scanning resumes after the quote.
                             value = &s[k + 1..];
-                            let r = check_attr(aname, value, has_value);
-                            return (r.and_then(|r| self.rules.fire(r)).or(rule), k + 1);
+                            j = k + 1;
+                            unterminated = true;
                         }
                     }
                 } else {
@@ -348,6 +404,10 @@ impl<'a, 'r> Scanner<'a, 'r> {
                 }
                 _ => {}
             }
+            if unterminated {
+                // The rest of the text is this value; the outer scan reads it again.
+                break;
+            }
             // Markup hidden in a quoted value is parsed for real in other contexts (comments,
             // `<style>`, `<noscript>`, mismatched quotes).
             if value.contains(&b'<') && self.depth < MAX_DEPTH {
@@ -370,12 +430,20 @@ impl<'a, 'r> Scanner<'a, 'r> {
                 rule = Some("xss-meta-refresh");
             } else if is_style && script_type {
                 rule = Some("xss-active-tag");
+            } else if local == b"link" && script_type {
+                // A "stylesheet" typed as script.
+                rule = Some("xss-script-link");
             } else if is_style {
                 let body = &s[j..n.min(j + 4096)];
                 let end = find(body, b"</style").unwrap_or(body.len());
                 let css = &body[..end];
                 if css_dangerous(css) {
                     rule = Some("xss-css-expression");
+                } else if css.trim_ascii_start().starts_with(b"@\\")
+                    || css.trim_ascii_start().starts_with(b"=\\")
+                {
+                    // An at-rule or a value spelled in escapes at the start of a style sheet.
+                    rule = Some("xss-style-escape");
                 }
             }
         }
@@ -407,6 +475,11 @@ impl<'a, 'r> Scanner<'a, 'r> {
                 let rest = &s[colon + 1..];
                 if js_like(rest) {
                     return Some("xss-javascript-uri");
+                }
+                // A scheme split by tabs or newlines (`ja&tab;vascript:`), or followed by
+                // escapes (`javascript:\u0061lert`), is spelled to pass a filter.
+                if !s[..colon].ends_with(scheme) || skip_ws(rest).first() == Some(&b'\\') {
+                    return Some("xss-obfuscated-scheme");
                 }
             }
         }
@@ -474,6 +547,17 @@ impl<'a, 'r> Scanner<'a, 'r> {
                 let leading = q < 16 && !s[..q].iter().any(|&b| is_ws(b));
                 if c == b';' && leading && js_statement(rest) {
                     return Some("xss-js-breakout");
+                }
+            }
+            b'f' | b's' | b'x' if k == q + 1 => {
+                // Out of the value and into an attribute that runs or loads a document:
+                // `'formaction=`, `"srcdoc=`.
+                for name in [&b"formaction"[..], b"srcdoc", b"xlink:href"] {
+                    if let Some(after) = s[k..].strip_prefix(name) {
+                        if skip_ws(after).first() == Some(&b'=') {
+                            return Some("xss-attribute-injection");
+                        }
+                    }
                 }
             }
             b'o' if is_ws(s[q + 1]) || s[q + 1] == b'/' || k == q + 1 => {

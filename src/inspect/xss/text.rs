@@ -60,3 +60,49 @@ pub(super) fn skip_ws(s: &[u8]) -> &[u8] {
     let k = s.iter().position(|&b| !is_ws(b)).unwrap_or(s.len());
     &s[k..]
 }
+
+/// Is `b` part of a JavaScript identifier (ASCII part)?
+pub(super) fn is_ident(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'$')
+}
+
+/// From `i`, past whitespace and `/* ... */` comments (what JavaScript ignores between tokens).
+pub(super) fn skip_code_gap(s: &[u8], mut i: usize) -> usize {
+    loop {
+        while i < s.len() && is_ws(s[i]) {
+            i += 1;
+        }
+        if s.get(i) == Some(&b'/') && s.get(i + 1) == Some(&b'*') {
+            match s.get(i + 2..).and_then(|r| find_bytes(r, b"*/")) {
+                Some(e) => i += 2 + e + 2,
+                None => return s.len(),
+            }
+            continue;
+        }
+        return i;
+    }
+}
+
+/// Back from `end` (exclusive), past whitespace and `/* ... */` comments: the end of the token
+/// before.
+pub(super) fn skip_code_gap_back(s: &[u8], mut end: usize) -> usize {
+    end = end.min(s.len());
+    loop {
+        while end > 0 && is_ws(s[end - 1]) {
+            end -= 1;
+        }
+        if end >= 4 && s[end - 1] == b'/' && s[end - 2] == b'*' {
+            // A comment ends here: find where it starts.
+            match s[..end - 2].windows(2).rposition(|w| w == b"/*") {
+                Some(p) => end = p,
+                None => return end,
+            }
+            continue;
+        }
+        return end;
+    }
+}
+
+fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    super::super::search::find(hay, needle)
+}

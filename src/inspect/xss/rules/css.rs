@@ -96,3 +96,13 @@ pub(in crate::inspect::xss) fn css_dangerous_plain(css: &[u8]) -> bool {
         || find(css, b"-moz-binding").is_some()
         || find(css, b"@import").is_some()
 }
+
+/// After `url(`: a script scheme (`url(javascript:...)`, `url( 'vbscript`), also cut short.
+pub(in crate::inspect::xss) fn url_runs_script(after: &[u8]) -> bool {
+    let k = after
+        .iter()
+        .position(|&b| !(is_ws(b) || matches!(b, b'"' | b'\'')))
+        .unwrap_or(after.len());
+    let v = &after[k..];
+    v.starts_with(b"javascript") || v.starts_with(b"vbscript") || v.starts_with(b"livescript")
+}

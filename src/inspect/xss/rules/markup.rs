@@ -173,3 +173,57 @@ pub(in crate::inspect::xss) fn check_attr(
         _ => None,
     }
 }
+
+/// Elements spelled out letter by letter in `<f o r m`, `<s c r i p t`: after the `<`, single
+/// letters separated by spaces that join into an element that runs or submits something.
+pub(in crate::inspect::xss) fn spaced_tag_name(after_lt: &[u8]) -> bool {
+    let mut joined = [0u8; 12];
+    let mut len = 0;
+    let mut k = 0;
+    while k < after_lt.len() && len < joined.len() {
+        let c = after_lt[k];
+        if !c.is_ascii_lowercase() {
+            break;
+        }
+        // One letter, then a space (or the end after the last letter).
+        if after_lt.get(k + 1).is_some_and(|b| b.is_ascii_lowercase()) {
+            return false;
+        }
+        joined[len] = c;
+        len += 1;
+        k += 1;
+        let spaces = after_lt[k..].iter().take_while(|&&b| is_ws(b)).count();
+        if spaces == 0 {
+            break;
+        }
+        k += spaces;
+    }
+    len >= 4
+        && matches!(
+            &joined[..len],
+            b"form"
+                | b"script"
+                | b"iframe"
+                | b"dialog"
+                | b"object"
+                | b"embed"
+                | b"frame"
+                | b"frameset"
+                | b"svg"
+                | b"math"
+                | b"style"
+                | b"input"
+                | b"button"
+                | b"video"
+                | b"audio"
+                | b"image"
+                | b"body"
+                | b"meta"
+                | b"link"
+                | b"base"
+                | b"applet"
+                | b"details"
+                | b"marquee"
+                | b"isindex"
+        )
+}

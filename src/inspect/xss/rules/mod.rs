@@ -4,4 +4,5 @@
 pub(super) mod css;
 pub(super) mod markup;
 pub(super) mod script;
+pub(super) mod template;
 pub(super) mod uri;
