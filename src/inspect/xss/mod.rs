@@ -350,29 +350,75 @@ pub fn detect(view: &[u8], marks: Marks, rules: RuleFilter<'_>) -> Option<Rule> 
     script_without_markup(view, marks, rules)
 }
 
-/// What script needs to reach a sink without markup: a member access, a lookup, a call, a
-/// template literal.
-const SCRIPT_MARKS: Marks = Marks::of(b".[(`");
-
 /// Script shapes judged over the whole view (no tag needed): the session cookie read, the page
 /// written, globals looked up by computed names, calls without parentheses, bracket-only script.
+/// Each shape is looked for only from the bytes it cannot do without (a `.` or `[` for members,
+/// a backtick, `new`), so prose costs a `memchr` or two.
 fn script_without_markup(view: &[u8], marks: Marks, rules: RuleFilter<'_>) -> Option<Rule> {
     use rules::script::*;
-    if !marks.any(SCRIPT_MARKS) {
-        return None;
+    if marks.any(Marks::of(b".[")) {
+        for p in memchr::memchr2_iter(b'.', b'[', view) {
+            if let Some(r) = member_shapes(view, p, rules) {
+                return Some(r);
+            }
+        }
     }
-    let checks: [(Rule, fn(&[u8]) -> bool); 7] = [
-        ("xss-dom-access", sensitive_member),
-        ("xss-dom-write", dom_write),
-        ("xss-computed-global", computed_global),
-        ("xss-template-call", template_call_shape),
-        ("xss-function-constructor", function_constructor),
-        ("xss-bracket-script", bracket_script),
-        ("xss-module-import", module_import),
-    ];
-    for (id, check) in checks {
-        if rules.allows(id) && check(view) {
-            return rules.fire(id);
+    if marks.any(Marks::of(b"`")) || (marks.has(b'$') && marks.has(b'{')) {
+        if let Some(r) = rule_if(rules, "xss-template-call", template_call_shape, view) {
+            return Some(r);
+        }
+    }
+    if marks.has(b'(') && memchr::memmem::find(view, b"function").is_some() {
+        if let Some(r) = rule_if(
+            rules,
+            "xss-function-constructor",
+            function_constructor,
+            view,
+        ) {
+            return Some(r);
+        }
+    }
+    if marks.has(b'!') && marks.has(b'[') {
+        if let Some(r) = rule_if(rules, "xss-bracket-script", bracket_script, view) {
+            return Some(r);
+        }
+    }
+    rule_if(rules, "xss-module-import", module_import, view)
+}
+
+/// `id` when `rules` allows it and `check` holds on `view`.
+fn rule_if(rules: RuleFilter<'_>, id: Rule, check: fn(&[u8]) -> bool, view: &[u8]) -> Option<Rule> {
+    if rules.allows(id) && check(view) {
+        rules.fire(id)
+    } else {
+        None
+    }
+}
+
+/// The member shapes at a `.` or `[` at `p`: a sensitive property, the document written, a
+/// global looked up by a computed name.
+fn member_shapes(view: &[u8], p: usize, rules: RuleFilter<'_>) -> Option<Rule> {
+    use rules::script::*;
+    let mut k = text::skip_code_gap(view, p + 1);
+    if view[p] == b'[' {
+        if rules.allows("xss-computed-global") && computed_global_at(view, p) {
+            return rules.fire("xss-computed-global");
+        }
+        // `["cookie"]`
+        if matches!(view.get(k), Some(b'"' | b'\'' | b'`')) {
+            k += 1;
+        }
+    }
+    let next = view.get(k).copied().unwrap_or(0);
+    if matches!(next, b'c' | b'd' | b'l')
+        && rules.allows("xss-dom-access")
+        && sensitive_member_at(view, k)
+    {
+        return rules.fire("xss-dom-access");
+    }
+    if view[p] == b'.' && p >= 8 && &view[p - 8..p] == b"document" {
+        if rules.allows("xss-dom-write") && dom_write(&view[p - 8..]) {
+            return rules.fire("xss-dom-write");
         }
     }
     None

@@ -158,53 +158,44 @@ fn member_of(s: &[u8], at: usize, name_len: usize) -> Option<(&[u8], usize)> {
     Some((ident_before(s, obj_end), after))
 }
 
-/// A global object's member that only script reads: the session cookie, the document's domain,
-/// the page's location (read whole, assigned, or assigned from).
-pub(in crate::inspect::xss) fn sensitive_member(s: &[u8]) -> bool {
-    for (prop, anywhere) in [
-        (&b"cookie"[..], true),
-        (b"domain", true),
-        (b"location", false),
-    ] {
-        let mut from = 0;
-        while let Some(p) = find(&s[from..], prop) {
-            let at = from + p;
-            from = at + 1;
-            let Some((obj, after)) = member_of(s, at, prop.len()) else {
-                continue;
-            };
-            if !GLOBALS.contains(&obj) || (prop == b"domain" && obj != b"document") {
-                continue;
-            }
-            if anywhere {
-                return true;
-            }
-            // `window.location` alone, `x=window.location`, `window.location='//evil'`,
-            // `window.location.href=...`.
-            let obj_start = s[..at].windows(obj.len()).rposition(|w| w == obj);
-            let before = obj_start.map_or(0, |o| skip_code_gap_back(s, o));
-            let whole_before = before == 0 || matches!(s[before - 1], b'=' | b'(' | b',' | b';');
-            let mut k = skip_code_gap(s, after);
-            if s[k..].starts_with(b".href") || s[k..].starts_with(b".hash") {
-                k = skip_code_gap(s, k + 5);
-            }
-            let assigned = s.get(k) == Some(&b'=') && s.get(k + 1) != Some(&b'=');
-            let whole_after = k >= s.len() || matches!(s[k], b';' | b')' | b',');
-            if assigned || (whole_before && whole_after) {
-                return true;
-            }
-        }
+/// Properties that only script reads or sets, where [`sensitive_member_at`] looks.
+pub(in crate::inspect::xss) const SENSITIVE: &[&[u8]] = &[b"cookie", b"domain", b"location"];
+
+/// A global object's member that only script reads, whose name starts at `at`: the session
+/// cookie, the document's domain, the page's location (read whole, assigned, or assigned from).
+pub(in crate::inspect::xss) fn sensitive_member_at(s: &[u8], at: usize) -> bool {
+    let Some(prop) = SENSITIVE.iter().find(|p| s[at..].starts_with(p)) else {
+        return false;
+    };
+    let Some((obj, after)) = member_of(s, at, prop.len()) else {
+        return false;
+    };
+    if !GLOBALS.contains(&obj) || (*prop == b"domain" && obj != b"document") {
+        return false;
     }
-    false
+    if *prop != b"location" {
+        return true;
+    }
+    // `window.location` alone, `x=window.location`, `window.location='//evil'`,
+    // `window.location.href=...`.
+    let obj_start = s[..at].windows(obj.len()).rposition(|w| w == obj);
+    let before = obj_start.map_or(0, |o| skip_code_gap_back(s, o));
+    let whole_before = before == 0 || matches!(s[before - 1], b'=' | b'(' | b',' | b';');
+    let mut k = skip_code_gap(s, after);
+    if s[k..].starts_with(b".href") || s[k..].starts_with(b".hash") {
+        k = skip_code_gap(s, k + 5);
+    }
+    let assigned = s.get(k) == Some(&b'=') && s.get(k + 1) != Some(&b'=');
+    let whole_after = k >= s.len() || matches!(s[k], b';' | b')' | b',');
+    assigned || (whole_before && whole_after)
 }
 
 /// Script that writes the page: `document.body.appendChild(...)`, `el.innerHTML = ...`,
 /// `document.querySelector("p").textContent = "..."`, `document.write(...)`.
-pub(in crate::inspect::xss) fn dom_write(s: &[u8]) -> bool {
-    let Some(doc) = find(s, b"document.") else {
+pub(in crate::inspect::xss) fn dom_write(code: &[u8]) -> bool {
+    if !code.starts_with(b"document.") {
         return false;
-    };
-    let code = &s[doc..];
+    }
     // The document is reached through a method call, then written.
     let reached = [
         &b"queryselector"[..],
@@ -269,51 +260,42 @@ pub(in crate::inspect::xss) fn bracket_script(s: &[u8]) -> bool {
 
 /// A global looked up by a computed name: `self["al"+"ert"]`, `top /**/ ['\x61lert']`,
 /// `window[atob(...)]`; the name is a sink, escaped, or built.
-pub(in crate::inspect::xss) fn computed_global(s: &[u8]) -> bool {
-    let mut from = 0;
-    while let Some(p) = s[from..].iter().position(|&b| b == b'[') {
-        let open = from + p;
-        from = open + 1;
-        let obj_end = skip_code_gap_back(s, open);
-        let obj = ident_before(s, obj_end);
-        if obj.is_empty() || !GLOBALS.contains(&obj) {
-            continue;
-        }
-        let start = obj_end - obj.len();
-        if start > 0 && matches!(s[start - 1], b'.') {
-            continue;
-        }
-        let k = skip_code_gap(s, open + 1);
-        let Some(&q) = s.get(k) else {
-            return false;
-        };
-        let inner = &s[k..s.len().min(k + 96)];
-        let close = inner.iter().position(|&b| b == b']').unwrap_or(inner.len());
-        let inner = &inner[..close];
-        if matches!(q, b'"' | b'\'' | b'`') {
-            let escaped = inner.contains(&b'\\');
-            let built = inner.contains(&b'+');
-            let sink = [
-                &b"alert"[..],
-                b"eval",
-                b"prompt",
-                b"confirm",
-                b"cookie",
-                b"location",
-            ]
-            .iter()
-            .any(|w| find(inner, w).is_some());
-            if escaped || built || sink {
-                return true;
-            }
-        } else if inner.starts_with(b"atob(")
+pub(in crate::inspect::xss) fn computed_global_at(s: &[u8], open: usize) -> bool {
+    let obj_end = skip_code_gap_back(s, open);
+    let obj = ident_before(s, obj_end);
+    if obj.is_empty() || !GLOBALS.contains(&obj) {
+        return false;
+    }
+    let start = obj_end - obj.len();
+    if start > 0 && matches!(s[start - 1], b'.') {
+        return false;
+    }
+    let k = skip_code_gap(s, open + 1);
+    let Some(&q) = s.get(k) else {
+        return false;
+    };
+    let inner = &s[k..s.len().min(k + 96)];
+    let close = inner.iter().position(|&b| b == b']').unwrap_or(inner.len());
+    let inner = &inner[..close];
+    if matches!(q, b'"' | b'\'' | b'`') {
+        let escaped = inner.contains(&b'\\');
+        let built = inner.contains(&b'+');
+        let sink = [
+            &b"alert"[..],
+            b"eval",
+            b"prompt",
+            b"confirm",
+            b"cookie",
+            b"location",
+        ]
+        .iter()
+        .any(|w| find(inner, w).is_some());
+        escaped || built || sink
+    } else {
+        inner.starts_with(b"atob(")
             || inner.starts_with(b"unescape(")
             || inner.starts_with(b"string.fromcharcode")
-        {
-            return true;
-        }
     }
-    false
 }
 
 /// A function called with a tagged template instead of parentheses, through `.call`/`.apply`
