@@ -95,6 +95,7 @@ pub(in crate::inspect::xss) fn css_dangerous_plain(css: &[u8]) -> bool {
         || find(css, b"behavior:").is_some()
         || find(css, b"-moz-binding").is_some()
         || find(css, b"@import").is_some()
+        || find(css, b"url(").is_some_and(|p| url_runs_script(&css[p + 4..]))
 }
 
 /// After `url(`: a script scheme (`url(javascript:...)`, `url( 'vbscript`), also cut short.

@@ -187,7 +187,11 @@ pub(in crate::inspect::xss) fn spaced_tag_name(after_lt: &[u8]) -> bool {
         }
         // One letter, then a space (or the end after the last letter).
         if after_lt.get(k + 1).is_some_and(|b| b.is_ascii_lowercase()) {
-            return false;
+            // A word: the name's end (an attribute follows) or no spelled name at all.
+            if len == 0 {
+                return false;
+            }
+            break;
         }
         joined[len] = c;
         len += 1;

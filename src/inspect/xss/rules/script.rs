@@ -314,7 +314,8 @@ pub(in crate::inspect::xss) fn template_call_shape(s: &[u8]) -> bool {
                 // The template is empty or interpolates something.
                 let body = &s[tick + 1..];
                 let close = body.iter().position(|&b| b == b'`').unwrap_or(body.len());
-                if close == 0 || find(&body[..close], b"${").is_some() {
+                let empty = body.first() == Some(&b'`');
+                if empty || find(&body[..close], b"${").is_some() {
                     return true;
                 }
             }
