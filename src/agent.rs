@@ -19,6 +19,7 @@ use crate::actors::detector::{DetectorPool, DETECTOR_QUEUE_CAPACITY};
 use crate::actors::router::{Registry, Router, RouterArgs, RouterMsg};
 use crate::actors::{ReplyTarget, Responder};
 use crate::clock;
+use crate::compiler::{CompileLimits, Compiler};
 use crate::limits::ReassemblyBudget;
 use crate::model::{Frame, Verdict};
 use crate::policy::{ConfigureOutcome, Policy, PolicyError, SharedPolicy};
@@ -102,6 +103,8 @@ pub struct AgentSettings {
     pub max_buffered_bytes: usize,
     /// Idle time after which a connection's actor hibernates.
     pub hibernate_after: std::time::Duration,
+    /// Bounds for pushed configurations.
+    pub compile_limits: CompileLimits,
 }
 
 impl Default for AgentSettings {
@@ -110,6 +113,7 @@ impl Default for AgentSettings {
             workers: 2,
             max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
             hibernate_after: crate::actors::router::DEFAULT_HIBERNATE_AFTER,
+            compile_limits: CompileLimits::default(),
         }
     }
 }
@@ -131,6 +135,10 @@ struct Inner {
     registry: Arc<Registry>,
     detectors: Arc<DetectorPool>,
     router: ActorRef<RouterMsg>,
+    compiler: Compiler,
+    /// Serializes configure events so that the same push on every pooled connection compiles
+    /// once (the others find it unchanged).
+    configuring: tokio::sync::Mutex<()>,
 }
 
 impl Agent {
@@ -155,7 +163,10 @@ impl Agent {
             workers,
             max_buffered_bytes,
             hibernate_after,
+            compile_limits,
         } = settings;
+        let compiler = Compiler::start(compile_limits)
+            .map_err(|e| StartError(format!("cannot start the configuration compiler: {e}")))?;
         let policy = Arc::new(SharedPolicy::new(policy));
         let detectors = Arc::new(DetectorPool::new(workers, DETECTOR_QUEUE_CAPACITY));
         let registry = Arc::new(Registry::default());
@@ -182,6 +193,8 @@ impl Agent {
                     registry,
                     detectors,
                     router,
+                    compiler,
+                    configuring: tokio::sync::Mutex::new(()),
                 }),
             },
             handle,
@@ -271,7 +284,10 @@ impl Agent {
                 Err(_) => return,
             }
         }
-        tracing::error!("connection actor kept refusing a frame; answered by --fail-open");
+        tracing::error!(
+            answer = crate::model::failure_answer(self.inner.policy.fail_open()),
+            "connection actor kept refusing a frame; answered without inspection"
+        );
     }
 
     /// Hands `frame` in and waits for its verdict.
@@ -301,10 +317,67 @@ impl Agent {
         }
     }
 
-    /// Applies a configuration pushed by a proxy (validated completely, then swapped in).
-    pub fn configure(&self, config: &Value) -> Result<ConfigureOutcome, PolicyError> {
-        let result = self.inner.policy.configure(config);
-        match &result {
+    /// Largest configuration a proxy may push, in bytes of JSON.
+    pub fn max_config_bytes(&self) -> usize {
+        self.inner.compiler.limits().max_config_bytes
+    }
+
+    /// Applies a configuration pushed by a proxy as JSON text: refused unread when it is over
+    /// `--max-config-bytes`, otherwise parsed and applied as [`Agent::configure`] does.
+    pub async fn configure_json(&self, json: &str) -> Result<ConfigureOutcome, PolicyError> {
+        let result = match self.parse_config(json) {
+            Ok(config) => self.apply(&config).await,
+            Err(error) => Err(error),
+        };
+        Self::record(&result);
+        result
+    }
+
+    /// Rejects (records and logs) a configure message whose whole body is over
+    /// `--max-config-bytes` (plus room for its envelope), without parsing it.
+    pub fn reject_oversized(&self, size: usize) -> PolicyError {
+        let result = Err(PolicyError::TooLarge {
+            size,
+            limit: self.max_config_bytes(),
+        });
+        Self::record(&result);
+        match result {
+            Err(error) => error,
+            Ok(_) => unreachable!("built as an error above"),
+        }
+    }
+
+    fn parse_config(&self, json: &str) -> Result<Value, PolicyError> {
+        let limit = self.max_config_bytes();
+        if json.len() > limit {
+            return Err(PolicyError::TooLarge {
+                size: json.len(),
+                limit,
+            });
+        }
+        serde_json::from_str(json).map_err(|e| PolicyError::Malformed(e.to_string()))
+    }
+
+    /// Applies a configuration pushed by a proxy (validated completely, compiled on the compiler
+    /// thread within `--config-timeout`, then swapped in). The calling task waits; frames on other
+    /// tasks do not. A rejection keeps the running policy.
+    pub async fn configure(&self, config: &Value) -> Result<ConfigureOutcome, PolicyError> {
+        let result = self.apply(config).await;
+        Self::record(&result);
+        result
+    }
+
+    async fn apply(&self, config: &Value) -> Result<ConfigureOutcome, PolicyError> {
+        let _serialized = self.inner.configuring.lock().await;
+        let Some(options) = self.inner.policy.prepare(config)? else {
+            return Ok(ConfigureOutcome::Unchanged);
+        };
+        let policy = self.inner.compiler.compile(options).await?;
+        Ok(self.inner.policy.install(policy))
+    }
+
+    fn record(result: &Result<ConfigureOutcome, PolicyError>) {
+        match result {
             Ok(ConfigureOutcome::Applied) => {
                 Telemetry::get().record_configure(Ok(true));
                 tracing::info!("configuration applied");
@@ -312,22 +385,34 @@ impl Agent {
             Ok(ConfigureOutcome::Unchanged) => Telemetry::get().record_configure(Ok(false)),
             Err(error) => {
                 Telemetry::get().record_configure(Err(()));
-                tracing::warn!(%error, "configuration rejected; the running configuration stays");
+                let error = error.to_string();
+                tracing::warn!(
+                    error = %crate::util::for_log(&error),
+                    "configuration rejected; the running configuration stays"
+                );
             }
         }
-        result
     }
 
-    /// Applies the configuration a handshake carries; `null` and `{}` mean the proxy has none to
-    /// push (Sentinel sends `null`, gRPC clients `"{}"`), so the running configuration stays.
-    pub fn configure_from_handshake(
+    /// Applies the configuration a handshake carries (JSON text); `null` and `{}` mean the proxy
+    /// has none to push (Sentinel sends `null`, gRPC clients `"{}"`), so the running
+    /// configuration stays.
+    pub async fn configure_from_handshake(
         &self,
-        config: &Value,
+        json: &str,
     ) -> Result<ConfigureOutcome, PolicyError> {
-        match config {
+        let config = match self.parse_config(json) {
+            Ok(config) => config,
+            Err(error) => {
+                let result = Err(error);
+                Self::record(&result);
+                return result;
+            }
+        };
+        match &config {
             Value::Object(map) if map.is_empty() => Ok(ConfigureOutcome::Unchanged),
             Value::Null => Ok(ConfigureOutcome::Unchanged),
-            _ => self.configure(config),
+            _ => self.configure(&config).await,
         }
     }
 

@@ -10,6 +10,7 @@
 pub mod actors;
 pub mod agent;
 pub mod clock;
+pub mod compiler;
 pub mod health;
 pub mod inspect;
 pub mod lifecycle;

@@ -14,17 +14,48 @@ pub struct Lifecycle {
     draining: AtomicBool,
     stop_accepting: watch::Sender<bool>,
     open_connections: AtomicUsize,
+    /// Open connections per transport, each limited on its own.
+    open_by_transport: [AtomicUsize; 2],
     connection_closed: Notify,
+}
+
+/// Which transport a proxy connection came in on; each has its own limit, so that a flood on one
+/// never refuses the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// A Unix socket connection (v1 or v2).
+    UnixSocket,
+    /// A gRPC stream (bidirectional or unary).
+    Grpc,
+}
+
+impl Transport {
+    fn index(self) -> usize {
+        match self {
+            Transport::UnixSocket => 0,
+            Transport::Grpc => 1,
+        }
+    }
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::UnixSocket => "uds",
+            Transport::Grpc => "grpc",
+        }
+    }
 }
 
 /// Held by every proxy connection task; dropping it marks the connection closed.
 #[derive(Debug)]
 pub struct ConnectionGuard {
     lifecycle: Arc<Lifecycle>,
+    transport: Transport,
 }
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
+        self.lifecycle.open_by_transport[self.transport.index()].fetch_sub(1, Ordering::AcqRel);
         if self
             .lifecycle
             .open_connections
@@ -54,6 +85,7 @@ impl Lifecycle {
             draining: AtomicBool::new(false),
             stop_accepting,
             open_connections: AtomicUsize::new(0),
+            open_by_transport: [AtomicUsize::new(0), AtomicUsize::new(0)],
             connection_closed: Notify::new(),
         })
     }
@@ -80,13 +112,39 @@ impl Lifecycle {
         let _ = receiver.wait_for(|stop| *stop).await;
     }
 
-    /// Registers an open proxy connection.
+    /// Registers an open Unix socket connection, whatever the limit.
     pub fn connection_opened(self: &Arc<Self>) -> ConnectionGuard {
+        self.open_by_transport[Transport::UnixSocket.index()].fetch_add(1, Ordering::AcqRel);
+        self.register(Transport::UnixSocket)
+    }
+
+    /// Registers an open connection on `transport` unless `limit` of them are open already (the
+    /// check and the count are one atomic step, so a burst cannot overshoot the limit).
+    pub fn try_open(
+        self: &Arc<Self>,
+        transport: Transport,
+        limit: usize,
+    ) -> Option<ConnectionGuard> {
+        let counter = &self.open_by_transport[transport.index()];
+        if counter.fetch_add(1, Ordering::AcqRel) >= limit {
+            counter.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(self.register(transport))
+    }
+
+    fn register(self: &Arc<Self>, transport: Transport) -> ConnectionGuard {
         self.open_connections.fetch_add(1, Ordering::AcqRel);
         crate::telemetry::Telemetry::get().transport_connection_opened();
         ConnectionGuard {
             lifecycle: Arc::clone(self),
+            transport,
         }
+    }
+
+    /// Connections open on `transport`.
+    pub fn open_on(&self, transport: Transport) -> usize {
+        self.open_by_transport[transport.index()].load(Ordering::Acquire)
     }
 
     /// Proxy connections currently open.

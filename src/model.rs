@@ -11,12 +11,26 @@ use bytes::Bytes;
 
 /// WebSocket close code for a policy violation (RFC 6455 section 7.4.1).
 pub const CLOSE_POLICY_VIOLATION: u16 = 1008;
+/// WebSocket close code for a protocol error (RFC 6455 section 7.4.1).
+pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+/// WebSocket close code for data inconsistent with its type (text that is not UTF-8).
+pub const CLOSE_INVALID_PAYLOAD: u16 = 1007;
 /// WebSocket close code for a message too big to process.
 pub const CLOSE_MESSAGE_TOO_BIG: u16 = 1009;
 /// WebSocket close code for an internal error (used when inspection fails and `--fail-open` is off).
 pub const CLOSE_INTERNAL_ERROR: u16 = 1011;
 /// Longest close reason a control frame can carry (125 bytes minus the 2-byte code).
 pub const MAX_CLOSE_REASON_BYTES: usize = 123;
+
+/// What a frame whose inspection could not complete is answered with, in words for log lines:
+/// `allow (--fail-open)` or `close 1011 (--fail-open is off)`.
+pub fn failure_answer(fail_open: bool) -> &'static str {
+    if fail_open {
+        "allow (--fail-open)"
+    } else {
+        "close 1011 (--fail-open is off)"
+    }
+}
 
 /// Which way a frame travels through the proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -151,11 +165,14 @@ pub enum AuditTag {
     FailOpen,
     /// Inspection could not complete and the frame was closed (`--fail-open` is off).
     InspectionError,
+    /// The peer broke the WebSocket protocol (a new message inside a fragmented one, text that is
+    /// not UTF-8).
+    ProtocolViolation,
 }
 
 impl AuditTag {
     /// Every tag, in a fixed order (used for compact indices and metric labels).
-    pub const ALL: [AuditTag; 10] = [
+    pub const ALL: [AuditTag; 11] = [
         AuditTag::Xss,
         AuditTag::Sqli,
         AuditTag::CmdInjection,
@@ -166,6 +183,7 @@ impl AuditTag {
         AuditTag::DetectOnly,
         AuditTag::FailOpen,
         AuditTag::InspectionError,
+        AuditTag::ProtocolViolation,
     ];
 
     /// Position in [`AuditTag::ALL`].
@@ -191,6 +209,7 @@ impl AuditTag {
             AuditTag::DetectOnly => "detect-only",
             AuditTag::FailOpen => "ws-fail-open",
             AuditTag::InspectionError => "ws-inspection-error",
+            AuditTag::ProtocolViolation => "ws-protocol-violation",
         }
     }
 
@@ -207,6 +226,7 @@ impl AuditTag {
             AuditTag::DetectOnly => "detect-only",
             AuditTag::FailOpen => "fail-open",
             AuditTag::InspectionError => "inspection error",
+            AuditTag::ProtocolViolation => "protocol violation",
         }
     }
 }

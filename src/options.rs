@@ -88,6 +88,39 @@ pub struct Options {
     #[arg(long, env = "WS_MAX_TRANSPORT_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_transport_connections: u64,
 
+    /// Most gRPC streams served at once (all connections together); also advertised to each
+    /// connection as SETTINGS_MAX_CONCURRENT_STREAMS. Counted apart from Unix-socket connections.
+    #[arg(long, env = "WS_MAX_GRPC_STREAMS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_grpc_streams: u32,
+
+    /// Seconds a proxy connection may take to send a complete first message, or to finish a
+    /// message it started; a stalled one is closed. Idle time between messages is not limited.
+    #[arg(long, env = "WS_READ_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub read_timeout: u64,
+
+    /// Largest schema file read (`json-schema`, `msgpack-schema`), in bytes; only regular files
+    /// are read.
+    #[arg(long, env = "WS_MAX_SCHEMA_BYTES", default_value_t = crate::compiler::DEFAULT_MAX_SCHEMA_BYTES, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_schema_bytes: u64,
+
+    /// Most custom patterns one configuration may list.
+    #[arg(long, env = "WS_MAX_CUSTOM_PATTERNS", default_value_t = crate::compiler::DEFAULT_MAX_CUSTOM_PATTERNS)]
+    pub max_custom_patterns: usize,
+
+    /// Most bytes of pattern source one configuration may list, all patterns together.
+    #[arg(long, env = "WS_MAX_CUSTOM_PATTERN_BYTES", default_value_t = crate::compiler::DEFAULT_MAX_CUSTOM_PATTERN_BYTES)]
+    pub max_custom_pattern_bytes: usize,
+
+    /// Largest configuration a proxy may push (v1 configure, v2 Configure, the v2 handshake's
+    /// config, gRPC configure), in bytes of JSON.
+    #[arg(long, env = "WS_MAX_CONFIG_BYTES", default_value_t = crate::compiler::DEFAULT_MAX_CONFIG_BYTES, value_parser = clap::value_parser!(u64).range(2..))]
+    pub max_config_bytes: u64,
+
+    /// Seconds a pushed configuration may take to be read and compiled (off the frame path)
+    /// before it is rejected; the running configuration stays.
+    #[arg(long, env = "WS_CONFIG_TIMEOUT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub config_timeout: u64,
+
     /// Test hook: a detector panics on messages containing this marker (fault-injection tests).
     #[arg(long, env = "WS_DEBUG_PANIC_MARKER", hide = true)]
     pub debug_panic_marker: Option<String>,
@@ -191,6 +224,17 @@ pub enum SchemaDirection {
     Server,
     /// Both directions.
     Both,
+}
+
+/// What happens to a text message that is not valid UTF-8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum InvalidUtf8 {
+    /// Close the WebSocket with 1007 (invalid frame payload data), as RFC 6455 requires.
+    #[default]
+    Close,
+    /// Inspect the lossy reading (overlong forms of `<`, `>`, `'`, `"` read as those characters).
+    Inspect,
 }
 
 /// Where a schema comes from: a file path (flags, env, configure) or an inline JSON object
@@ -301,6 +345,11 @@ pub struct PolicyOptions {
     #[serde(deserialize_with = "flexible_bool")]
     pub inspect_binary: bool,
 
+    /// What to do with a text message that is not valid UTF-8 (judged on the whole message):
+    /// `close` it with 1007 (RFC 6455), or `inspect` its lossy reading like any other text.
+    #[arg(long, env = "WS_INVALID_UTF8", value_enum, default_value_t = InvalidUtf8::Close)]
+    pub invalid_utf8: InvalidUtf8,
+
     /// Forget a WebSocket connection after this many seconds without a frame.
     #[arg(long, env = "WS_IDLE_TIMEOUT", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     pub idle_timeout: u64,
@@ -332,6 +381,7 @@ impl Default for PolicyOptions {
             fail_open: false,
             log_frames: false,
             inspect_binary: false,
+            invalid_utf8: InvalidUtf8::Close,
             idle_timeout: 300,
             max_connections: 100_000,
         }

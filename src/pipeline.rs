@@ -45,7 +45,9 @@ pub fn evaluate(job: &InspectJob, scratch: &mut PipelineScratch) -> Verdict {
     let mut invalid = None;
     match job.kind {
         MessageKind::Text => {
-            let text = String::from_utf8_lossy(&job.data);
+            // Invalid UTF-8 only gets here with `--invalid-utf8 inspect` (or in a window cut
+            // inside a character); overlong `<`, `>`, `'`, `"` are read as those characters.
+            let text = crate::inspect::lossy::read_text(&job.data);
             policy.inspector.inspect_text(
                 &text,
                 job.part,

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::Value;
 
+use crate::compiler::CompileLimits;
 use crate::inspect::{DetectionSettings, InspectError, Inspector};
 use crate::limits::reassembly::SizeLimits;
 use crate::options::{ConfigError, PolicyOptions};
@@ -29,6 +30,36 @@ pub enum PolicyError {
     /// A schema or validation setting is unusable.
     #[error(transparent)]
     Validation(#[from] ValidateError),
+    /// The configuration is over one of the compile limits (`--max-custom-patterns`, ...).
+    #[error("{key}: {message}")]
+    OverLimit {
+        /// The option at fault.
+        key: &'static str,
+        /// Which limit, with its value.
+        message: String,
+    },
+    /// The pushed configuration JSON is larger than `--max-config-bytes`.
+    #[error("configuration of {size} bytes is over the {limit}-byte limit (--max-config-bytes)")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The pushed configuration is not JSON.
+    #[error("configuration is not valid JSON: {0}")]
+    Malformed(String),
+    /// Compiling took longer than `--config-timeout`.
+    #[error(
+        "configuration not applied: reading and compiling it took over {0} s (--config-timeout)"
+    )]
+    CompileTimeout(u64),
+    /// Too many configurations are waiting to be compiled.
+    #[error("configuration not applied: the configuration compiler is busy; retry later")]
+    CompilerBusy,
+    /// The compiler thread is gone (it never is while the agent runs).
+    #[error("configuration not applied: the configuration compiler stopped")]
+    CompilerGone,
 }
 
 /// Everything inspection needs, compiled once per configuration.
@@ -45,15 +76,26 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// Compiles `options`; every error names the option at fault.
+    /// Compiles `options` under the default [`CompileLimits`]; every error names the option at
+    /// fault.
     pub fn compile(options: PolicyOptions) -> Result<Self, PolicyError> {
+        Self::compile_with(options, &CompileLimits::default())
+    }
+
+    /// Compiles `options` under `limits` (pattern count and bytes, schema file size). Blocking:
+    /// schema files are read here; pushed configurations come through [`crate::compiler`].
+    pub fn compile_with(
+        options: PolicyOptions,
+        limits: &CompileLimits,
+    ) -> Result<Self, PolicyError> {
+        check_pattern_limits(&options.custom_patterns, limits)?;
         let inspector = Inspector::new(&DetectionSettings {
             xss: options.xss_detection,
             sqli: options.sqli_detection,
             command_injection: options.command_injection,
             custom_patterns: &options.custom_patterns,
         })?;
-        let validator = Validator::new(&options)?;
+        let validator = Validator::with_limits(&options, limits)?;
         let limits = SizeLimits {
             max_text_frame: options.max_text_frame_size,
             max_binary_frame: options.max_binary_frame_size,
@@ -69,6 +111,31 @@ impl Policy {
             limits,
         })
     }
+}
+
+/// `--max-custom-patterns` and `--max-custom-pattern-bytes`, checked before anything compiles.
+fn check_pattern_limits(patterns: &[String], limits: &CompileLimits) -> Result<(), PolicyError> {
+    if patterns.len() > limits.max_custom_patterns {
+        return Err(PolicyError::OverLimit {
+            key: "custom-patterns",
+            message: format!(
+                "{} patterns, over the limit of {} (--max-custom-patterns)",
+                patterns.len(),
+                limits.max_custom_patterns
+            ),
+        });
+    }
+    let total: usize = patterns.iter().map(String::len).sum();
+    if total > limits.max_custom_pattern_bytes {
+        return Err(PolicyError::OverLimit {
+            key: "custom-patterns",
+            message: format!(
+                "{total} bytes of patterns, over the limit of {} (--max-custom-pattern-bytes)",
+                limits.max_custom_pattern_bytes
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The running policy, replaced atomically by configure events.
@@ -120,27 +187,46 @@ impl SharedPolicy {
     }
 
     /// Validates a pushed configuration completely (applied on top of the start-up options), then
-    /// swaps it in. An invalid configuration leaves the running policy untouched; `null` changes
-    /// nothing.
+    /// swaps it in, compiling it on the calling thread under the default limits (tests and fuzz
+    /// targets; the agent compiles pushed configurations on its compiler thread through
+    /// [`SharedPolicy::prepare`] and [`SharedPolicy::install`]). An invalid configuration leaves
+    /// the running policy untouched; `null` changes nothing.
     pub fn configure(&self, config: &Value) -> Result<ConfigureOutcome, PolicyError> {
-        if config.is_null() {
-            // No configuration supplied: keep whatever runs.
-            return Ok(ConfigureOutcome::Unchanged);
-        }
         let _guard = self
             .configure_lock
             .lock()
             .unwrap_or_else(|e| e.into_inner());
+        let Some(options) = self.prepare(config)? else {
+            return Ok(ConfigureOutcome::Unchanged);
+        };
+        let policy = Policy::compile(options)?;
+        Ok(self.install(policy))
+    }
+
+    /// The options a pushed configuration asks for, applied on top of the start-up options;
+    /// `None` when they equal the running ones (nothing to compile).
+    pub fn prepare(&self, config: &Value) -> Result<Option<PolicyOptions>, PolicyError> {
+        if config.is_null() {
+            // No configuration supplied: keep whatever runs.
+            return Ok(None);
+        }
         let options = self.baseline.patched(config)?;
         if self.load().options == options {
-            return Ok(ConfigureOutcome::Unchanged);
+            return Ok(None);
         }
-        let policy = Policy::compile(options)?;
+        Ok(Some(options))
+    }
+
+    /// Swaps in a compiled policy (unless it equals the running one).
+    pub fn install(&self, policy: Policy) -> ConfigureOutcome {
+        if self.load().options == policy.options {
+            return ConfigureOutcome::Unchanged;
+        }
         let fail_open = policy.options.fail_open;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(policy);
         self.fail_open.store(fail_open, Ordering::Relaxed);
         self.generation.fetch_add(1, Ordering::AcqRel);
-        Ok(ConfigureOutcome::Applied)
+        ConfigureOutcome::Applied
     }
 }
 

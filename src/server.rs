@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::agent::{Agent, AgentSettings, StartError};
+use crate::compiler::CompileLimits;
 use crate::health;
 use crate::lifecycle::{termination_signal, DrainOutcome, Lifecycle};
 use crate::options::Options;
@@ -48,7 +49,10 @@ pub enum RunError {
 
 /// Runs the agent until SIGTERM/SIGINT and the drain that follows.
 pub async fn run(options: Options) -> Result<(), RunError> {
-    let policy = Policy::compile(options.policy.clone())?;
+    let compile_limits = CompileLimits::from_options(&options);
+    // The start-up configuration obeys the same bounds as a pushed one (with detailed errors:
+    // the operator wrote it).
+    let policy = Policy::compile_with(options.policy.clone(), &compile_limits.for_startup())?;
     if let Some(marker) = &options.debug_panic_marker {
         tracing::warn!(
             "--debug-panic-marker is set: detectors will panic on purpose (testing only)"
@@ -67,6 +71,29 @@ pub async fn run(options: Options) -> Result<(), RunError> {
     let prometheus = telemetry::install_recorder();
     telemetry::Telemetry::get();
 
+    // Everything that can fail is bound before the actor system starts: a start that fails (a
+    // port taken) exits without detectors to stop (they were restarted in a storm otherwise).
+    let metrics_listener =
+        match &options.metrics_address {
+            Some(address) => Some(tokio::net::TcpListener::bind(address).await.map_err(
+                |source| RunError::Metrics {
+                    address: address.clone(),
+                    source,
+                },
+            )?),
+            None => None,
+        };
+    let grpc_listener =
+        match &options.grpc_address {
+            Some(address) => Some(tokio::net::TcpListener::bind(address).await.map_err(
+                |source| RunError::Grpc {
+                    address: address.clone(),
+                    source,
+                },
+            )?),
+            None => None,
+        };
+    let socket = uds::bind(&options.socket, options.socket_mode).await?;
     let workers = options.worker_count();
     let (agent, router_handle) = Agent::start_with(
         policy,
@@ -74,16 +101,11 @@ pub async fn run(options: Options) -> Result<(), RunError> {
             workers,
             max_buffered_bytes: options.max_buffered_bytes,
             hibernate_after: Duration::from_secs(options.hibernate_after),
+            compile_limits,
         },
     )
     .await?;
-    if let (Some(address), Some(handle)) = (&options.metrics_address, prometheus) {
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .map_err(|source| RunError::Metrics {
-                address: address.clone(),
-                source,
-            })?;
+    if let (Some(listener), Some(handle)) = (metrics_listener, prometheus) {
         tracing::info!(
             address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             "serving /metrics, /healthz, /readyz, /connections"
@@ -95,7 +117,6 @@ pub async fn run(options: Options) -> Result<(), RunError> {
             agent.clone(),
         ));
     }
-    let socket = uds::bind(&options.socket, options.socket_mode).await?;
     let context = TransportContext {
         health: health::spawn_monitor(agent.clone(), Arc::clone(&lifecycle)),
         agent: agent.clone(),
@@ -104,6 +125,8 @@ pub async fn run(options: Options) -> Result<(), RunError> {
         report_interval: Duration::from_millis(options.report_interval_ms),
         max_transport_connections: usize::try_from(options.max_transport_connections)
             .unwrap_or(usize::MAX),
+        max_grpc_streams: options.max_grpc_streams as usize,
+        read_timeout: Duration::from_secs(options.read_timeout),
     };
     tracing::info!(
         socket = %options.socket.display(),
@@ -112,13 +135,7 @@ pub async fn run(options: Options) -> Result<(), RunError> {
         "sentinel-ws-agent listening (protocol v1 and v2)"
     );
     let listener = tokio::spawn(uds::serve(socket, context.clone()));
-    if let Some(address) = &options.grpc_address {
-        let grpc = tokio::net::TcpListener::bind(address)
-            .await
-            .map_err(|source| RunError::Grpc {
-                address: address.clone(),
-                source,
-            })?;
+    if let (Some(address), Some(grpc)) = (&options.grpc_address, grpc_listener) {
         let local = grpc.local_addr().map_err(|source| RunError::Grpc {
             address: address.clone(),
             source,
@@ -135,10 +152,16 @@ pub async fn run(options: Options) -> Result<(), RunError> {
             mutual_tls = tls.as_ref().is_some_and(|t| t.mutual),
             "serving gRPC (sentinel.agent.v1, sentinel.agent.v2, zentinel.agent.v2)"
         );
-        let serving = grpc::server(grpc, context.clone(), tls).map_err(|error| RunError::Grpc {
-            address: address.clone(),
-            source: std::io::Error::other(error),
-        })?;
+        let serving = match grpc::server(grpc, context.clone(), tls) {
+            Ok(serving) => serving,
+            Err(error) => {
+                agent.stop();
+                return Err(RunError::Grpc {
+                    address: address.clone(),
+                    source: std::io::Error::other(error),
+                });
+            }
+        };
         tokio::spawn(async move {
             if let Err(error) = serving.await {
                 tracing::error!(%error, "gRPC server failed");

@@ -324,8 +324,12 @@ async fn truncated_messages_are_logged_and_other_connections_keep_being_served()
         log.contains("proxy connection ended with an error"),
         "{log}"
     );
-    eventually(TIMEOUT, "every truncated connection logged", || {
-        agent.log().matches("connection closed after").count() >= 5
+    // Logged at most once per second (a peer can cause these at will), counted every time.
+    eventually(TIMEOUT, "every truncated connection counted", || {
+        agent
+            .metric("ws_agent_protocol_errors_total")
+            .unwrap_or(0.0)
+            >= 5.0
     })
     .await;
     // Nothing was decided for the cut-off frames, and every other connection is still served.
@@ -524,7 +528,7 @@ async fn a_thousand_simultaneous_transport_connections_all_get_answers() {
     }
     assert_eq!(
         agent
-            .metric("ws_agent_transport_connections_refused_total")
+            .metric("ws_agent_transport_connections_refused_total{transport=\"uds\"}")
             .unwrap_or(0.0),
         0.0
     );
@@ -856,7 +860,11 @@ async fn huge_and_wrongly_typed_configure_values_are_rejected_naming_the_key() {
     let mut rejected = 0;
     for (n, config) in cases.iter().enumerate() {
         let key = config.as_object().unwrap().keys().next().unwrap().clone();
-        let expected_key = if key == "msgpack-schema" {
+        // A push over --max-config-bytes (1 MiB) is refused unparsed, naming that bound.
+        let oversized = serde_json::to_vec(config).unwrap().len() > 1024 * 1024;
+        let expected_key = if oversized {
+            "max-config-bytes".to_string()
+        } else if key == "msgpack-schema" {
             "msgpack-validation".to_string()
         } else {
             key.clone()
@@ -921,7 +929,10 @@ async fn huge_and_wrongly_typed_configure_values_are_rejected_naming_the_key() {
         let answer: serde_json::Value = serde_json::from_slice(&payload).unwrap();
         assert_eq!(answer["success"], false);
         assert!(
-            answer["error"].as_str().unwrap().contains("block-mode"),
+            answer["error"]
+                .as_str()
+                .unwrap()
+                .contains("max-config-bytes"),
             "{answer}"
         );
         rejected += 1;

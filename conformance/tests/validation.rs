@@ -439,7 +439,7 @@ fn schema_start_up_errors_name_the_file_and_the_problem() {
     let remote = dir.path().join("remote.json");
     std::fs::write(&remote, r#"{"$ref": "https://example.com/order.json"}"#).unwrap();
     for (path, problem) in [
-        (&missing, "cannot read the schema file"),
+        (&missing, "schema file rejected"),
         (&broken, "not valid JSON"),
         (&invalid, "not a valid JSON Schema"),
         (&remote, "not a valid JSON Schema"),

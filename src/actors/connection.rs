@@ -18,10 +18,13 @@ use super::reply::Responder;
 use crate::clock;
 use crate::inspect::MessagePart;
 use crate::limits::reassembly::{Assembled, MessageKind, Reassembly, ReassemblyError};
+use crate::limits::utf8::Utf8Stream;
 use crate::limits::{ReassemblyBudget, TokenBucket};
 use crate::model::{
-    AuditTag, Direction, Frame, Opcode, Verdict, CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION,
+    AuditTag, Direction, Frame, Opcode, Verdict, CLOSE_INVALID_PAYLOAD, CLOSE_MESSAGE_TOO_BIG,
+    CLOSE_POLICY_VIOLATION, CLOSE_PROTOCOL_ERROR,
 };
+use crate::options::InvalidUtf8;
 use crate::pipeline::{violation, InspectJob};
 use crate::policy::{Policy, PolicyCache, SharedPolicy};
 use crate::telemetry::Telemetry;
@@ -153,6 +156,8 @@ pub struct ConnectionState {
     context: Arc<ConnectionContext>,
     policy: PolicyCache,
     reassembly: [Reassembly; 2],
+    /// UTF-8 validation of the text message in progress, per direction.
+    utf8: [Utf8Stream; 2],
     /// Bytes currently held in `reassembly`, as last reported to the gauge.
     reported_buffer_bytes: usize,
     message_bucket: Option<TokenBucket>,
@@ -183,6 +188,7 @@ impl Actor for ConnectionActor {
             shared: args.shared,
             context: args.context,
             reassembly: Default::default(),
+            utf8: Default::default(),
             reported_buffer_bytes: 0,
             message_bucket: parked.message_bucket,
             byte_bucket: parked.byte_bucket,
@@ -295,6 +301,36 @@ impl ConnectionState {
             }
         }
         let dir = frame.direction.index();
+        let starts_message = matches!(frame.opcode, Opcode::Text | Opcode::Binary);
+        let mut opcode = frame.opcode;
+        if starts_message && self.reassembly[dir].is_mid_message() {
+            // RFC 6455 5.4: a new data frame inside a fragmented message is a protocol error.
+            // Closed with 1002; in detect-only mode the buffered part and the new frame are
+            // inspected together (so splitting a payload this way hides nothing).
+            let verdict = protocol_violation(
+                options,
+                CLOSE_PROTOCOL_ERROR,
+                "Protocol error: new message inside a fragmented message",
+                "interleaved-message",
+            );
+            if options.block_mode {
+                self.reassembly[dir].clear();
+                self.utf8[dir].reset();
+                reply.send(
+                    crate::pipeline::merge(prior, verdict),
+                    Some(&frame.payload),
+                    options.log_frames,
+                );
+                return;
+            }
+            prior = crate::pipeline::merge(prior, verdict);
+            opcode = Opcode::Continuation;
+        }
+        let stray_continuation =
+            opcode == Opcode::Continuation && !self.reassembly[dir].is_mid_message();
+        if starts_message && opcode != Opcode::Continuation {
+            self.utf8[dir].reset();
+        }
         // The message may grow by what the process-wide budget has left.
         let mut limits = policy.limits;
         let held = self.reassembly[dir].buffered_bytes();
@@ -302,7 +338,17 @@ impl ConnectionState {
             .buffer_cap
             .min(held + self.context.budget.remaining());
         let assembled =
-            self.reassembly[dir].push(frame.opcode, frame.fin, frame.payload.clone(), &limits);
+            self.reassembly[dir].push(opcode, frame.fin, frame.payload.clone(), &limits);
+        if options.invalid_utf8 == InvalidUtf8::Close && !stray_continuation {
+            if let Some(verdict) = self.check_utf8(dir, &assembled, &frame, options) {
+                reply.send(
+                    crate::pipeline::merge(prior, verdict),
+                    Some(&frame.payload),
+                    options.log_frames,
+                );
+                return;
+            }
+        }
         let (kind, part, data) = match assembled {
             Err(error) => {
                 let verdict = size_verdict(policy, error);
@@ -345,6 +391,50 @@ impl ConnectionState {
             prior,
         };
         self.context.detectors.submit(job, reply);
+    }
+
+    /// Feeds a text message's frame to its direction's UTF-8 check: the close verdict when the
+    /// message cannot be valid UTF-8 (decided per message, not per fragment). A stray
+    /// continuation (its message's start was never seen) is not judged: it may be binary.
+    fn check_utf8(
+        &mut self,
+        dir: usize,
+        assembled: &Result<Assembled, ReassemblyError>,
+        frame: &Frame,
+        options: &crate::options::PolicyOptions,
+    ) -> Option<Verdict> {
+        let kind = match assembled {
+            Ok(Assembled::Nothing { kind })
+            | Ok(Assembled::Partial { kind, .. })
+            | Ok(Assembled::Complete { kind, .. }) => *kind,
+            Err(_) => {
+                // Refused for its size: judged no further.
+                self.utf8[dir].reset();
+                return None;
+            }
+        };
+        if kind != MessageKind::Text {
+            return None;
+        }
+        let stream = &mut self.utf8[dir];
+        let mut result = stream.feed(&frame.payload);
+        if frame.fin {
+            result = result.and_then(|()| stream.finish());
+        }
+        if result.is_ok() {
+            return None;
+        }
+        stream.reset();
+        if options.block_mode {
+            // The connection is being failed: its unfinished message is not kept.
+            self.reassembly[dir].clear();
+        }
+        Some(protocol_violation(
+            options,
+            CLOSE_INVALID_PAYLOAD,
+            "Invalid frame payload data: text is not UTF-8",
+            "invalid-utf8",
+        ))
     }
 
     /// Applies the client's message and byte buckets; returns the violation verdict if one is
@@ -417,6 +507,22 @@ impl Drop for ConnectionState {
         }
         self.publish_state();
     }
+}
+
+/// A protocol violation by the peer: `code` (1002, 1007) in block mode, tagged either way.
+fn protocol_violation(
+    options: &crate::options::PolicyOptions,
+    code: u16,
+    reason: &'static str,
+    reason_code: &'static str,
+) -> Verdict {
+    violation(
+        options,
+        AuditTag::ProtocolViolation,
+        code,
+        Cow::Borrowed(reason),
+        reason_code,
+    )
 }
 
 /// 1009 for size limits; a full reassembly buffer is an inspection limit, decided by fail-open.

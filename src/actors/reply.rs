@@ -11,7 +11,7 @@ use super::connection::ConnectionShared;
 use crate::clock;
 use crate::model::{AuditTag, Direction, Frame, Opcode, Verdict};
 use crate::telemetry::Telemetry;
-use crate::util::escaped_excerpt;
+use crate::util::{escaped_excerpt, for_log};
 
 /// Bytes of payload a block log line may show (with `--log-frames`).
 const LOG_EXCERPT_BYTES: usize = 64;
@@ -159,9 +159,9 @@ fn log_verdict(meta: &FrameMeta, verdict: &Verdict, excerpt: Option<&[u8]>) {
     let rule_id = verdict.rule_ids.first().map_or("", |r| r.as_ref());
     let excerpt = excerpt.map(|bytes| escaped_excerpt(bytes, LOG_EXCERPT_BYTES));
     tracing::warn!(
-        correlation_id = %crate::util::cut(&meta.correlation_id, 128),
-        route = meta.route_id.as_deref().map(|r| crate::util::cut(r, 128)).as_deref().unwrap_or(""),
-        client_ip = meta.client_ip.as_deref().map(|r| crate::util::cut(r, 64)).as_deref().unwrap_or(""),
+        correlation_id = %for_log(&*meta.correlation_id),
+        route = %for_log(meta.route_id.as_deref().unwrap_or("")),
+        client_ip = %for_log(meta.client_ip.as_deref().unwrap_or("")),
         direction = meta.direction.as_str(),
         opcode = meta.opcode.as_str(),
         tag,

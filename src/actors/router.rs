@@ -19,6 +19,7 @@ use super::connection::{
 use super::detector::Detector;
 use crate::clock;
 use crate::policy::PolicyCache;
+use crate::telemetry::throttle::LogThrottle;
 use crate::telemetry::{EvictionReason, Telemetry};
 
 /// By default, a connection with no frame for this long gives up its actor (it hibernates).
@@ -50,7 +51,18 @@ pub enum RouterMsg {
     },
     /// Evict connections idle for longer than the idle timeout.
     Sweep,
+    /// Start a detector in a pool slot again (after a restart backoff).
+    RestartDetector(usize),
 }
+
+/// Detector restarts allowed within one second before further ones are delayed.
+const RESTART_BURST: usize = 8;
+/// Longest delay before a detector is restarted.
+const MAX_RESTART_DELAY: Duration = Duration::from_secs(1);
+
+/// Log throttles for lines a peer can cause (a message that makes a detector fail, repeated).
+static FAILURE_LINES: LogThrottle = LogThrottle::new();
+static RESTART_LINES: LogThrottle = LogThrottle::new();
 
 /// Start-up arguments.
 #[derive(Debug)]
@@ -82,6 +94,8 @@ pub struct RouterState {
     hibernate_after: Duration,
     /// Which pool slot each detector actor fills.
     detector_slots: HashMap<ActorId, usize>,
+    /// When detectors were restarted in the last second (clock nanos), to bound a restart storm.
+    recent_restarts: std::collections::VecDeque<u64>,
     stopping: bool,
 }
 
@@ -104,6 +118,7 @@ impl Actor for Router {
             hibernating: HashMap::new(),
             hibernate_after: args.hibernate_after,
             detector_slots: HashMap::new(),
+            recent_restarts: std::collections::VecDeque::new(),
             stopping: false,
         };
         for index in 0..state.context.detectors.slots().len() {
@@ -137,6 +152,13 @@ impl Actor for Router {
                 state.sweep_idle();
                 state.hibernate_idle();
             }
+            RouterMsg::RestartDetector(index) => {
+                if !state.stopping {
+                    if let Err(error) = state.spawn_detector(&myself, index).await {
+                        tracing::error!(%error, "cannot restart a detector");
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -152,7 +174,14 @@ impl Actor for Router {
                 state.on_child_exit(&myself, cell.get_id(), false).await;
             }
             SupervisionEvent::ActorFailed(cell, error) => {
-                tracing::error!(actor = %cell.get_id(), error = %crate::util::cut(&error.to_string(), 256), "actor failed");
+                if let Some(unlogged) = FAILURE_LINES.event() {
+                    tracing::error!(
+                        actor = %cell.get_id(),
+                        error = %crate::util::for_log(&error.to_string()),
+                        failed_since_last_line = unlogged + 1,
+                        "actor failed"
+                    );
+                }
                 state.on_child_exit(&myself, cell.get_id(), true).await;
             }
             _ => {}
@@ -350,9 +379,21 @@ impl RouterState {
                 return;
             }
             Telemetry::get().record_detector_restart();
-            tracing::warn!(slot = index, "restarting detector");
-            if let Err(error) = self.spawn_detector(myself, index).await {
-                tracing::error!(%error, "cannot restart a detector");
+            let delay = self.restart_delay();
+            if let Some(unlogged) = RESTART_LINES.event() {
+                tracing::warn!(
+                    slot = index,
+                    delay_ms = delay.as_millis() as u64,
+                    restarted_since_last_line = unlogged + 1,
+                    "restarting detector"
+                );
+            }
+            if delay.is_zero() {
+                if let Err(error) = self.spawn_detector(myself, index).await {
+                    tracing::error!(%error, "cannot restart a detector");
+                }
+            } else {
+                myself.send_after(delay, move || RouterMsg::RestartDetector(index));
             }
             return;
         }
@@ -385,6 +426,23 @@ impl RouterState {
             Telemetry::get().record_evictions(reason, 1);
             Telemetry::get().set_tracked_connections(self.registry.len());
         }
+    }
+
+    /// No delay for the first [`RESTART_BURST`] restarts within a second, then a delay growing
+    /// with the storm (100 ms per restart over the burst, at most [`MAX_RESTART_DELAY`]).
+    fn restart_delay(&mut self) -> Duration {
+        let now = clock::now_nanos();
+        let second_ago = now.saturating_sub(1_000_000_000);
+        while self
+            .recent_restarts
+            .front()
+            .is_some_and(|t| *t < second_ago)
+        {
+            self.recent_restarts.pop_front();
+        }
+        self.recent_restarts.push_back(now);
+        let over = self.recent_restarts.len().saturating_sub(RESTART_BURST);
+        Duration::from_millis(100 * over as u64).min(MAX_RESTART_DELAY)
     }
 
     /// Gives back the memory of the bookkeeping maps after many actors stopped (hibernation and

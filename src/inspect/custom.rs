@@ -12,6 +12,26 @@ use crate::model::AuditTag;
 /// Compiled program size limit per pattern: large enough for real rules, small enough that a
 /// pathological pattern is rejected at start-up instead of eating memory.
 const PATTERN_SIZE_LIMIT: usize = 1 << 20;
+/// Compiled program bytes all patterns together may use (each pattern compiles twice, text and
+/// binary): a long list gets a smaller limit per pattern, so that `x{1000}` repeated cannot grow
+/// memory with the list.
+const TOTAL_PROGRAM_BUDGET: usize = 32 << 20;
+/// Lazy DFA cache per pattern (and per thread that matches it), at most; shared out like
+/// [`TOTAL_PROGRAM_BUDGET`]. A pattern whose DFA does not fit falls back to a slower engine.
+const DFA_SIZE_LIMIT: usize = 2 << 20;
+/// Lazy DFA bytes all patterns together may use, per matching thread.
+const TOTAL_DFA_BUDGET: usize = 32 << 20;
+/// Smallest share of either budget a pattern gets.
+const MIN_SHARE: usize = 64 << 10;
+
+/// Per-pattern (program, DFA) limits for a list of `count` patterns.
+fn limits_for(count: usize) -> (usize, usize) {
+    let share = |budget: usize, cap: usize| (budget / (2 * count.max(1))).clamp(MIN_SHARE, cap);
+    (
+        share(TOTAL_PROGRAM_BUDGET, PATTERN_SIZE_LIMIT),
+        share(TOTAL_DFA_BUDGET, DFA_SIZE_LIMIT),
+    )
+}
 
 /// Longest pattern source accepted. Parsing is linear but not free: a multi-megabyte pattern
 /// pushed in a configure event would hold a runtime thread for seconds before the size limit
@@ -36,6 +56,7 @@ impl CustomPatterns {
     /// Compiles every pattern (case-insensitive); the first failure is reported with its index.
     pub fn compile(sources: &[String]) -> Result<Self, InspectError> {
         let mut patterns = Vec::with_capacity(sources.len());
+        let (size_limit, dfa_limit) = limits_for(sources.len());
         for (index, source) in sources.iter().enumerate() {
             let bad = |message: String| InspectError::BadPattern {
                 index,
@@ -51,20 +72,23 @@ impl CustomPatterns {
             }
             let text = RegexBuilder::new(source)
                 .case_insensitive(true)
-                .size_limit(PATTERN_SIZE_LIMIT)
+                .size_limit(size_limit)
+                .dfa_size_limit(dfa_limit)
                 .build()
                 .map_err(|e| bad(e.to_string()))?;
             let binary = BytesRegexBuilder::new(source)
                 .case_insensitive(true)
                 .unicode(false)
-                .size_limit(PATTERN_SIZE_LIMIT)
+                .size_limit(size_limit)
+                .dfa_size_limit(dfa_limit)
                 .build()
                 .or_else(|_| {
                     // Patterns that need Unicode (e.g. `\p{L}`) still work on binary data, on the
                     // UTF-8 sequences they describe.
                     BytesRegexBuilder::new(source)
                         .case_insensitive(true)
-                        .size_limit(PATTERN_SIZE_LIMIT)
+                        .size_limit(size_limit)
+                        .dfa_size_limit(dfa_limit)
                         .build()
                 })
                 .map_err(|e| bad(e.to_string()))?;

@@ -8,6 +8,7 @@
 mod cmdi;
 mod custom;
 mod json_views;
+pub mod lossy;
 mod normalize;
 pub mod rules;
 mod search;

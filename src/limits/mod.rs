@@ -4,6 +4,7 @@
 pub mod budget;
 pub mod reassembly;
 pub mod token_bucket;
+pub mod utf8;
 
 pub use budget::ReassemblyBudget;
 pub use reassembly::{Assembled, Reassembly, ReassemblyError};

@@ -5,6 +5,7 @@
 
 pub mod http;
 pub mod snapshot;
+pub mod throttle;
 
 use std::sync::OnceLock;
 
@@ -165,7 +166,11 @@ impl Telemetry {
         );
         describe_counter!(
             "ws_agent_transport_connections_refused_total",
-            "Proxy connections closed at once because of --max-transport-connections"
+            "Proxy connections and gRPC streams refused at once (--max-transport-connections, --max-grpc-streams), by transport"
+        );
+        describe_counter!(
+            "ws_agent_transport_read_timeouts_total",
+            "Proxy connections and gRPC streams closed because they stalled (--read-timeout), by transport"
         );
         describe_gauge!(
             "ws_agent_transport_connections",
@@ -285,9 +290,17 @@ impl Telemetry {
         self.protocol_errors.increment(1);
     }
 
-    /// Counts a proxy connection closed at once because of `--max-transport-connections`.
-    pub fn record_refused_connection(&self) {
-        counter!("ws_agent_transport_connections_refused_total").increment(1);
+    /// Counts a proxy connection (or gRPC stream) refused at once because of its transport's
+    /// limit (`--max-transport-connections`, `--max-grpc-streams`).
+    pub fn record_refused_connection(&self, transport: crate::lifecycle::Transport) {
+        counter!("ws_agent_transport_connections_refused_total", "transport" => transport.as_str())
+            .increment(1);
+    }
+
+    /// Counts a proxy connection (or gRPC stream) closed because it stalled (`--read-timeout`).
+    pub fn record_read_timeout(&self, transport: crate::lifecycle::Transport) {
+        counter!("ws_agent_transport_read_timeouts_total", "transport" => transport.as_str())
+            .increment(1);
     }
 
     /// Tracks open proxy connections.

@@ -2,6 +2,8 @@
 //! bytes. Lengths are checked before anything is allocated, and the body buffer grows only as
 //! bytes actually arrive, so a lying length prefix cannot make the agent allocate its value.
 
+use std::time::Duration;
+
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Largest v1 message (the proxies' `MAX_MESSAGE_SIZE`).
@@ -37,6 +39,59 @@ pub enum FramingError {
     /// An I/O error.
     #[error("read failed: {0}")]
     Io(#[from] std::io::Error),
+    /// The peer stalled: no complete first message, or a message started and not finished,
+    /// within `--read-timeout`.
+    #[error("stalled for over {secs} s {what} (--read-timeout)")]
+    TimedOut {
+        /// What it did not finish.
+        what: &'static str,
+        /// The timeout.
+        secs: u64,
+    },
+}
+
+/// Runs `step` (a read the peer must finish) within `read_timeout`.
+pub async fn within<T>(
+    read_timeout: Duration,
+    what: &'static str,
+    step: impl std::future::Future<Output = Result<T, FramingError>>,
+) -> Result<T, FramingError> {
+    tokio::time::timeout(read_timeout, step)
+        .await
+        .unwrap_or(Err(FramingError::TimedOut {
+            what,
+            secs: read_timeout.as_secs(),
+        }))
+}
+
+/// Reads the 4-byte length of the next message of an open connection: waiting for its first byte
+/// is idle time (pooled connections wait between messages), the rest must come within
+/// `read_timeout`.
+pub async fn read_next_length<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    read_timeout: Duration,
+) -> Result<u32, FramingError> {
+    let mut prefix = [0u8; 4];
+    let first = reader.read(&mut prefix).await?;
+    if first == 0 {
+        return Err(FramingError::Closed);
+    }
+    let mut filled = first;
+    within(read_timeout, "inside a length prefix", async {
+        while filled < 4 {
+            let n = reader.read(&mut prefix[filled..]).await?;
+            if n == 0 {
+                return Err(FramingError::Truncated {
+                    expected: 4,
+                    received: filled,
+                });
+            }
+            filled += n;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(u32::from_be_bytes(prefix))
 }
 
 /// Reads a 4-byte big-endian length; a clean end of stream before it is [`FramingError::Closed`].

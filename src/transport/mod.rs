@@ -33,6 +33,10 @@ pub struct TransportContext {
     pub agent_id: Arc<str>,
     /// How often health and metrics are reported on v2 connections.
     pub report_interval: Duration,
-    /// Most proxy connections (and gRPC streams) served at once.
+    /// Most Unix socket connections served at once.
     pub max_transport_connections: usize,
+    /// Most gRPC streams served at once (all gRPC connections together).
+    pub max_grpc_streams: usize,
+    /// How long a peer may take to send a complete first message, or to finish one it started.
+    pub read_timeout: Duration,
 }

@@ -12,6 +12,8 @@ use tokio::net::{UnixListener, UnixStream};
 
 use super::framing::{self, FramingError};
 use super::{v1, v2, TransportContext};
+use crate::lifecycle::Transport;
+use crate::telemetry::throttle::LogThrottle;
 use crate::telemetry::Telemetry;
 
 /// The socket cannot be bound.
@@ -111,24 +113,44 @@ pub async fn serve(socket: BoundSocket, context: TransportContext) {
                 continue;
             }
         };
-        if lifecycle.open_connections() >= context.max_transport_connections {
-            Telemetry::get().record_refused_connection();
-            tracing::warn!(
-                limit = context.max_transport_connections,
-                "too many proxy connections; closing a new one (raise --max-transport-connections)"
-            );
+        let Some(guard) =
+            lifecycle.try_open(Transport::UnixSocket, context.max_transport_connections)
+        else {
+            Telemetry::get().record_refused_connection(Transport::UnixSocket);
+            if let Some(unlogged) = REFUSALS.event() {
+                tracing::warn!(
+                    limit = context.max_transport_connections,
+                    refused_since_last_line = unlogged + 1,
+                    "too many Unix socket connections; closing new ones (raise --max-transport-connections)"
+                );
+            }
             drop(stream);
             continue;
-        }
-        let guard = lifecycle.connection_opened();
+        };
         let context = context.clone();
         tokio::spawn(async move {
             let result = serve_connection(stream, context).await;
             match result {
                 Ok(()) | Err(FramingError::Closed) => {}
+                Err(error @ FramingError::TimedOut { .. }) => {
+                    Telemetry::get().record_read_timeout(Transport::UnixSocket);
+                    if let Some(unlogged) = TIMEOUTS.event() {
+                        tracing::warn!(
+                            %error,
+                            closed_since_last_line = unlogged + 1,
+                            "stalled proxy connection closed"
+                        );
+                    }
+                }
                 Err(error) => {
                     Telemetry::get().record_protocol_error();
-                    tracing::warn!(%error, "proxy connection ended with an error");
+                    if let Some(unlogged) = FAILURES.event() {
+                        tracing::warn!(
+                            %error,
+                            ended_since_last_line = unlogged + 1,
+                            "proxy connection ended with an error"
+                        );
+                    }
                 }
             }
             drop(guard);
@@ -138,18 +160,29 @@ pub async fn serve(socket: BoundSocket, context: TransportContext) {
     drop(socket);
 }
 
+/// Log throttles of the lines a peer can cause at will.
+static REFUSALS: LogThrottle = LogThrottle::new();
+static TIMEOUTS: LogThrottle = LogThrottle::new();
+static FAILURES: LogThrottle = LogThrottle::new();
+
 async fn serve_connection(
     mut stream: UnixStream,
     context: TransportContext,
 ) -> Result<(), FramingError> {
-    let length = framing::read_length(&mut stream).await? as usize;
-    if length == 0 {
-        return Err(FramingError::Empty);
-    }
-    let first = stream.read_u8().await?;
+    // A connection that sends nothing (or stops inside the first length prefix) is closed after
+    // --read-timeout instead of holding its place forever.
+    let (length, first) = framing::within(context.read_timeout, "before a first message", async {
+        let length = framing::read_length(&mut stream).await? as usize;
+        if length == 0 {
+            return Err(FramingError::Empty);
+        }
+        let first = stream.read_u8().await?;
+        Ok((length, first))
+    })
+    .await?;
     match first {
         v2::message_type::HANDSHAKE_REQUEST => v2::serve(stream, context, length).await,
-        b'{' => v1::serve(stream, context.agent, length, first).await,
+        b'{' => v1::serve(stream, context.agent, length, first, context.read_timeout).await,
         other => {
             tracing::error!(
                 first_byte = other,

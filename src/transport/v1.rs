@@ -4,6 +4,7 @@
 //! other known event is allowed untouched.
 
 use std::borrow::Cow;
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -14,7 +15,7 @@ use super::json_wire::{self, FrameInterner, WireDecision};
 use crate::agent::Agent;
 use crate::model::Verdict;
 use crate::telemetry::Telemetry;
-use crate::util::cut;
+use crate::util::{cut, for_log};
 
 /// The response `version` v1 proxies require.
 const V1_VERSION: u32 = 1;
@@ -40,17 +41,20 @@ struct WireRequest<'a> {
 }
 
 #[derive(Debug, Deserialize)]
-struct WireConfigure {
-    #[serde(default)]
-    config: serde_json::Value,
+struct WireConfigure<'a> {
+    #[serde(default, borrow)]
+    config: Option<&'a RawValue>,
 }
 
 /// Serves one v1 connection whose first message's length and first body byte were already read.
+/// A message the peer started must be finished within `read_timeout` (its length prefix after the
+/// first byte, then its body); the time between messages is not limited.
 pub async fn serve<S>(
     stream: S,
     agent: Agent,
     first_length: usize,
     first_byte: u8,
+    read_timeout: Duration,
 ) -> Result<(), FramingError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -69,7 +73,7 @@ where
                 request.push(byte);
                 length
             }
-            None => match framing::read_length(&mut stream).await {
+            None => match framing::read_next_length(&mut stream, read_timeout).await {
                 Ok(length) => length as usize,
                 Err(FramingError::Closed) => return Ok(()),
                 Err(error) => return Err(error),
@@ -77,7 +81,7 @@ where
         };
         if let Err(error) = framing::check_length(length as u32, V1_MAX_MESSAGE) {
             // The body cannot be skipped without reading it: answer, then drop the connection.
-            tracing::error!(%error, "v1 request too large; answering by --fail-open and closing the connection");
+            tracing::error!(%error, answer = crate::model::failure_answer(agent.policy().fail_open()), "v1 request too large; answered without inspection, closing the connection");
             Telemetry::get().record_protocol_error();
             start_message(&mut response);
             let verdict = Verdict::failure(agent.policy().fail_open(), "request-too-large");
@@ -86,7 +90,12 @@ where
             return Err(error);
         }
         let remaining = length.saturating_sub(request.len());
-        framing::read_body(&mut stream, remaining, &mut request).await?;
+        framing::within(
+            read_timeout,
+            "inside a message body",
+            framing::read_body(&mut stream, remaining, &mut request),
+        )
+        .await?;
         start_message(&mut response);
         handle_request(&agent, &request, &mut interner, &mut response).await;
         write_message(&mut stream, &mut response).await?;
@@ -139,9 +148,10 @@ async fn handle_request(
                 Err((correlation_id, error)) => {
                     Telemetry::get().record_protocol_error();
                     tracing::error!(
-                        correlation_id = correlation_id.as_deref().map(|c| cut(c, 128)).as_deref().unwrap_or(""),
-                        %error,
-                        "undecodable WebSocket frame; answering by --fail-open"
+                        correlation_id = %for_log(correlation_id.as_deref().unwrap_or("")),
+                        error = %for_log(&error.to_string()),
+                        answer = crate::model::failure_answer(agent.policy().fail_open()),
+                        "undecodable WebSocket frame; answered without inspection"
                     );
                     Verdict::failure(agent.policy().fail_open(), "undecodable-frame")
                 }
@@ -149,9 +159,7 @@ async fn handle_request(
             json_wire::encode_frame_response(out, V1_VERSION, &verdict, None);
         }
         "configure" => {
-            let result = serde_json::from_str::<WireConfigure>(request.payload.get())
-                .map_err(|e| format!("malformed configure event: {e}"))
-                .and_then(|c| agent.configure(&c.config).map_err(|e| e.to_string()));
+            let result = configure(agent, request.payload.get()).await;
             match result {
                 Ok(_) => json_wire::encode_plain_response(
                     out,
@@ -189,9 +197,24 @@ async fn handle_request(
     }
 }
 
+/// Applies a configure event's `config`, refusing a payload over `--max-config-bytes` unparsed.
+async fn configure(agent: &Agent, payload: &str) -> Result<(), String> {
+    if payload.len() > agent.max_config_bytes().saturating_add(4096) {
+        return Err(agent.reject_oversized(payload.len()).to_string());
+    }
+    let event = serde_json::from_str::<WireConfigure<'_>>(payload)
+        .map_err(|e| format!("malformed configure event: {e}"))?;
+    let json = event.config.map_or("null", RawValue::get);
+    agent
+        .configure_json(json)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 fn reject_malformed(agent: &Agent, out: &mut Vec<u8>, message: &str) {
     Telemetry::get().record_protocol_error();
-    tracing::error!(error = %cut(message, 256), "bad v1 request; answering by --fail-open");
+    tracing::error!(error = %for_log(message), answer = crate::model::failure_answer(agent.policy().fail_open()), "bad v1 request; answered without inspection");
     let verdict = Verdict::failure(agent.policy().fail_open(), "malformed-request");
     json_wire::encode_frame_response(out, V1_VERSION, &verdict, None);
 }

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
@@ -21,7 +21,7 @@ use crate::agent::Agent;
 use crate::health::HealthReport;
 use crate::model::Verdict;
 use crate::telemetry::Telemetry;
-use crate::util::cut;
+use crate::util::{cut, for_log};
 
 /// Message type bytes (shared reference, section 1.4).
 pub mod message_type {
@@ -60,11 +60,12 @@ pub const MAX_IN_FLIGHT_PER_CONNECTION: usize = 1024;
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(default)]
-struct HandshakeRequest {
+struct HandshakeRequest<'a> {
     supported_versions: Vec<u32>,
     proxy_id: String,
     proxy_version: String,
-    config: Value,
+    #[serde(borrow)]
+    config: Option<&'a RawValue>,
     supported_encodings: Vec<String>,
 }
 
@@ -110,8 +111,8 @@ struct Limits {
 
 #[derive(Debug, Deserialize)]
 struct ConfigureMessage<'a> {
-    #[serde(default)]
-    config: Value,
+    #[serde(default, borrow)]
+    config: Option<&'a RawValue>,
     #[serde(borrow)]
     correlation_id: Cow<'a, str>,
 }
@@ -143,8 +144,13 @@ where
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     framing::check_length(first_length as u32, V2_MAX_MESSAGE)?;
     let mut payload = Vec::new();
-    framing::read_body(&mut reader, first_length - 1, &mut payload).await?;
-    let (response, accepted) = handshake(&context, &payload);
+    framing::within(
+        context.read_timeout,
+        "inside the handshake",
+        framing::read_body(&mut reader, first_length - 1, &mut payload),
+    )
+    .await?;
+    let (response, accepted) = handshake(&context, &payload).await;
     write_message(&mut writer, message_type::HANDSHAKE_RESPONSE, &response).await?;
     writer.flush().await?;
     if !accepted {
@@ -158,7 +164,14 @@ where
     // Every message that is answered holds one of these until its answer is written: a peer that
     // stops reading stops being read once MAX_IN_FLIGHT_PER_CONNECTION answers are waiting.
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT_PER_CONNECTION));
-    let result = read_loop(&mut reader, &agent, &answers_tx, &control_tx, &in_flight).await;
+    let result = read_loop(
+        &mut reader,
+        &agent,
+        context.read_timeout,
+        (&answers_tx, &control_tx),
+        &in_flight,
+    )
+    .await;
     reporter.abort();
     let _ = reporter.await;
     drop(answers_tx);
@@ -168,22 +181,21 @@ where
     result.and(written)
 }
 
-fn handshake(context: &TransportContext, payload: &[u8]) -> (Vec<u8>, bool) {
+async fn handshake(context: &TransportContext, payload: &[u8]) -> (Vec<u8>, bool) {
     let agent = &context.agent;
     let mut error = None;
     match serde_json::from_slice::<HandshakeRequest>(payload) {
         Ok(request) => {
             tracing::info!(
-                proxy_id = %cut(&request.proxy_id, 64),
-                proxy_version = %cut(&request.proxy_version, 32),
+                proxy_id = %for_log(&request.proxy_id),
+                proxy_version = %for_log(&request.proxy_version),
                 versions = ?request.supported_versions.iter().take(8).collect::<Vec<_>>(),
-                encodings = ?request.supported_encodings.iter().take(8).map(|e| cut(e, 16)).collect::<Vec<_>>(),
+                encodings = ?request.supported_encodings.iter().take(8).map(|e| for_log(e)).collect::<Vec<_>>(),
                 "v2 handshake"
             );
-            {
-                if let Err(e) = agent.configure_from_handshake(&request.config) {
-                    error = Some(format!("configuration rejected: {e}"));
-                }
+            let config = request.config.map_or("null", RawValue::get);
+            if let Err(e) = agent.configure_from_handshake(config).await {
+                error = Some(format!("configuration rejected: {e}"));
             }
         }
         Err(e) => {
@@ -222,7 +234,7 @@ fn handshake(context: &TransportContext, payload: &[u8]) -> (Vec<u8>, bool) {
         encoding: "json",
     };
     if let Some(error) = &error {
-        tracing::error!(%error, "v2 handshake refused");
+        tracing::error!(error = %for_log(error), "v2 handshake refused");
     }
     (
         serde_json::to_vec(&response).expect("serializes"),
@@ -401,14 +413,17 @@ pub fn now_ms() -> u64 {
 async fn read_loop<R: AsyncRead + Unpin>(
     reader: &mut R,
     agent: &Agent,
-    answers: &mpsc::UnboundedSender<Answer>,
-    control: &mpsc::UnboundedSender<Control>,
+    read_timeout: std::time::Duration,
+    (answers, control): (
+        &mpsc::UnboundedSender<Answer>,
+        &mpsc::UnboundedSender<Control>,
+    ),
     in_flight: &Arc<Semaphore>,
 ) -> Result<(), FramingError> {
     let mut payload = Vec::new();
     let mut interner = FrameInterner::default();
     loop {
-        let length = match framing::read_length(reader).await {
+        let length = match framing::read_next_length(reader, read_timeout).await {
             Ok(length) => length,
             Err(FramingError::Closed) => return Ok(()),
             Err(error) => return Err(error),
@@ -418,9 +433,12 @@ async fn read_loop<R: AsyncRead + Unpin>(
             return Err(FramingError::Empty);
         }
         let mut kind = [0u8; 1];
-        reader.read_exact(&mut kind).await?;
         payload.clear();
-        framing::read_body(reader, length - 1, &mut payload).await?;
+        framing::within(read_timeout, "inside a message", async {
+            reader.read_exact(&mut kind).await?;
+            framing::read_body(reader, length - 1, &mut payload).await
+        })
+        .await?;
         match kind[0] {
             message_type::WEBSOCKET_FRAME => {
                 let permit = Arc::clone(in_flight).acquire_owned().await.ok();
@@ -435,25 +453,31 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     Err((correlation_id, error)) => {
                         Telemetry::get().record_protocol_error();
                         tracing::error!(
-                            correlation_id = correlation_id.as_deref().map(|c| cut(c, 128)).as_deref().unwrap_or(""),
-                            %error,
-                            "undecodable WebSocket frame; answering by --fail-open"
+                            correlation_id = %for_log(correlation_id.as_deref().unwrap_or("")),
+                            error = %for_log(&error.to_string()),
+                            answer = crate::model::failure_answer(agent.policy().fail_open()),
+                            "undecodable WebSocket frame; answered without inspection"
                         );
-                        if let Some(id) = correlation_id {
-                            let verdict =
-                                Verdict::failure(agent.policy().fail_open(), "undecodable-frame");
-                            let _ = answers.send(Answer {
-                                correlation_id: Arc::from(id),
-                                verdict,
-                                permit,
-                            });
-                        }
+                        // Always answered: with the id when it can be read, else with the empty
+                        // id such a request carries (an empty body included), so that no peer
+                        // waits out its timeout for an answer that never comes.
+                        let verdict =
+                            Verdict::failure(agent.policy().fail_open(), "undecodable-frame");
+                        let _ = answers.send(Answer {
+                            correlation_id: Arc::from(correlation_id.unwrap_or_default()),
+                            verdict,
+                            permit,
+                        });
                     }
                 }
             }
             message_type::CONFIGURE => {
+                // Compiled off this task too: frames behind it on this connection keep flowing.
                 let permit = Arc::clone(in_flight).acquire_owned().await.ok();
-                let _ = control.send(configure(agent, &payload, permit));
+                let (agent, control, payload) = (agent.clone(), control.clone(), payload.clone());
+                tokio::spawn(async move {
+                    let _ = control.send(configure(&agent, &payload, permit).await);
+                });
             }
             message_type::PING => {
                 let permit = Arc::clone(in_flight).acquire_owned().await.ok();
@@ -501,18 +525,24 @@ async fn read_loop<R: AsyncRead + Unpin>(
     }
 }
 
-fn configure(agent: &Agent, payload: &[u8], permit: Option<OwnedSemaphorePermit>) -> Control {
-    let (correlation_id, result) = match serde_json::from_slice::<ConfigureMessage<'_>>(payload) {
+async fn configure(agent: &Agent, payload: &[u8], permit: Option<OwnedSemaphorePermit>) -> Control {
+    let parsed = if payload.len() > agent.max_config_bytes().saturating_add(4096) {
+        Err(agent.reject_oversized(payload.len()).to_string())
+    } else {
+        serde_json::from_slice::<ConfigureMessage<'_>>(payload)
+            .map_err(|error| format!("malformed configure message: {error}"))
+    };
+    let (correlation_id, result) = match parsed {
         Ok(message) => (
             Some(message.correlation_id.into_owned()),
-            agent.configure(&message.config).map_err(|e| e.to_string()),
+            agent
+                .configure_json(message.config.map_or("null", RawValue::get))
+                .await
+                .map_err(|e| e.to_string()),
         ),
         Err(error) => {
             Telemetry::get().record_protocol_error();
-            (
-                json_wire::correlation_id_of(payload),
-                Err(format!("malformed configure message: {error}")),
-            )
+            (json_wire::correlation_id_of(payload), Err(error))
         }
     };
     let mut body = Vec::with_capacity(256);

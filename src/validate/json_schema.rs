@@ -10,7 +10,6 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
-use std::path::Path;
 
 use jsonschema::error::ValidationErrorKind;
 use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
@@ -18,6 +17,7 @@ use serde_json::map::Entry;
 use serde_json::{Map, Number, Value};
 
 use super::ValidateError;
+use crate::compiler::{read_regular_file, CompileLimits};
 use crate::options::SchemaSource;
 
 /// Longest reason code, in bytes.
@@ -41,30 +41,49 @@ impl fmt::Debug for JsonSchema {
 }
 
 impl JsonSchema {
-    /// Reads (for a path) and compiles a schema. `option` is the kebab-case option name
-    /// (`json-schema`); errors name it and the file.
+    /// Reads (for a path) and compiles a schema under the default limits, with detailed errors.
+    /// `option` is the kebab-case option name (`json-schema`); errors name it and the file.
     pub fn load(option: &'static str, source: &SchemaSource) -> Result<Self, ValidateError> {
-        let (origin, document) = match source {
+        Self::load_bounded(option, source, &CompileLimits::default().for_startup())
+    }
+
+    /// Reads (for a path: a regular file of at most `--max-schema-bytes`, never blocking) and
+    /// compiles a schema. For a file, every problem (missing, not regular, too large, not JSON, not
+    /// a schema) gives the same error unless `limits` asks for details: nothing of the file's
+    /// content or existence reaches a peer that pushed the path.
+    pub fn load_bounded(
+        option: &'static str,
+        source: &SchemaSource,
+        limits: &CompileLimits,
+    ) -> Result<Self, ValidateError> {
+        match source {
             SchemaSource::Path(path) => {
-                let origin = format!("--{option} {}", path.display());
-                let document = read_document(path).map_err(|problem| match problem {
-                    ReadProblem::Io(error) => ValidateError::Read {
-                        origin: origin.clone(),
-                        error,
-                    },
-                    ReadProblem::Json(error) => ValidateError::Json {
-                        origin: origin.clone(),
-                        message: error.to_string(),
-                    },
-                })?;
-                (origin, document)
+                let rejected = |detail: String| ValidateError::FileRejected {
+                    origin: format!(
+                        "--{option} {}",
+                        crate::util::for_log(path.as_os_str().as_encoded_bytes())
+                    ),
+                    max: limits.max_schema_bytes,
+                    detail: limits
+                        .detailed_file_errors
+                        .then(|| crate::util::cut(&detail, 400).into_owned()),
+                };
+                let bytes = read_regular_file(path, limits.max_schema_bytes)
+                    .map_err(|problem| rejected(problem.to_string()))?;
+                let document: Value = serde_json::from_slice(&bytes)
+                    .map_err(|error| rejected(format!("not valid JSON: {error}")))?;
+                Self::compile(&document)
+                    .map_err(|message| rejected(format!("not a valid JSON Schema: {message}")))
             }
-            SchemaSource::Inline(object) => (
-                format!("{option} (inline schema)"),
-                Value::Object(object.clone()),
-            ),
-        };
-        Self::compile(&document).map_err(|message| ValidateError::Schema { origin, message })
+            SchemaSource::Inline(object) => {
+                Self::compile(&Value::Object(object.clone())).map_err(|message| {
+                    ValidateError::Schema {
+                        origin: format!("{option} (inline schema)"),
+                        message,
+                    }
+                })
+            }
+        }
     }
 
     /// Compiles a schema document: the draft comes from `$schema` (2020-12 when absent); no
@@ -168,16 +187,6 @@ fn push_escaped(out: &mut String, name: &str) {
             c => out.push(c),
         }
     }
-}
-
-enum ReadProblem {
-    Io(std::io::Error),
-    Json(serde_json::Error),
-}
-
-fn read_document(path: &Path) -> Result<Value, ReadProblem> {
-    let bytes = std::fs::read(path).map_err(ReadProblem::Io)?;
-    serde_json::from_slice(&bytes).map_err(ReadProblem::Json)
 }
 
 /// Every property name the schema declares, found without recursion.
@@ -340,6 +349,7 @@ impl<'de> Visitor<'de> for Strict {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::path::Path;
 
     fn trading() -> JsonSchema {
         JsonSchema::compile(&json!({

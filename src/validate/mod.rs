@@ -17,6 +17,7 @@ pub mod msgpack;
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use crate::compiler::CompileLimits;
 use crate::model::Direction;
 use crate::options::{PolicyOptions, SchemaDirection};
 
@@ -29,21 +30,17 @@ pub const MAX_REASON_CODES: usize = 4;
 /// A schema or validation setting that cannot be used; names the option and the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ValidateError {
-    /// The schema file cannot be read.
-    #[error("{origin}: cannot read the schema file: {error}")]
-    Read {
-        /// The option and path (`--json-schema /etc/x.json`).
+    /// The schema file cannot be read, or is not a JSON Schema. Unless the limits ask for
+    /// details (start-up), the message is the same whatever the cause: a peer pushing paths must
+    /// not learn which files exist or what they hold.
+    #[error("{origin}: schema file rejected: not a readable regular file of at most {max} bytes holding a JSON Schema{}", detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    FileRejected {
+        /// The option and path (`--json-schema /etc/x.json`), escaped for logs.
         origin: String,
-        /// The I/O error.
-        error: std::io::Error,
-    },
-    /// The schema file is not JSON.
-    #[error("{origin}: the schema file is not valid JSON: {message}")]
-    Json {
-        /// The option and path.
-        origin: String,
-        /// The parser's explanation, with line and column.
-        message: String,
+        /// `--max-schema-bytes`.
+        max: u64,
+        /// What is wrong, only at start-up.
+        detail: Option<String>,
     },
     /// The document is not a schema the validator accepts (or refers outside itself).
     #[error("{origin}: not a valid JSON Schema: {message}")]
@@ -83,18 +80,31 @@ pub struct Validator {
 }
 
 impl Validator {
-    /// Reads and compiles the schemas the policy asks for.
+    /// Reads and compiles the schemas the policy asks for, under the default limits.
     pub fn new(options: &PolicyOptions) -> Result<Self, ValidateError> {
+        Self::with_limits(options, &CompileLimits::default().for_startup())
+    }
+
+    /// Reads (regular files of at most `--max-schema-bytes` only) and compiles the schemas the
+    /// policy asks for.
+    pub fn with_limits(
+        options: &PolicyOptions,
+        limits: &CompileLimits,
+    ) -> Result<Self, ValidateError> {
         if options.msgpack_schema.is_some() && !options.msgpack_validation {
             return Err(ValidateError::MsgpackSchemaWithoutValidation);
         }
         let json = options
             .json_schema
             .as_ref()
-            .map(|source| JsonSchema::load("json-schema", source).map(Arc::new))
+            .map(|source| JsonSchema::load_bounded("json-schema", source, limits).map(Arc::new))
             .transpose()?;
         let msgpack_schema = match &options.msgpack_schema {
-            Some(source) => Some(Arc::new(JsonSchema::load("msgpack-schema", source)?)),
+            Some(source) => Some(Arc::new(JsonSchema::load_bounded(
+                "msgpack-schema",
+                source,
+                limits,
+            )?)),
             None if options.msgpack_validation => json.clone(),
             None => None,
         };
@@ -209,7 +219,10 @@ mod tests {
         };
         let error = Validator::new(&options).unwrap_err().to_string();
         assert!(
-            error.starts_with(&format!("--json-schema {}: cannot read", missing.display())),
+            error.starts_with(&format!(
+                "--json-schema {}: schema file rejected",
+                missing.display()
+            )),
             "{error}"
         );
 

@@ -198,6 +198,8 @@ where
         // Only the report sent at connection start; none while an input runs.
         report_interval: Duration::from_secs(3600),
         max_transport_connections: 16,
+        max_grpc_streams: 16,
+        read_timeout: Duration::from_secs(10),
     };
     let out = f(context).await;
     agent.stop();
@@ -269,7 +271,7 @@ where
     };
     let _ = match first {
         v2::message_type::HANDSHAKE_REQUEST => v2::serve(stream, context, length).await,
-        b'{' => v1::serve(stream, context.agent, length, first).await,
+        b'{' => v1::serve(stream, context.agent, length, first, context.read_timeout).await,
         _ => Ok(()),
     };
 }

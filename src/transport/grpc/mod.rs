@@ -74,7 +74,10 @@ pub fn server(
     tonic::transport::Error,
 > {
     let lifecycle = std::sync::Arc::clone(&context.lifecycle);
-    let mut builder = tonic::transport::Server::builder();
+    // Advertised as SETTINGS_MAX_CONCURRENT_STREAMS: one connection cannot open more streams
+    // than the process-wide --max-grpc-streams (which the services count across connections).
+    let max_streams = u32::try_from(context.max_grpc_streams).unwrap_or(u32::MAX);
+    let mut builder = tonic::transport::Server::builder().max_concurrent_streams(max_streams);
     if let Some(tls) = tls {
         builder = builder.tls_config(tls.config)?;
     }

@@ -35,7 +35,7 @@ impl V1Service {
         };
         let Some(opcode) = Opcode::from_name(&event.opcode) else {
             Telemetry::get().record_protocol_error();
-            tracing::error!(opcode = %crate::util::cut(&event.opcode, 32), "unknown opcode in a v1 gRPC frame; answering by --fail-open");
+            tracing::error!(opcode = %crate::util::for_log(&event.opcode), answer = crate::model::failure_answer(self.agent.policy().fail_open()), "unknown opcode in a v1 gRPC frame; answered without inspection");
             return response(Some(&Verdict::failure(
                 self.agent.policy().fail_open(),
                 "undecodable-frame",

@@ -68,11 +68,19 @@ fn decision_name(verdict: &Verdict) -> &'static str {
 }
 
 /// Parses a pushed `config_json` (empty means no configuration).
-fn parse_config(config_json: &str) -> Result<serde_json::Value, String> {
+/// Log throttles of the lines a peer can cause at will (shared by both packages' services).
+static STREAM_REFUSALS: crate::telemetry::throttle::LogThrottle =
+    crate::telemetry::throttle::LogThrottle::new();
+static STREAM_TIMEOUTS: crate::telemetry::throttle::LogThrottle =
+    crate::telemetry::throttle::LogThrottle::new();
+
+/// An empty `config_json` means no configuration (gRPC clients send `""` or `"{}"`).
+fn config_text(config_json: &str) -> &str {
     if config_json.trim().is_empty() {
-        return Ok(serde_json::Value::Null);
+        "null"
+    } else {
+        config_json
     }
-    serde_json::from_str(config_json).map_err(|e| format!("configuration is not valid JSON: {e}"))
 }
 
 fn now_ms() -> u64 {
@@ -92,9 +100,10 @@ macro_rules! agent_service_v2 {
             use tonic::{Request, Response, Status, Streaming};
 
             use super::super::proto::$proto as pb;
-            use super::{block_of, decision_name, frame, now_ms, parse_config, MAX_IN_FLIGHT_PER_STREAM, OUTBOUND_CAPACITY};
+            use super::{block_of, decision_name, frame, now_ms, config_text, MAX_IN_FLIGHT_PER_STREAM, OUTBOUND_CAPACITY};
             use crate::actors::{Answer, ReplyTarget};
             use crate::health::HealthReport;
+            use crate::lifecycle::{ConnectionGuard, Transport};
             use crate::model::Verdict;
 
             use crate::transport::reports::{self, Report, ReportFigures, AGENT_NAME};
@@ -278,15 +287,13 @@ macro_rules! agent_service_v2 {
             }
 
             /// Applies a pushed configuration; the error names the key.
-            fn configure(context: &TransportContext, config_json: &str) -> Result<(), String> {
-                let config = parse_config(config_json)?;
-                context.agent.configure(&config).map(|_| ()).map_err(|e| e.to_string())
+            async fn configure(context: &TransportContext, config_json: &str) -> Result<(), String> {
+                context.agent.configure_json(config_text(config_json)).await.map(|_| ()).map_err(|e| e.to_string())
             }
 
             /// Applies the handshake's configuration, if it carries one.
-            fn configure_from_handshake(context: &TransportContext, config_json: &str) -> Result<(), String> {
-                let config = parse_config(config_json)?;
-                context.agent.configure_from_handshake(&config).map(|_| ()).map_err(|e| e.to_string())
+            async fn configure_from_handshake(context: &TransportContext, config_json: &str) -> Result<(), String> {
+                context.agent.configure_from_handshake(config_text(config_json)).await.map(|_| ()).map_err(|e| e.to_string())
             }
 
             type Outbound = mpsc::Sender<Result<AgentToProxy, Status>>;
@@ -317,14 +324,37 @@ macro_rules! agent_service_v2 {
                 }
             }
 
-            async fn run_stream(context: TransportContext, mut inbound: Streaming<ProxyToAgent>, outbound: Outbound) {
-                let _guard = context.lifecycle.connection_opened();
+            async fn run_stream(context: TransportContext, mut inbound: Streaming<ProxyToAgent>, outbound: Outbound, guard: ConnectionGuard) {
+                let _guard = guard;
+                // A stream must send its first message within --read-timeout (HEADERS alone hold
+                // nothing); later idle time is the proxy's to spend.
+                let first = match tokio::time::timeout(context.read_timeout, inbound.message()).await {
+                    Ok(first) => first,
+                    Err(_) => {
+                        crate::telemetry::Telemetry::get().record_read_timeout(Transport::Grpc);
+                        if let Some(unlogged) = super::STREAM_TIMEOUTS.event() {
+                            tracing::warn!(
+                                closed_since_last_line = unlogged + 1,
+                                "gRPC stream sent no message within --read-timeout; ended"
+                            );
+                        }
+                        let _ = outbound
+                            .send(Err(Status::deadline_exceeded("no message within --read-timeout")))
+                            .await;
+                        return;
+                    }
+                };
+                let mut first = Some(first);
                 let (answers_tx, answers_rx) = mpsc::unbounded_channel::<Answer>();
                 let answers = tokio::spawn(answer_loop(answers_rx, outbound.clone()));
                 let mut reporter: Option<tokio::task::JoinHandle<()>> = None;
                 let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT_PER_STREAM));
                 loop {
-                    let message = match inbound.message().await {
+                    let received = match first.take() {
+                        Some(received) => received,
+                        None => inbound.message().await,
+                    };
+                    let message = match received {
                         Ok(Some(message)) => message,
                         Ok(None) => break,
                         Err(status) => {
@@ -336,11 +366,11 @@ macro_rules! agent_service_v2 {
                     let reply = match message {
                         proxy_to_agent::Message::Handshake(handshake) => {
                             tracing::info!(
-                                proxy_id = %crate::util::cut(&handshake.proxy_id, 64),
-                                proxy_version = %crate::util::cut(&handshake.proxy_version, 32),
+                                proxy_id = %crate::util::for_log(&handshake.proxy_id),
+                                proxy_version = %crate::util::for_log(&handshake.proxy_version),
                                 "v2 gRPC handshake"
                             );
-                            let error = configure_from_handshake(&context, &handshake.config_json)
+                            let error = configure_from_handshake(&context, &handshake.config_json).await
                                 .err()
                                 .map(|e| format!("configuration rejected: {e}"));
                             let refused = error.is_some();
@@ -359,7 +389,7 @@ macro_rules! agent_service_v2 {
                             context.agent.submit(frame, ReplyTarget::Queue { queue: answers_tx.clone(), permit }).await;
                             continue;
                         }
-                        proxy_to_agent::Message::Configure(event) => match configure(&context, &event.config_json) {
+                        proxy_to_agent::Message::Configure(event) => match configure(&context, &event.config_json).await {
                             Ok(()) => continue,
                             Err(reason) => {
                                 // The proxies treat an ended stream as a rejected configuration.
@@ -369,7 +399,7 @@ macro_rules! agent_service_v2 {
                         },
                         proxy_to_agent::Message::Ping(ping) => pong(&ping),
                         proxy_to_agent::Message::Cancel(cancel) => {
-                            tracing::debug!(correlation_id = %crate::util::cut(&cancel.correlation_id, 128), "cancel accepted");
+                            tracing::debug!(correlation_id = %crate::util::for_log(&cancel.correlation_id), "cancel accepted");
                             continue;
                         }
                         proxy_to_agent::Message::RequestHeaders(event) => {
@@ -406,12 +436,21 @@ macro_rules! agent_service_v2 {
                     if self.context.lifecycle.is_draining() {
                         return Err(Status::unavailable("draining: not accepting new streams"));
                     }
-                    if self.context.lifecycle.open_connections() >= self.context.max_transport_connections {
-                        crate::telemetry::Telemetry::get().record_refused_connection();
-                        return Err(Status::resource_exhausted("too many streams (raise --max-transport-connections)"));
-                    }
+                    // gRPC streams have a limit of their own: a flood of them never refuses a Unix
+                    // socket connection.
+                    let Some(guard) = self.context.lifecycle.try_open(Transport::Grpc, self.context.max_grpc_streams) else {
+                        crate::telemetry::Telemetry::get().record_refused_connection(Transport::Grpc);
+                        if let Some(unlogged) = super::STREAM_REFUSALS.event() {
+                            tracing::warn!(
+                                limit = self.context.max_grpc_streams,
+                                refused_since_last_line = unlogged + 1,
+                                "too many gRPC streams; refusing new ones (raise --max-grpc-streams)"
+                            );
+                        }
+                        return Err(Status::resource_exhausted("too many streams (raise --max-grpc-streams)"));
+                    };
                     let (outbound, receiver) = mpsc::channel(OUTBOUND_CAPACITY);
-                    tokio::spawn(run_stream(self.context.clone(), request.into_inner(), outbound));
+                    tokio::spawn(run_stream(self.context.clone(), request.into_inner(), outbound, guard));
                     Ok(Response::new(ReceiverStream::new(receiver)))
                 }
 
@@ -458,7 +497,7 @@ macro_rules! agent_service_v2 {
                     let context = &self.context;
                     let reply = match message {
                         proxy_to_agent::Message::Handshake(handshake) => {
-                            let error = configure_from_handshake(context, &handshake.config_json).err();
+                            let error = configure_from_handshake(context, &handshake.config_json).await.err();
                             handshake_response(context, error)
                         }
                         proxy_to_agent::Message::WebsocketFrame(event) => {
@@ -468,7 +507,7 @@ macro_rules! agent_service_v2 {
                             frame_response(&correlation_id, &verdict)
                         }
                         proxy_to_agent::Message::Configure(event) => {
-                            configure(context, &event.config_json).map_err(Status::invalid_argument)?;
+                            configure(context, &event.config_json).await.map_err(Status::invalid_argument)?;
                             allow_response("")
                         }
                         proxy_to_agent::Message::Ping(ping) => pong(&ping),
