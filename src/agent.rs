@@ -336,15 +336,12 @@ impl Agent {
     /// Rejects (records and logs) a configure message whose whole body is over
     /// `--max-config-bytes` (plus room for its envelope), without parsing it.
     pub fn reject_oversized(&self, size: usize) -> PolicyError {
-        let result = Err(PolicyError::TooLarge {
+        let error = PolicyError::TooLarge {
             size,
             limit: self.max_config_bytes(),
-        });
-        Self::record(&result);
-        match result {
-            Err(error) => error,
-            Ok(_) => unreachable!("built as an error above"),
-        }
+        };
+        Self::record_rejection(&error);
+        error
     }
 
     fn parse_config(&self, json: &str) -> Result<Value, PolicyError> {
@@ -383,15 +380,17 @@ impl Agent {
                 tracing::info!("configuration applied");
             }
             Ok(ConfigureOutcome::Unchanged) => Telemetry::get().record_configure(Ok(false)),
-            Err(error) => {
-                Telemetry::get().record_configure(Err(()));
-                let error = error.to_string();
-                tracing::warn!(
-                    error = %crate::util::for_log(&error),
-                    "configuration rejected; the running configuration stays"
-                );
-            }
+            Err(error) => Self::record_rejection(error),
         }
+    }
+
+    fn record_rejection(error: &PolicyError) {
+        Telemetry::get().record_configure(Err(()));
+        let error = error.to_string();
+        tracing::warn!(
+            error = %crate::util::for_log(&error),
+            "configuration rejected; the running configuration stays"
+        );
     }
 
     /// Applies the configuration a handshake carries (JSON text); `null` and `{}` mean the proxy
@@ -404,9 +403,8 @@ impl Agent {
         let config = match self.parse_config(json) {
             Ok(config) => config,
             Err(error) => {
-                let result = Err(error);
-                Self::record(&result);
-                return result;
+                Self::record_rejection(&error);
+                return Err(error);
             }
         };
         match &config {

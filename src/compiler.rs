@@ -164,7 +164,13 @@ impl Compiler {
                         // Its sender gave up (timed out) while it waited in the queue.
                         continue;
                     }
-                    let result = Policy::compile_with(job.options, &limits);
+                    // A panic while compiling (a bug in a dependency) must not end the thread:
+                    // every later push would then be rejected.
+                    let options = job.options;
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        Policy::compile_with(options, &limits)
+                    }))
+                    .unwrap_or(Err(PolicyError::CompilerGone));
                     let _ = job.reply.send(result);
                 }
             })?;

@@ -748,11 +748,18 @@ async fn a_million_correlation_ids_stay_within_max_connections() {
         peak_rss.saturating_sub(halfway) < 16 * 1024,
         "RSS kept growing: {halfway} KiB halfway, {peak_rss} KiB at the end"
     );
-    assert!(
+    // Every id but the last 1000 was evicted while the ids poured in: by capacity, or, on a
+    // machine so loaded that an id waited over --idle-timeout (1 s) before 1000 newer ones came,
+    // by the idle sweep (seen at load average 10 with this binary and with main's alike).
+    let evicted = |reason: &str| {
         agent
-            .metric("ws_agent_evictions_total{reason=\"capacity\"}")
+            .metric(&format!("ws_agent_evictions_total{{reason=\"{reason}\"}}"))
             .unwrap_or(0.0)
-            >= (ids.saturating_sub(1000)) as f64
+    };
+    let (capacity, idle) = (evicted("capacity"), evicted("idle"));
+    assert!(
+        capacity + idle >= ids as f64 && capacity >= (ids / 2) as f64,
+        "evicted by capacity {capacity}, idle {idle} of {ids}"
     );
 }
 

@@ -572,7 +572,7 @@ async fn transport_connections_over_the_limit_are_closed_at_once() {
         matches!(read, Ok(0) | Err(_)),
         "third connection should be closed: {read:?}"
     );
-    agent.wait_for_log("too many proxy connections", TIMEOUT);
+    agent.wait_for_log("too many Unix socket connections", TIMEOUT);
     // The ones already open keep working.
     assert_allow(&first.text("tc", "still fine").await);
 }

@@ -81,7 +81,7 @@ pub fn server(
     if let Some(tls) = tls {
         builder = builder.tls_config(tls.config)?;
     }
-    let v1 = v1::V1Service::new(context.agent.clone());
+    let v1 = v1::V1Service::new(context.clone());
     let router = builder
         .add_service(proto::sentinel_v1::agent_processor_server::AgentProcessorServer::new(v1))
         .add_service(v2::sentinel::Service::new(context.clone()).server())

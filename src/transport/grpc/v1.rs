@@ -13,19 +13,25 @@ use super::proto::sentinel_v1::{
     WebSocketAllowDecision, WebSocketCloseDecision, WebSocketDropDecision,
 };
 use crate::agent::Agent;
+use crate::lifecycle::Transport;
 use crate::model::{Action, Direction, Frame, Opcode, Verdict};
 use crate::telemetry::Telemetry;
+use crate::transport::TransportContext;
 
 /// The v1 service.
 #[derive(Debug, Clone)]
 pub struct V1Service {
     agent: Agent,
+    context: TransportContext,
 }
 
 impl V1Service {
-    /// Serves frames to `agent`.
-    pub fn new(agent: Agent) -> Self {
-        V1Service { agent }
+    /// Serves frames to the context's agent, under its gRPC stream limits.
+    pub fn new(context: TransportContext) -> Self {
+        V1Service {
+            agent: context.agent.clone(),
+            context,
+        }
     }
 
     async fn answer(&self, request: AgentRequest) -> AgentResponse {
@@ -105,10 +111,33 @@ impl AgentProcessor for V1Service {
         &self,
         request: Request<Streaming<AgentRequest>>,
     ) -> Result<Response<AgentResponse>, Status> {
+        // Counted against --max-grpc-streams, and a stream must send its first event within
+        // --read-timeout, like the v2 ProcessStream.
+        let Some(_guard) = self
+            .context
+            .lifecycle
+            .try_open(Transport::Grpc, self.context.max_grpc_streams)
+        else {
+            Telemetry::get().record_refused_connection(Transport::Grpc);
+            return Err(Status::resource_exhausted(
+                "too many streams (raise --max-grpc-streams)",
+            ));
+        };
         let mut stream = request.into_inner();
         let mut last = response(None);
-        while let Some(event) = stream.message().await? {
+        let first = match tokio::time::timeout(self.context.read_timeout, stream.message()).await {
+            Ok(first) => first?,
+            Err(_) => {
+                Telemetry::get().record_read_timeout(Transport::Grpc);
+                return Err(Status::deadline_exceeded(
+                    "no message within --read-timeout",
+                ));
+            }
+        };
+        let mut next = first;
+        while let Some(event) = next {
             last = self.answer(event).await;
+            next = stream.message().await?;
         }
         Ok(Response::new(last))
     }

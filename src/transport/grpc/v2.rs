@@ -458,10 +458,17 @@ macro_rules! agent_service_v2 {
                     &self,
                     request: Request<Streaming<pb::AgentControl>>,
                 ) -> Result<Response<Self::ControlStreamStream>, Status> {
+                    // Counted against --max-grpc-streams like ProcessStream (the proxies never
+                    // open this stream; a peer holding many must not go unbounded).
+                    let Some(guard) = self.context.lifecycle.try_open(Transport::Grpc, self.context.max_grpc_streams) else {
+                        crate::telemetry::Telemetry::get().record_refused_connection(Transport::Grpc);
+                        return Err(Status::resource_exhausted("too many streams (raise --max-grpc-streams)"));
+                    };
                     let mut inbound = request.into_inner();
                     let lifecycle = Arc::clone(&self.context.lifecycle);
                     let (outbound, receiver) = mpsc::channel::<Result<pb::ProxyControl, Status>>(16);
                     tokio::spawn(async move {
+                        let _guard = guard;
                         // The proto types this stream's inbound side as AgentControl, so a peer
                         // cannot send DrainRequest/ShutdownRequest here; the agent announces its
                         // own drain instead, and logs what it receives.
