@@ -416,10 +416,13 @@ fn member_shapes(view: &[u8], p: usize, rules: RuleFilter<'_>) -> Option<Rule> {
     {
         return rules.fire("xss-dom-access");
     }
-    if view[p] == b'.' && p >= 8 && &view[p - 8..p] == b"document" {
-        if rules.allows("xss-dom-write") && dom_write(&view[p - 8..]) {
-            return rules.fire("xss-dom-write");
-        }
+    if view[p] == b'.'
+        && p >= 8
+        && &view[p - 8..p] == b"document"
+        && rules.allows("xss-dom-write")
+        && dom_write(&view[p - 8..])
+    {
+        return rules.fire("xss-dom-write");
     }
     None
 }

@@ -177,7 +177,8 @@ impl<'a, 'r> Scanner<'a, 'r> {
                             fire!(self.rules, "xss-event-handler");
                         }
                         // `" onmouseenter=` and nothing after it: an attribute being opened.
-                        if strip_quote(v).iter().all(|&b| is_ws(b)) {
+                        // (Not a whole message `onboarding=`: a form field left empty.)
+                        if i > 0 && strip_quote(v).iter().all(|&b| is_ws(b)) {
                             fire!(self.rules, "xss-open-handler");
                         }
                     }

@@ -289,7 +289,10 @@ pub(in crate::inspect::xss) fn computed_global_at(s: &[u8], open: usize) -> bool
             b"location",
         ]
         .iter()
-        .any(|w| find(inner, w).is_some());
+        .any(|w| {
+            inner.get(1..).is_some_and(|name| name.starts_with(w))
+                && inner.get(1 + w.len()) == Some(&q)
+        });
         escaped || built || sink
     } else {
         inner.starts_with(b"atob(")

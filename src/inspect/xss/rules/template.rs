@@ -19,47 +19,35 @@ use super::super::Rule;
 const MAX_BODY: usize = 256;
 
 /// Objects of template engines and their languages that expose the application or the runtime.
+/// (Objects that templates show data from, `this`, `object`, `product`, `session`, are left out:
+/// `{{ object.title }}` is what a template is for.)
 const ENGINE_OBJECTS: &[&[u8]] = &[
     b"request",
     b"config",
     b"self",
     b"_self",
     b"settings",
-    b"session",
-    b"app",
-    b"application",
     b"lipsum",
     b"cycler",
     b"joiner",
     b"namespace",
     b"url_for",
     b"get_flashed_messages",
-    b"g",
     b"os",
     b"sys",
     b"subprocess",
     b"runtime",
     b"class",
-    b"object",
-    b"this",
     b"constructor",
     b"environment",
-    b"env",
-    b"product",
     b"java",
     b"system",
-    b"file",
-    b"io",
     b"kernel",
     b"process",
     b"global",
-    b"params",
     b"servletcontext",
     b"facescontext",
     b"pagecontext",
-    b"header",
-    b"cookie",
-    b"param",
 ];
 
 /// Methods and functions whose call in a template runs or reads what it should not.
