@@ -509,7 +509,8 @@ fn in_bracket(set: &[u8], c: u8) -> bool {
             }
             k += 3;
         } else {
-            if set[k] == c {
+            // `[?]`: a payload's wildcard in brackets (`/[?]tc`).
+            if set[k] == c || set[k] == b'?' {
                 return true;
             }
             k += 1;

@@ -84,6 +84,11 @@ pub(super) static RULES: &[RuleInfo] = &[
         &["crs-932"],
     ),
     RuleInfo::written_for("cmdi-alias", AuditTag::CmdInjection, &["crs-932"]),
+    RuleInfo::written_for(
+        "cmdi-relative-sensitive-read",
+        AuditTag::CmdInjection,
+        &["crs-932"],
+    ),
 ];
 
 /// Is `word` (any case) the name of a command the detector knows? A cheap test for JSON strings

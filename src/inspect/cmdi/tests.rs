@@ -229,7 +229,7 @@ fn random_bytes_do_not_panic() {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                let b = if x % 5 == 0 {
+                let b = if x.is_multiple_of(5) {
                     (x >> 8) as u8
                 } else {
                     alphabet[(x >> 8) as usize % alphabet.len()]
@@ -240,4 +240,10 @@ fn random_bytes_do_not_panic() {
             let _ = detect(&v, m, RuleFilter::ALL);
         }
     }
+}
+
+#[test]
+fn relative_reads_after_cd() {
+    assert_caught(&["cd /;cd etc;tail -n 3 passwd", "x;cd /etc && head shadow"]);
+    assert_clean(&["cd etc; then read the passwd manual"]);
 }

@@ -313,6 +313,10 @@ static ORCHESTRATORS: WordSet = WordSet::new(&[
     b"kubectl",
     b"terraform",
     b"vagrant",
+    b"cd",
+    b"export",
+    b"source",
+    b"unset",
 ]);
 
 /// Unix commands and binaries that can run code, read files or reach the network: the OWASP CRS

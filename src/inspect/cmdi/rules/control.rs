@@ -151,5 +151,5 @@ fn windows_for(rest: &[u8]) -> bool {
         && find(window, b" do ")
             .or_else(|| find(window, b")do "))
             .is_some();
-    (switch || variable) && in_do && (switch || find(window, b"%%").is_some() || variable)
+    (switch || variable) && in_do
 }

@@ -189,8 +189,9 @@ pub(in crate::inspect::cmdi) fn pipe_to_interpreter(
                 | b"nc"
                 | b"ncat"
         ) && cmd.nargs > 0;
-        if produces_code && judge(cmd) >= Verdict::Plausible
-            || produces_code && matches!(producer, b"echo" | b"printf" | b"rev")
+        if produces_code
+            && (judge(cmd) >= Verdict::Plausible
+                || matches!(producer, b"echo" | b"printf" | b"rev"))
         {
             return Some("cmdi-pipe-to-shell");
         }

@@ -73,6 +73,8 @@ pub(in crate::inspect::cmdi) fn command_positions(
 ) -> Option<Rule> {
     let n = s.len();
     let marks = Landmarks::of(s);
+    // The list changed into `/etc` (`cd /;cd etc;...`): bare `passwd` then names a sensitive file.
+    let mut in_etc = false;
     let mut i = 0;
     while i < n {
         let b = s[i];
@@ -128,6 +130,15 @@ pub(in crate::inspect::cmdi) fn command_positions(
         read_command(s, cmd_at, false, known_word, cmd);
         let c = &*cmd;
         let v = judge(c);
+        if c.name.command_name() == b"cd" {
+            in_etc = matches!(c.arg(0), b"/etc" | b"/etc/" | b"etc" | b"etc/");
+        } else if in_etc
+            && known_word(&c.name)
+            && c.args()
+                .any(|a| matches!(a, b"passwd" | b"shadow" | b"sudoers" | b"group"))
+        {
+            fire!(rules, "cmdi-relative-sensitive-read");
+        }
         // A message that itself starts with a separator is a command list from the start: every
         // command in it stands where an injection puts one (`\necho x\ncurl ...`).
         let in_lead = i <= marks.lead || i <= marks.first_alnum || marks.starts_with_separator;
