@@ -10,9 +10,9 @@ const SIGNIFICANT: &[u8] = b"<>'\"";
 
 /// `data` as text for the detectors: borrowed when it is valid UTF-8.
 pub fn read_text(data: &[u8]) -> Cow<'_, str> {
-    let Err(first) = std::str::from_utf8(data) else {
-        // Checked just above; the fallback never runs.
-        return String::from_utf8_lossy(data);
+    let first = match std::str::from_utf8(data) {
+        Ok(text) => return Cow::Borrowed(text),
+        Err(first) => first,
     };
     let mut out = String::with_capacity(data.len() + 8);
     let mut rest = data;

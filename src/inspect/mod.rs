@@ -352,6 +352,11 @@ fn inspect_message(
         inspect_unit(data, rules, pending, view, next, decoded, findings);
     }
     if is_json && pending.any() {
+        // A lone command word is a probe when it is what a message carries (`{"type":
+        // "message", "text": "whoami"}`); among the many values of a record it is data (a
+        // country code `ID`, a tag `id`, a field list).
+        let values = json.keys.iter().filter(|&&key| !key).count();
+        let lone_words_judged = values <= LONE_WORD_MAX_VALUES;
         for k in 0..json.spans.len() {
             if !pending.any() {
                 break;
@@ -367,7 +372,10 @@ fn inspect_message(
             }
             if !plain_token(unit) {
                 inspect_unit(unit, rules, pending, view, next, decoded, findings);
-            } else if pending.cmdi && json.keys.get(k) != Some(&true) && cmdi::is_command_word(unit)
+            } else if pending.cmdi
+                && lone_words_judged
+                && json.keys.get(k) != Some(&true)
+                && cmdi::is_command_word(unit)
             {
                 // One word can still be a whole command line (`whoami`, `systeminfo`);
                 // nothing else any detector looks for fits in a plain token. A key is a
@@ -384,6 +392,10 @@ fn inspect_message(
     }
     json.clear();
 }
+
+/// Most string values a JSON message may have for a lone command word in one of them to be
+/// judged as a command line (a message envelope carries one or two besides the text).
+const LONE_WORD_MAX_VALUES: usize = 3;
 
 /// A JSON string that is one plain token (`"type"`, `"message"`, `"42"`): nothing the markup or
 /// SQL detectors look for can be in it, so only the shell detector reads it (a lone command).

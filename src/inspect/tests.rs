@@ -439,4 +439,22 @@ fn json_field_names_are_not_commands() {
     // A value is still what the application may paste into a command line.
     assert_class(r#"{"host":"whoami"}"#, AuditTag::CmdInjection);
     assert_class(r#"{"host":"127.0.0.1; id"}"#, AuditTag::CmdInjection);
+    assert_class(&go_envelope("uname"), AuditTag::CmdInjection);
+}
+
+#[test]
+fn lone_words_among_a_records_values_are_data() {
+    // A country code, a tag, a status among many values: data, not a command line.
+    for text in [
+        r#"{"city":"Jakarta","zip":"10110","country":"ID","currency":"IDR","street":"Jl. Sudirman 5"}"#,
+        r#"{"tags":["id","ps"],"sort":"-created","status":"open","fields":"id,name"}"#,
+        r#"{"first_name":"Evan","last_name":"Ward","name":"Valeria Ring","type":"event"}"#,
+    ] {
+        assert_eq!(tags(text), Vec::<AuditTag>::new(), "flagged {text:?}");
+    }
+    // With a separator the same record still carries an injection.
+    assert_class(
+        r#"{"city":"Jakarta","zip":"10110","country":"ID; uname -a","currency":"IDR"}"#,
+        AuditTag::CmdInjection,
+    );
 }

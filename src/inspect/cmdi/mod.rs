@@ -117,7 +117,7 @@ pub fn detect(view: &[u8], marks: Marks, rules: RuleFilter<'_>) -> Option<Rule> 
     if let Some(r) = rules::leading::leading_command(view, &mut cmd, rules) {
         return Some(r);
     }
-    if let Some(r) = rules::leading::alias_definition(view, rules) {
+    if let Some(r) = rules::leading::alias_definition(view, marks, rules) {
         return Some(r);
     }
     if let Some(r) = rules::expansion::expansions(view, marks, &mut cmd, rules) {
@@ -129,7 +129,7 @@ pub fn detect(view: &[u8], marks: Marks, rules: RuleFilter<'_>) -> Option<Rule> 
     if let Some(r) = rules::windows::windows_shapes(view, marks, rules) {
         return Some(r);
     }
-    if let Some(r) = rules::control::control_flow(view, &mut cmd, rules) {
+    if let Some(r) = rules::control::control_flow(view, marks, &mut cmd, rules) {
         return Some(r);
     }
     // Every other rule needs a separator, a substitution, a brace or a redirection.

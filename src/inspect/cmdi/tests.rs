@@ -180,6 +180,8 @@ fn prose_and_pasted_commands_stay_clean() {
         "rm -rf is dangerous",
         "cat /etc/passwd shows users",
         "try `sudo apt-get install foo` first",
+        "start it with `python3 tools/gen.py`, then read the log",
+        "run `node scripts/build.js`. It takes a minute",
         "yes; at 5pm works for me",
         "who? me?",
         "well, time & money",

@@ -6,7 +6,8 @@
 //! (coreruleset/coreruleset, `rules/unix-shell.data` and `rules/windows-powershell-commands.data`,
 //! Apache-2.0), lowercased with directories stripped. The kind lists are this project's own.
 
-use crate::inspect::wordset::WordSet;
+use crate::inspect::wordset::{WordFilter, WordSet};
+use std::sync::OnceLock;
 
 /// What a command word names. Judgements weigh kinds: a probe or timer needs few arguments to
 /// prove execution, a general tool needs a command line around it.
@@ -1136,9 +1137,29 @@ pub(super) const GLOB_TARGETS: &[&[u8]] = &[
     b"who",
 ];
 
+/// One filter over every set [`kind`] looks in: most words of a message are none.
+fn any_set() -> &'static WordFilter {
+    static FILTER: OnceLock<WordFilter> = OnceLock::new();
+    FILTER.get_or_init(|| {
+        WordSet::union_filter(&[
+            &PROBES,
+            &TIMING,
+            &NETWORK,
+            &INTERPRETERS,
+            &READERS,
+            &CHANGERS,
+            &WINDOWS,
+            &UNIX_TOOLS,
+            &ORCHESTRATORS,
+            &CMDLETS,
+            &POWERSHELL_ALIASES,
+        ])
+    })
+}
+
 /// The kind of the command `name` (lowercase, directories stripped), if it is one.
 pub(super) fn kind(name: &[u8]) -> Option<Kind> {
-    if name.is_empty() || name.len() > 40 {
+    if name.is_empty() || name.len() > 40 || !any_set().may_contain(name) {
         return None;
     }
     let sets: [(&WordSet, Kind); 9] = [

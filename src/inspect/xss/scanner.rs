@@ -67,6 +67,15 @@ impl<'a, 'r> Scanner<'a, 'r> {
                     None => break,
                 }
             }
+            // The letter rules start words (`alert(`, `onload=`, `new ActiveXObject`): inside a
+            // word, go to its end in one step.
+            if b.is_ascii_alphabetic() && i > 0 && s[i - 1].is_ascii_alphanumeric() {
+                i += 1;
+                while i < n && s[i].is_ascii_alphanumeric() {
+                    i += 1;
+                }
+                continue;
+            }
             match b {
                 b'<' => {
                     let second = s.get(i + 1).copied().unwrap_or(0);

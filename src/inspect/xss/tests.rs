@@ -213,6 +213,7 @@ fn chat_and_api_json_stay_clean() {
         "online= yes",
         "javascript: the good parts",
         "on the form: f o r m",
+        "{\"name\":\"Valeria\",\"role\":\"alerts\",\"type\":\"eva\",\"tag\":\"lucky\"}",
     ] {
         assert_eq!(hit(s), None, "flagged {s:?}");
     }

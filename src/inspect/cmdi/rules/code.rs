@@ -80,18 +80,6 @@ pub(in crate::inspect::cmdi) fn code_constructs(
     {
         fire!(rules, "cmdi-code-exec");
     }
-    for f in [
-        &b"phpinfo("[..],
-        b"phpversion(",
-        b"php_uname(",
-        b"get_current_user(",
-    ] {
-        if let Some(p) = paren.then(|| find(s, f)).flatten() {
-            if p == 0 || !(s[p - 1].is_ascii_alphanumeric() || s[p - 1] == b'_') {
-                fire!(rules, "cmdi-code-exec");
-            }
-        }
-    }
     // Server-side includes.
     if angle && find(s, b"<!--#exec").is_some() {
         fire!(rules, "cmdi-ssi");
@@ -147,17 +135,23 @@ pub(in crate::inspect::cmdi) fn code_constructs(
     if !paren {
         return None;
     }
-    for (p, _) in s
-        .iter()
-        .enumerate()
-        .filter(|&(p, &b)| b == b'(' && p > 0 && s[p - 1].is_ascii_lowercase())
-    {
+    for p in memchr::memchr_iter(b'(', s) {
+        if p == 0 || !s[p - 1].is_ascii_lowercase() {
+            continue;
+        }
         let mut k = p;
-        while k > 0 && p - k < 12 && (s[k - 1].is_ascii_lowercase() || s[k - 1] == b'_') {
+        while k > 0 && p - k < 16 && (s[k - 1].is_ascii_lowercase() || s[k - 1] == b'_') {
             k -= 1;
         }
         if k > 0 && (s[k - 1].is_ascii_alphanumeric() || s[k - 1] == b'_') {
             continue;
+        }
+        // PHP functions that only a probe calls: `phpinfo();`.
+        if matches!(
+            &s[k..p],
+            b"phpinfo" | b"phpversion" | b"php_uname" | b"get_current_user"
+        ) {
+            fire!(rules, "cmdi-code-exec");
         }
         // `await exec('ls')`, `self.exec(...)`: a call inside code someone pasted. Payloads call
         // these at the start, after a separator or quote, or inside `<?php`.

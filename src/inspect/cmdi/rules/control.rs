@@ -10,8 +10,12 @@
 use super::super::lexer::{is_blank, is_sep, read_command, Command};
 use super::judge::{is_number, judge, known_word, Verdict};
 use super::{fire, Rule};
+use crate::inspect::normalize::Marks;
 use crate::inspect::rules::RuleFilter;
 use crate::inspect::search::find;
+
+/// The bytes [`is_sep`] accepts.
+const SEPARATORS: Marks = Marks::of(b";|&\n\r");
 
 /// The word at `i` (up to a blank, a separator or a quote), and where it ends.
 fn word_at(s: &[u8], i: usize) -> (&[u8], usize) {
@@ -43,11 +47,18 @@ fn command_starts(s: &[u8]) -> impl Iterator<Item = usize> + '_ {
 /// Control structures of `s`.
 pub(in crate::inspect::cmdi) fn control_flow(
     s: &[u8],
+    marks: Marks,
     cmd: &mut Command,
     rules: RuleFilter<'_>,
 ) -> Option<Rule> {
-    // Every structure has a `do` or a `then`.
-    if find(s, b"do").is_none() && find(s, b"then").is_none() {
+    // A shell structure puts `then`/`fi` or `done` after a separator; cmd.exe's `for` has
+    // `in (` and a switch or a `%` variable. Most messages have none of these.
+    let shell = marks.any(SEPARATORS)
+        && (find(s, b"done").is_some() || find(s, b"then").is_some() && find(s, b"fi").is_some());
+    let windows = marks.any(Marks::of(b"%/"))
+        && (find(s, b" in (").is_some() || find(s, b" in(").is_some())
+        && find(s, b"for").is_some();
+    if !(shell || windows) {
         return None;
     }
     let mut last = usize::MAX;

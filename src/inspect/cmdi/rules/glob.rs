@@ -21,6 +21,16 @@ const GLOB_PATHS: &[&[u8]] = &[
     b"/bin/nc",
 ];
 
+/// Bytes that end a word of a command line.
+fn word_break(b: u8) -> bool {
+    is_blank(b)
+        || is_sep(b)
+        || matches!(
+            b,
+            b'\'' | b'"' | b'`' | b'(' | b')' | b'<' | b'>' | b'{' | b'}' | b','
+        )
+}
+
 /// A word with glob characters that matches one of [`GLOB_PATHS`].
 pub(in crate::inspect::cmdi) fn glob_path(
     s: &[u8],
@@ -30,15 +40,21 @@ pub(in crate::inspect::cmdi) fn glob_path(
     if !marks.has(b'/') || !(marks.has(b'?') || marks.has(b'[') || marks.has(b'*')) {
         return None;
     }
-    let words = s.split(|&b| {
-        is_blank(b)
-            || is_sep(b)
-            || matches!(
-                b,
-                b'\'' | b'"' | b'`' | b'(' | b')' | b'<' | b'>' | b'{' | b'}' | b','
-            )
-    });
-    for w in words {
+    // The words around each glob character, each word once.
+    let mut word_end = 0;
+    for g in memchr::memchr3_iter(b'?', b'*', b'[', s) {
+        if g < word_end {
+            continue;
+        }
+        let start = s[..g]
+            .iter()
+            .rposition(|&b| word_break(b))
+            .map_or(0, |k| k + 1);
+        word_end = s[g..]
+            .iter()
+            .position(|&b| word_break(b))
+            .map_or(s.len(), |k| k + g);
+        let w = &s[start..word_end];
         let Some(slash) = w.iter().position(|&b| b == b'/') else {
             continue;
         };

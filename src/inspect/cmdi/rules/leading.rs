@@ -11,6 +11,7 @@ use super::super::lexer::{is_blank, is_sep, read_command, Command, Word};
 use super::super::vocab::Kind;
 use super::judge::{has_sensitive, is_number, judge, known_word, resolved_name, shellish, Verdict};
 use super::{fire, Rule};
+use crate::inspect::normalize::Marks;
 use crate::inspect::rules::RuleFilter;
 use crate::inspect::search::find;
 
@@ -201,8 +202,13 @@ pub(in crate::inspect::cmdi) fn pipe_to_interpreter(
 
 /// An alias definition that names a command of a dangerous kind (`alias a=curl`,
 /// `alias x='id'`), or one with options (`alias -p a=b`): shell code, not prose.
-pub(in crate::inspect::cmdi) fn alias_definition(s: &[u8], rules: RuleFilter<'_>) -> Option<Rule> {
-    if !rules.allows("cmdi-alias") {
+pub(in crate::inspect::cmdi) fn alias_definition(
+    s: &[u8],
+    marks: Marks,
+    rules: RuleFilter<'_>,
+) -> Option<Rule> {
+    // A definition is `name=value`.
+    if !marks.has(b'=') || !rules.allows("cmdi-alias") {
         return None;
     }
     let mut from = 0;

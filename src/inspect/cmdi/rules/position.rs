@@ -225,10 +225,14 @@ fn network_redirect(rest: &[u8]) -> bool {
     }
 }
 
-/// After the closing backtick at `close`: a space and then more words (Markdown code in a
-/// sentence), rather than the end, a separator or a quote (shell substitution).
+/// After the closing backtick at `close` (and a punctuation mark): a space and then more words
+/// (Markdown code in a sentence), rather than the end, a separator or a quote (shell substitution).
 fn markdown_span(s: &[u8], close: usize) -> bool {
-    let rest = s.get(close + 1..).unwrap_or(&[]);
+    let mut rest = s.get(close + 1..).unwrap_or(&[]);
+    // Punctuation of the sentence may close the span first: `` run `make`. Then ... ``.
+    if let [b'.' | b',' | b':' | b'!' | b'?' | b')', after @ ..] = rest {
+        rest = after;
+    }
     let trimmed = rest.trim_ascii_start();
     if trimmed.len() == rest.len() {
         // Glued to what follows (`` `id`x ``): part of a shell word.

@@ -6,7 +6,7 @@
 use super::{fire, Rule};
 use crate::inspect::normalize::Marks;
 use crate::inspect::rules::RuleFilter;
-use crate::inspect::search::{contains, find};
+use crate::inspect::search::{contains, find, Needles};
 
 /// Every Windows-only rule over `s`.
 pub(in crate::inspect::cmdi) fn windows_shapes(
@@ -17,7 +17,8 @@ pub(in crate::inspect::cmdi) fn windows_shapes(
     if marks.has(b'%') && env_substring(s) {
         fire!(rules, "cmdi-windows-env-substring");
     }
-    if marks.has(b'(') && dotnet_exec(s) {
+    // Every downloader is a member or static call: a `.` or `::` next to its `(`.
+    if marks.has(b'(') && marks.any(Marks::of(b".:")) && dotnet_exec(s) {
         fire!(rules, "cmdi-powershell-dotnet");
     }
     None
@@ -47,20 +48,21 @@ fn env_substring(s: &[u8]) -> bool {
     false
 }
 
+/// .NET calls that download or decode code.
+static DOWNLOADERS: Needles = Needles::new(&[
+    b".downloadstring(",
+    b".downloadfile(",
+    b".downloaddata(",
+    b"net.webclient",
+    b"frombase64string(",
+    b"[system.diagnostics.process]::start(",
+    b"[diagnostics.process]::start(",
+    b"[reflection.assembly]::load",
+]);
+
 /// A .NET call that downloads or decodes code, next to PowerShell's way of running it.
 fn dotnet_exec(s: &[u8]) -> bool {
-    let download = [
-        &b".downloadstring("[..],
-        b".downloadfile(",
-        b".downloaddata(",
-        b"net.webclient",
-        b"frombase64string(",
-        b"[system.diagnostics.process]::start(",
-        b"[diagnostics.process]::start(",
-        b"[reflection.assembly]::load",
-    ]
-    .iter()
-    .any(|n| contains(s, n));
+    let download = DOWNLOADERS.any_in(s);
     download
         && (contains(s, b"iex")
             || contains(s, b"invoke-expression")

@@ -27,8 +27,9 @@ pub(in crate::inspect::xss) fn split_keyword(s: &[u8]) -> Option<Rule> {
             break;
         };
         let body = &s[i + 1..i + 1 + end];
-        // Literals separated only by a comma are items of a list, not parts of one string.
-        let listed = s[prev_end.min(i)..i].trim_ascii() == b",";
+        // Literals separated only by a comma are items of a list, and by a colon a key and its
+        // value (JSON, object literals): not parts of one string.
+        let listed = matches!(s[prev_end.min(i)..i].trim_ascii(), b"," | b":");
         prev_end = i + end + 2;
         if body.len() <= 12 {
             if literals < starts.len() {
