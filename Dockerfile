@@ -2,7 +2,7 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p sentinel-agent-websocket-inspector --bin sentinel-ws-agent
+RUN cargo build --release --locked -p sentinel-ws-agent --bin sentinel-ws-agent
 
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --no-create-home agent \

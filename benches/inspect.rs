@@ -19,10 +19,10 @@ use std::time::Duration;
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use sentinel_agent_websocket_inspector::inspect::{
+use sentinel_ws_agent::inspect::{
     DetectionSettings, Inspector, MessagePart, Scratch,
 };
-use sentinel_agent_websocket_inspector::testdata::pseudo_random_bytes;
+use sentinel_ws_agent::testdata::pseudo_random_bytes;
 
 const MIB: usize = 1 << 20;
 

@@ -20,16 +20,16 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use bytes::Bytes;
 use criterion::Criterion;
-use sentinel_agent_websocket_inspector::agent::Agent;
-use sentinel_agent_websocket_inspector::inspect::MessagePart;
-use sentinel_agent_websocket_inspector::limits::reassembly::{MessageKind, Reassembly};
-use sentinel_agent_websocket_inspector::limits::TokenBucket;
-use sentinel_agent_websocket_inspector::model::{Direction, Frame, Opcode, Verdict};
-use sentinel_agent_websocket_inspector::options::PolicyOptions;
-use sentinel_agent_websocket_inspector::pipeline::{evaluate, InspectJob, PipelineScratch};
-use sentinel_agent_websocket_inspector::policy::Policy;
-use sentinel_agent_websocket_inspector::testdata::pseudo_random_bytes;
-use sentinel_agent_websocket_inspector::transport::json_wire::{
+use sentinel_ws_agent::agent::Agent;
+use sentinel_ws_agent::inspect::MessagePart;
+use sentinel_ws_agent::limits::reassembly::{MessageKind, Reassembly};
+use sentinel_ws_agent::limits::TokenBucket;
+use sentinel_ws_agent::model::{Direction, Frame, Opcode, Verdict};
+use sentinel_ws_agent::options::PolicyOptions;
+use sentinel_ws_agent::pipeline::{evaluate, InspectJob, PipelineScratch};
+use sentinel_ws_agent::policy::Policy;
+use sentinel_ws_agent::testdata::pseudo_random_bytes;
+use sentinel_ws_agent::transport::json_wire::{
     decode_frame, encode_frame_response, FrameInterner,
 };
 use serde::Deserialize;
@@ -132,7 +132,7 @@ fn codec(c: &mut Criterion) {
     });
     let close = {
         let mut v = Verdict::close(1008, "Policy violation: XSS detected");
-        v.add_tag(sentinel_agent_websocket_inspector::model::AuditTag::Xss);
+        v.add_tag(sentinel_ws_agent::model::AuditTag::Xss);
         v.rule_ids.push("xss-script-tag".into());
         v
     };

@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput};
-use sentinel_agent_websocket_inspector::model::Direction;
-use sentinel_agent_websocket_inspector::options::{PolicyOptions, SchemaSource};
-use sentinel_agent_websocket_inspector::validate::{json_schema, msgpack, Validator};
+use sentinel_ws_agent::model::Direction;
+use sentinel_ws_agent::options::{PolicyOptions, SchemaSource};
+use sentinel_ws_agent::validate::{json_schema, msgpack, Validator};
 
 /// 108 bytes.
 const ORDER: &[u8] = br#"{"action":"buy","symbol":"AAPL","quantity":100,"price":187.25,"order_type":"limit","client_order_id":"c-42"}"#;

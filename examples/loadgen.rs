@@ -1650,7 +1650,7 @@ async fn echo_connection(stream: UnixStream) -> std::io::Result<()> {
 mod grpc {
     use std::time::Instant;
 
-    use sentinel_agent_websocket_inspector::transport::grpc::proto::sentinel_v1 as pb;
+    use sentinel_ws_agent::transport::grpc::proto::sentinel_v1 as pb;
     use tokio::task::JoinSet;
     use tonic::codegen::http::uri::PathAndQuery;
 

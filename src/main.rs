@@ -1,9 +1,9 @@
 //! The `sentinel-ws-agent` binary: parses options, sets up logging, runs the agent.
 
 use anyhow::Context;
-use sentinel_agent_websocket_inspector::options::{LogFormat, Options};
-use sentinel_agent_websocket_inspector::server;
-use sentinel_agent_websocket_inspector::util::for_log;
+use sentinel_ws_agent::options::{LogFormat, Options};
+use sentinel_ws_agent::server;
+use sentinel_ws_agent::util::for_log;
 use tracing_subscriber::EnvFilter;
 
 #[cfg(not(target_env = "msvc"))]

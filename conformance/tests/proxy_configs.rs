@@ -8,8 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use sentinel_agent_websocket_inspector::options::{PolicyOptions, DEFAULT_SOCKET};
-use sentinel_agent_websocket_inspector::policy::{ConfigureOutcome, Policy, SharedPolicy};
+use sentinel_ws_agent::options::{PolicyOptions, DEFAULT_SOCKET};
+use sentinel_ws_agent::policy::{ConfigureOutcome, Policy, SharedPolicy};
 use serde_json::{json, Value};
 
 /// Sentinel 0.4.x wraps every frame inspection in its own hard 100 ms timeout and fails open

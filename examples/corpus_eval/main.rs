@@ -43,15 +43,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use sentinel_agent_websocket_inspector::inspect::rules::{catalog, rule_info};
-use sentinel_agent_websocket_inspector::inspect::{
+use sentinel_ws_agent::inspect::rules::{catalog, rule_info};
+use sentinel_ws_agent::inspect::{
     DetectionSettings, Finding, Inspector, MessagePart, Scratch,
 };
-use sentinel_agent_websocket_inspector::limits::reassembly::MessageKind;
-use sentinel_agent_websocket_inspector::model::{AuditTag, Direction, Verdict};
-use sentinel_agent_websocket_inspector::options::PolicyOptions;
-use sentinel_agent_websocket_inspector::pipeline::{self, InspectJob, PipelineScratch};
-use sentinel_agent_websocket_inspector::policy::Policy;
+use sentinel_ws_agent::limits::reassembly::MessageKind;
+use sentinel_ws_agent::model::{AuditTag, Direction, Verdict};
+use sentinel_ws_agent::options::PolicyOptions;
+use sentinel_ws_agent::pipeline::{self, InspectJob, PipelineScratch};
+use sentinel_ws_agent::policy::Policy;
 use serde::Deserialize;
 
 use mutate::{Class, Operator, Rng};

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use libfuzzer_sys::fuzz_target;
-use sentinel_agent_websocket_inspector::transport::json_wire::{
+use sentinel_ws_agent::transport::json_wire::{
     decode_frame, FrameDecodeError, FrameInterner,
 };
 

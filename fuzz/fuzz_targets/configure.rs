@@ -18,12 +18,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use sentinel_agent_websocket_inspector::inspect::MessagePart;
-use sentinel_agent_websocket_inspector::limits::reassembly::MessageKind;
-use sentinel_agent_websocket_inspector::model::{Direction, Verdict};
-use sentinel_agent_websocket_inspector::options::PolicyOptions;
-use sentinel_agent_websocket_inspector::pipeline::{evaluate, InspectJob, PipelineScratch};
-use sentinel_agent_websocket_inspector::policy::{ConfigureOutcome, Policy, SharedPolicy};
+use sentinel_ws_agent::inspect::MessagePart;
+use sentinel_ws_agent::limits::reassembly::MessageKind;
+use sentinel_ws_agent::model::{Direction, Verdict};
+use sentinel_ws_agent::options::PolicyOptions;
+use sentinel_ws_agent::pipeline::{evaluate, InspectJob, PipelineScratch};
+use sentinel_ws_agent::policy::{ConfigureOutcome, Policy, SharedPolicy};
 use serde_json::{json, Map, Value};
 
 const KEYS: [&str; 21] = [
@@ -125,7 +125,7 @@ fuzz_target!(|data: &[u8]| {
             if config.is_object() {
                 assert!(
                     keys.iter().any(|k| message.contains(
-                        &sentinel_agent_websocket_inspector::util::cut(k, 64).into_owned()
+                        &sentinel_ws_agent::util::cut(k, 64).into_owned()
                     )) || message.contains("configuration"),
                     "the error names no key of the configuration: {message}"
                 );

@@ -18,11 +18,11 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use sentinel_agent_websocket_inspector::compiler::{
+use sentinel_ws_agent::compiler::{
     DEFAULT_MAX_CUSTOM_PATTERNS, DEFAULT_MAX_CUSTOM_PATTERN_BYTES,
 };
-use sentinel_agent_websocket_inspector::options::PolicyOptions;
-use sentinel_agent_websocket_inspector::policy::ConfigureOutcome;
+use sentinel_ws_agent::options::PolicyOptions;
+use sentinel_ws_agent::policy::ConfigureOutcome;
 use serde_json::{json, Map, Value};
 
 const SECRET: &str = "fuzz-secret-4b1d";

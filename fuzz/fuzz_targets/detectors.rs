@@ -13,7 +13,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use sentinel_agent_websocket_inspector::inspect::{
+use sentinel_ws_agent::inspect::{
     DetectionSettings, Finding, Inspector, MessagePart, Scratch,
 };
 

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use libfuzzer_sys::fuzz_target;
-use sentinel_agent_websocket_inspector::model::{Opcode, Verdict, MAX_CLOSE_REASON_BYTES};
-use sentinel_agent_websocket_inspector::transport::json_wire::{
+use sentinel_ws_agent::model::{Opcode, Verdict, MAX_CLOSE_REASON_BYTES};
+use sentinel_ws_agent::transport::json_wire::{
     correlation_id_of, decode_frame, encode_frame_response, encode_plain_response,
     FrameDecodeError, FrameInterner, WireDecision,
 };

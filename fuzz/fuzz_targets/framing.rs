@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use libfuzzer_sys::fuzz_target;
-use sentinel_agent_websocket_inspector::transport::framing::{
+use sentinel_ws_agent::transport::framing::{
     check_length, read_body, read_length, FramingError, V1_MAX_MESSAGE, V2_MAX_MESSAGE,
 };
 use tokio::io::{AsyncRead, ReadBuf};

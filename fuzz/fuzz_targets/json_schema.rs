@@ -13,9 +13,9 @@ use std::collections::HashSet;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use sentinel_agent_websocket_inspector::options::{PolicyOptions, SchemaSource};
-use sentinel_agent_websocket_inspector::validate::json_schema::{parse_strict, JsonError};
-use sentinel_agent_websocket_inspector::validate::{Validator, MAX_REASON_CODES};
+use sentinel_ws_agent::options::{PolicyOptions, SchemaSource};
+use sentinel_ws_agent::validate::json_schema::{parse_strict, JsonError};
+use sentinel_ws_agent::validate::{Validator, MAX_REASON_CODES};
 use serde_json::{json, Value};
 
 struct Case {

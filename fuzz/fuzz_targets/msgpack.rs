@@ -14,10 +14,10 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use sentinel_agent_websocket_inspector::model::Direction;
-use sentinel_agent_websocket_inspector::options::{PolicyOptions, SchemaDirection, SchemaSource};
-use sentinel_agent_websocket_inspector::validate::msgpack::{decode, scan, to_json, MsgpackError};
-use sentinel_agent_websocket_inspector::validate::{Validator, MAX_DEPTH};
+use sentinel_ws_agent::model::Direction;
+use sentinel_ws_agent::options::{PolicyOptions, SchemaDirection, SchemaSource};
+use sentinel_ws_agent::validate::msgpack::{decode, scan, to_json, MsgpackError};
+use sentinel_ws_agent::validate::{Validator, MAX_DEPTH};
 use serde_json::Value;
 
 /// Containers (arrays and objects) the deepest value is nested in, counted without recursion.

@@ -14,7 +14,7 @@
 use std::fmt;
 
 use libfuzzer_sys::fuzz_target;
-use sentinel_agent_websocket_inspector::inspect::fuzzing::{
+use sentinel_ws_agent::inspect::fuzzing::{
     decode, fold, has_decodable, marks, JsonStrings,
 };
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};

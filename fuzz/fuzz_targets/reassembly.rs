@@ -15,9 +15,9 @@ mod common;
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use sentinel_agent_websocket_inspector::limits::reassembly::{MessageKind, SizeLimits};
-use sentinel_agent_websocket_inspector::limits::{Assembled, Reassembly, ReassemblyError};
-use sentinel_agent_websocket_inspector::model::Opcode;
+use sentinel_ws_agent::limits::reassembly::{MessageKind, SizeLimits};
+use sentinel_ws_agent::limits::{Assembled, Reassembly, ReassemblyError};
+use sentinel_ws_agent::model::Opcode;
 
 struct Model {
     kind: MessageKind,

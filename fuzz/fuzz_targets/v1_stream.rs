@@ -13,7 +13,7 @@ mod common;
 
 use common::Cursor;
 use libfuzzer_sys::fuzz_target;
-use sentinel_agent_websocket_inspector::transport::framing::V1_MAX_MESSAGE;
+use sentinel_ws_agent::transport::framing::V1_MAX_MESSAGE;
 
 /// What a request was, for checking its answer.
 #[derive(Debug, Clone, Copy, PartialEq)]

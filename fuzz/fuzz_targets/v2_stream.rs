@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 
 use common::Cursor;
 use libfuzzer_sys::fuzz_target;
-use sentinel_agent_websocket_inspector::transport::json_wire::correlation_id_of;
-use sentinel_agent_websocket_inspector::transport::v2::message_type as mt;
+use sentinel_ws_agent::transport::json_wire::correlation_id_of;
+use sentinel_ws_agent::transport::v2::message_type as mt;
 
 /// An answer the agent owes: (message type, correlation id or ping payload).
 type Owed = (u8, Option<Vec<u8>>);

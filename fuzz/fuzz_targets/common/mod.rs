@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use base64::Engine as _;
-use sentinel_agent_websocket_inspector as agent_lib;
+use sentinel_ws_agent as agent_lib;
 
 use agent_lib::agent::Agent;
 use agent_lib::health::{HealthReport, HealthState};
