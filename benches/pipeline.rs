@@ -250,7 +250,6 @@ fn actors(c: &mut Criterion) {
         opcode: Opcode::Text,
         fin: true,
         payload: Bytes::from(chat_100()),
-        frame_index: 0,
         route_id: Some(Arc::from("ws-route")),
         client_ip: Some(Arc::from("127.0.0.1")),
     };

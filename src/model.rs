@@ -114,11 +114,6 @@ impl Opcode {
             Opcode::Reserved => "reserved",
         }
     }
-
-    /// True for ping, pong and close.
-    pub fn is_control(self) -> bool {
-        matches!(self, Opcode::Close | Opcode::Ping | Opcode::Pong)
-    }
 }
 
 /// One WebSocket frame reported by the proxy.
@@ -134,8 +129,6 @@ pub struct Frame {
     pub fin: bool,
     /// The unmasked payload.
     pub payload: Bytes,
-    /// 0-based index of this frame in its direction, as counted by the proxy.
-    pub frame_index: u64,
     /// The proxy's route id, when it sent one.
     pub route_id: Option<Arc<str>>,
     /// The WebSocket client's IP address, when the proxy sent one.
@@ -210,23 +203,6 @@ impl AuditTag {
             AuditTag::FailOpen => "ws-fail-open",
             AuditTag::InspectionError => "ws-inspection-error",
             AuditTag::ProtocolViolation => "ws-protocol-violation",
-        }
-    }
-
-    /// Human words for a close reason ("XSS detected").
-    pub fn describe(self) -> &'static str {
-        match self {
-            AuditTag::Xss => "XSS",
-            AuditTag::Sqli => "SQL injection",
-            AuditTag::CmdInjection => "command injection",
-            AuditTag::CustomPattern => "custom pattern",
-            AuditTag::SchemaInvalid => "schema violation",
-            AuditTag::SizeLimit => "size limit",
-            AuditTag::RateLimit => "rate limit",
-            AuditTag::DetectOnly => "detect-only",
-            AuditTag::FailOpen => "fail-open",
-            AuditTag::InspectionError => "inspection error",
-            AuditTag::ProtocolViolation => "protocol violation",
         }
     }
 }

@@ -84,11 +84,6 @@ impl Responder {
         self.connection = Some(connection);
     }
 
-    /// The frame's direction.
-    pub fn direction(&self) -> Direction {
-        self.meta.direction
-    }
-
     /// Answers with `verdict`. `payload` is logged (escaped, cut to 64 bytes) on a violation when
     /// `log_frames` is on.
     pub fn send(mut self, verdict: Verdict, payload: Option<&[u8]>, log_frames: bool) {

@@ -35,8 +35,6 @@ struct WireFrameEvent<'a> {
     #[serde(borrow, default)]
     data: Cow<'a, str>,
     client_to_server: bool,
-    #[serde(default)]
-    frame_index: u64,
     #[serde(default = "default_fin")]
     fin: bool,
     #[serde(borrow, default)]
@@ -121,7 +119,6 @@ pub fn decode_frame(
         opcode,
         fin: event.fin,
         payload,
-        frame_index: event.frame_index,
         route_id: FrameInterner::intern(&mut interner.route_id, event.route_id),
         client_ip: FrameInterner::intern(&mut interner.client_ip, event.client_ip),
     })

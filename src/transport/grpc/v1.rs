@@ -53,7 +53,6 @@ impl V1Service {
             opcode,
             fin: event.fin,
             payload: Bytes::from(event.data),
-            frame_index: event.frame_index,
             route_id: event.route_id.map(Arc::from),
             client_ip: (!event.client_ip.is_empty()).then(|| Arc::from(event.client_ip)),
         };

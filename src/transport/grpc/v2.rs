@@ -43,7 +43,6 @@ fn frame(
         opcode: opcode_of(frame_type),
         fin: true,
         payload: Bytes::from(payload),
-        frame_index: 0,
         route_id: None,
         client_ip: None,
     }
