@@ -229,6 +229,25 @@ pub enum Action {
     },
 }
 
+impl Action {
+    /// Every action's name, in [`Action::index`] order.
+    pub const NAMES: [&'static str; 3] = ["allow", "drop", "close"];
+
+    /// The action's name in logs, metrics and the v2 `websocket_decision` field.
+    pub fn as_str(&self) -> &'static str {
+        Self::NAMES[self.index()]
+    }
+
+    /// Position of the action in [`Action::NAMES`].
+    pub fn index(&self) -> usize {
+        match self {
+            Action::Allow => 0,
+            Action::Drop => 1,
+            Action::Close { .. } => 2,
+        }
+    }
+}
+
 /// The agent's answer for one frame: the action plus the audit trail that explains it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {

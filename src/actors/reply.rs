@@ -145,11 +145,7 @@ impl Drop for Responder {
 
 /// One structured line per violation (or fail-open decision).
 fn log_verdict(meta: &FrameMeta, verdict: &Verdict, excerpt: Option<&[u8]>) {
-    let decision = match &verdict.action {
-        crate::model::Action::Allow => "allow",
-        crate::model::Action::Drop => "drop",
-        crate::model::Action::Close { .. } => "close",
-    };
+    let decision = verdict.action.as_str();
     let tag = verdict.primary_tag().map_or("", |t| t.as_str());
     let rule_id = verdict.rule_ids.first().map_or("", |r| r.as_ref());
     let excerpt = excerpt.map(|bytes| escaped_excerpt(bytes, LOG_EXCERPT_BYTES));

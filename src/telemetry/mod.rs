@@ -30,7 +30,7 @@ const OPCODES: [Opcode; 7] = [
     Opcode::Pong,
     Opcode::Reserved,
 ];
-const DECISIONS: [&str; 3] = ["allow", "drop", "close"];
+const DECISIONS: [&str; 3] = Action::NAMES;
 
 /// Why a tracked connection was forgotten.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,11 +220,7 @@ impl Telemetry {
         verdict: &Verdict,
         latency_secs: f64,
     ) {
-        let decision = match verdict.action {
-            Action::Allow => 0,
-            Action::Drop => 1,
-            Action::Close { .. } => 2,
-        };
+        let decision = verdict.action.index();
         let opcode_index = OPCODES.iter().position(|o| *o == opcode).unwrap_or(0);
         let index = (direction.index() * OPCODES.len() + opcode_index) * DECISIONS.len() + decision;
         self.frames[index].increment(1);

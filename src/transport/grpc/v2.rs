@@ -53,16 +53,8 @@ fn frame(
 fn block_of(verdict: &Verdict) -> Option<(u32, String)> {
     match &verdict.action {
         Action::Allow => None,
-        Action::Drop => Some((0, "drop".to_string())),
+        Action::Drop => Some((0, Action::Drop.as_str().to_string())),
         Action::Close { code, reason } => Some((u32::from(*code), reason.to_string())),
-    }
-}
-
-fn decision_name(verdict: &Verdict) -> &'static str {
-    match verdict.action {
-        Action::Allow => "allow",
-        Action::Drop => "drop",
-        Action::Close { .. } => "close",
     }
 }
 
@@ -99,7 +91,7 @@ macro_rules! agent_service_v2 {
             use tonic::{Request, Response, Status, Streaming};
 
             use super::super::proto::$proto as pb;
-            use super::{block_of, decision_name, frame, now_ms, config_text, MAX_IN_FLIGHT_PER_STREAM, OUTBOUND_CAPACITY};
+            use super::{block_of, frame, now_ms, config_text, MAX_IN_FLIGHT_PER_STREAM, OUTBOUND_CAPACITY};
             use crate::actors::{Answer, ReplyTarget};
             use crate::health::HealthReport;
             use crate::lifecycle::{ConnectionGuard, Transport};
@@ -180,7 +172,7 @@ macro_rules! agent_service_v2 {
                     }),
                 };
                 let mut custom = HashMap::new();
-                custom.insert("websocket_decision".to_string(), decision_name(verdict).to_string());
+                custom.insert("websocket_decision".to_string(), verdict.action.as_str().to_string());
                 AgentToProxy {
                     message: Some(agent_to_proxy::Message::Response(pb::AgentResponse {
                         correlation_id: correlation_id.to_string(),
