@@ -19,9 +19,7 @@ use std::time::Duration;
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use sentinel_ws_agent::inspect::{
-    DetectionSettings, Inspector, MessagePart, Scratch,
-};
+use sentinel_ws_agent::inspect::{DetectionSettings, Inspector, MessagePart, Scratch};
 use sentinel_ws_agent::testdata::pseudo_random_bytes;
 
 const MIB: usize = 1 << 20;

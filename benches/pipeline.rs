@@ -29,9 +29,7 @@ use sentinel_ws_agent::options::PolicyOptions;
 use sentinel_ws_agent::pipeline::{evaluate, InspectJob, PipelineScratch};
 use sentinel_ws_agent::policy::Policy;
 use sentinel_ws_agent::testdata::pseudo_random_bytes;
-use sentinel_ws_agent::transport::json_wire::{
-    decode_frame, encode_frame_response, FrameInterner,
-};
+use sentinel_ws_agent::transport::json_wire::{decode_frame, encode_frame_response, FrameInterner};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 

@@ -44,9 +44,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sentinel_ws_agent::inspect::rules::{catalog, rule_info};
-use sentinel_ws_agent::inspect::{
-    DetectionSettings, Finding, Inspector, MessagePart, Scratch,
-};
+use sentinel_ws_agent::inspect::{DetectionSettings, Finding, Inspector, MessagePart, Scratch};
 use sentinel_ws_agent::limits::reassembly::MessageKind;
 use sentinel_ws_agent::model::{AuditTag, Direction, Verdict};
 use sentinel_ws_agent::options::PolicyOptions;

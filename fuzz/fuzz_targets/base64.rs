@@ -15,9 +15,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use libfuzzer_sys::fuzz_target;
-use sentinel_ws_agent::transport::json_wire::{
-    decode_frame, FrameDecodeError, FrameInterner,
-};
+use sentinel_ws_agent::transport::json_wire::{decode_frame, FrameDecodeError, FrameInterner};
 
 /// `text` as a JSON string literal in which the characters picked by `mask` are `\u` escapes.
 fn escaped(text: &str, mask: &[u8]) -> String {

@@ -124,9 +124,9 @@ fuzz_target!(|data: &[u8]| {
                 .unwrap_or_default();
             if config.is_object() {
                 assert!(
-                    keys.iter().any(|k| message.contains(
-                        &sentinel_ws_agent::util::cut(k, 64).into_owned()
-                    )) || message.contains("configuration"),
+                    keys.iter().any(
+                        |k| message.contains(&sentinel_ws_agent::util::cut(k, 64).into_owned())
+                    ) || message.contains("configuration"),
                     "the error names no key of the configuration: {message}"
                 );
             }

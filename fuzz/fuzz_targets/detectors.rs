@@ -13,9 +13,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use sentinel_ws_agent::inspect::{
-    DetectionSettings, Finding, Inspector, MessagePart, Scratch,
-};
+use sentinel_ws_agent::inspect::{DetectionSettings, Finding, Inspector, MessagePart, Scratch};
 
 const PATTERNS: [&str; 3] = [r"evil[0-9]+", r"\bunion\b.*\bselect\b", r"\p{Greek}{3}"];
 

@@ -14,9 +14,7 @@
 use std::fmt;
 
 use libfuzzer_sys::fuzz_target;
-use sentinel_ws_agent::inspect::fuzzing::{
-    decode, fold, has_decodable, marks, JsonStrings,
-};
+use sentinel_ws_agent::inspect::fuzzing::{decode, fold, has_decodable, marks, JsonStrings};
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// Collects every string of a JSON document (object keys included) in document order.
@@ -79,7 +77,11 @@ fuzz_target!(|data: &[u8]| {
     let folded_marks = fold(data, &mut folded);
     assert!(folded.len() <= data.len());
     // The detectors skip rules whose bytes the marks rule out: they must be exactly the view's.
-    assert_eq!(folded_marks, marks(&folded), "fold's marks differ from the view's bytes");
+    assert_eq!(
+        folded_marks,
+        marks(&folded),
+        "fold's marks differ from the view's bytes"
+    );
     // A run of U+FFFD (what invalid UTF-8 became) folds to one opaque non-ASCII byte on purpose.
     let replacement = "\u{fffd}".as_bytes();
     let has_replacement = data.windows(3).any(|w| w == replacement);

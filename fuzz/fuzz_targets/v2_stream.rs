@@ -55,6 +55,9 @@ fn owed_for(kind: u8, payload: &[u8]) -> Option<Owed> {
         mt::CONFIGURE => Some((mt::AGENT_RESPONSE, id())),
         mt::PING => Some((mt::PONG, Some(payload.to_vec()))),
         mt::CANCEL => None,
+        // A frame event is always answered: with the empty id when its id cannot be read (an
+        // empty body included).
+        mt::WEBSOCKET_FRAME => Some((mt::AGENT_RESPONSE, Some(id().unwrap_or_default()))),
         _ => id().map(|id| (mt::AGENT_RESPONSE, Some(id))),
     }
 }
