@@ -436,6 +436,72 @@ async fn a_grpc_stream_flood_never_locks_out_the_unix_socket() {
     assert!((1..=3).contains(&lines), "{lines} refusal lines");
 }
 
+/// Item 3: a unary call whose HEADERS come without its message holds a stream too: it is
+/// ended with DEADLINE_EXCEEDED after --read-timeout (v1 and both v2 packages), while a unary
+/// call with its message is answered at once.
+#[tokio::test]
+async fn a_unary_call_without_its_message_is_ended() {
+    let agent = AgentConfig::default()
+        .with_metrics()
+        .args(["--grpc-address", "127.0.0.1:0", "--read-timeout", "1"])
+        .start();
+    let endpoint = agent.grpc_endpoint();
+    let address = endpoint.trim_start_matches("http://").to_string();
+    let tcp = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let mut held = Vec::new();
+    for path in [
+        "/sentinel.agent.v1.AgentProcessor/ProcessEvent",
+        "/sentinel.agent.v2.AgentServiceV2/ProcessEvent",
+        "/zentinel.agent.v2.AgentServiceV2/ProcessEvent",
+    ] {
+        let mut client = client.clone().ready().await.unwrap();
+        let request = http::Request::builder()
+            .method("POST")
+            .uri(format!("{endpoint}{path}"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(())
+            .unwrap();
+        // HEADERS without END_STREAM, and never a DATA frame.
+        let (response, body) = client.send_request(request, false).unwrap();
+        held.push((path, response, body));
+    }
+    let started = std::time::Instant::now();
+    for (path, response, _body) in held {
+        let response = tokio::time::timeout(Duration::from_secs(8), response)
+            .await
+            .unwrap_or_else(|_| panic!("{path}: no answer"))
+            .unwrap();
+        // A trailers-only answer: the status is in the headers.
+        let status = response
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        assert_eq!(
+            status.as_deref(),
+            Some("4"),
+            "{path}: DEADLINE_EXCEEDED, got {:?}",
+            response.headers()
+        );
+    }
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    assert_eq!(
+        agent.metric("ws_agent_transport_read_timeouts_total{transport=\"grpc\"}"),
+        Some(3.0)
+    );
+    // A complete unary call is answered well within the bound.
+    use zentinel_agent_protocol::grpc_v2::agent_service_v2_client::AgentServiceV2Client;
+    let mut v2 = AgentServiceV2Client::connect(endpoint).await.unwrap();
+    let started = std::time::Instant::now();
+    let answer = v2
+        .process_event(zentinel_agent_protocol::grpc_v2::ProxyToAgent::default())
+        .await;
+    assert!(started.elapsed() < Duration::from_millis(900), "{answer:?}");
+}
+
 /// Item 4: control characters, CR/LF and terminal escapes in every logged field are escaped, in
 /// both log formats.
 #[tokio::test]

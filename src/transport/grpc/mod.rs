@@ -4,6 +4,7 @@
 //! draining starts.
 
 pub mod proto;
+mod unary_deadline;
 pub mod v1;
 pub mod v2;
 
@@ -83,6 +84,9 @@ pub fn server(
     }
     let v1 = v1::V1Service::new(context.clone());
     let router = builder
+        .layer(unary_deadline::UnaryDeadlineLayer {
+            limit: context.read_timeout,
+        })
         .add_service(proto::sentinel_v1::agent_processor_server::AgentProcessorServer::new(v1))
         .add_service(v2::sentinel::Service::new(context.clone()).server())
         .add_service(v2::zentinel::Service::new(context).server());
