@@ -132,126 +132,7 @@ async fn a_panicking_connection_actor_is_replaced_and_its_frame_still_decided() 
 // Raw protocol helpers: these tests need byte-level control (half-written messages, connections
 // that never read, thousands of sockets), which the upstream clients do not give.
 
-mod raw {
-    use std::path::Path;
-    use std::time::Duration;
-
-    use serde_json::{json, Value};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::UnixStream;
-
-    pub const TIMEOUT: Duration = Duration::from_secs(30);
-
-    /// A frame event as both protocols carry it.
-    pub fn event(cid: &str, opcode: &str, data: &[u8], c2s: bool, fin: bool) -> Value {
-        json!({
-            "correlation_id": cid,
-            "opcode": opcode,
-            "data": conformance::b64(data),
-            "client_to_server": c2s,
-            "frame_index": 0,
-            "fin": fin,
-            "route_id": "faults",
-            "client_ip": "203.0.113.9",
-        })
-    }
-
-    /// The bytes of one v1 request: length prefix and JSON.
-    pub fn v1_bytes(event_type: &str, payload: Value) -> Vec<u8> {
-        let body = serde_json::to_vec(
-            &json!({"version": 1, "event_type": event_type, "payload": payload}),
-        )
-        .unwrap();
-        let mut out = (body.len() as u32).to_be_bytes().to_vec();
-        out.extend_from_slice(&body);
-        out
-    }
-
-    /// Sends one v1 request and reads its answer.
-    pub async fn v1_call(stream: &mut UnixStream, event_type: &str, payload: Value) -> Value {
-        stream
-            .write_all(&v1_bytes(event_type, payload))
-            .await
-            .unwrap();
-        tokio::time::timeout(TIMEOUT, v1_read(stream))
-            .await
-            .expect("a v1 answer in time")
-            .expect("a v1 answer")
-    }
-
-    /// Reads one length-prefixed v1 answer.
-    pub async fn v1_read(stream: &mut UnixStream) -> std::io::Result<Value> {
-        let length = stream.read_u32().await? as usize;
-        let mut body = vec![0; length];
-        stream.read_exact(&mut body).await?;
-        Ok(serde_json::from_slice(&body).expect("a JSON answer"))
-    }
-
-    /// The bytes of one v2 message.
-    pub fn v2_bytes(kind: u8, payload: &[u8]) -> Vec<u8> {
-        let mut out = ((payload.len() + 1) as u32).to_be_bytes().to_vec();
-        out.push(kind);
-        out.extend_from_slice(payload);
-        out
-    }
-
-    /// Connects and completes a v2 handshake.
-    pub async fn v2_connect(socket: &Path) -> UnixStream {
-        let mut stream = UnixStream::connect(socket).await.unwrap();
-        let hello = json!({"supported_versions": [2], "proxy_id": "zentinel-proxy",
-                           "proxy_version": "0.6.54", "config": null,
-                           "supported_encodings": ["json"]});
-        stream
-            .write_all(&v2_bytes(0x01, &serde_json::to_vec(&hello).unwrap()))
-            .await
-            .unwrap();
-        let (kind, payload) = v2_read(&mut stream).await.expect("handshake answer");
-        assert_eq!(kind, 0x02);
-        let answer: Value = serde_json::from_slice(&payload).unwrap();
-        assert_eq!(answer["success"], true, "{answer}");
-        stream
-    }
-
-    /// Reads the next v2 message that is not a periodic health (0x30) or metrics (0x31) report.
-    pub async fn v2_read(stream: &mut UnixStream) -> std::io::Result<(u8, Vec<u8>)> {
-        loop {
-            let length = tokio::time::timeout(TIMEOUT, stream.read_u32())
-                .await
-                .map_err(|_| std::io::Error::other("no v2 message in time"))??
-                as usize;
-            let kind = stream.read_u8().await?;
-            let mut payload = vec![0; length.saturating_sub(1)];
-            stream.read_exact(&mut payload).await?;
-            if !matches!(kind, 0x30 | 0x31) {
-                return Ok((kind, payload));
-            }
-        }
-    }
-
-    /// Sends one v2 frame and reads its answer (a connection with nothing else in flight).
-    pub async fn v2_call(stream: &mut UnixStream, event: &Value) -> Value {
-        stream
-            .write_all(&v2_bytes(0x15, &serde_json::to_vec(event).unwrap()))
-            .await
-            .unwrap();
-        let (kind, payload) = v2_read(stream).await.expect("a v2 answer");
-        assert_eq!(kind, 0x20);
-        serde_json::from_slice(&payload).unwrap()
-    }
-
-    /// The frame verdict of an answer: "allow", "drop" or the close code.
-    pub fn verdict(answer: &Value) -> String {
-        match &answer["websocket_decision"] {
-            Value::String(s) => s.clone(),
-            Value::Object(o) if o.contains_key("close") => {
-                o["close"]["code"].as_u64().unwrap().to_string()
-            }
-            other => panic!("no websocket decision: {other} in {answer}"),
-        }
-    }
-}
-
-use raw::{event, verdict};
+use conformance::raw::{self, event, verdict};
 
 /// Polls `check` until it holds or `timeout` passes.
 async fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
@@ -272,14 +153,14 @@ async fn truncated_messages_are_logged_and_other_connections_keep_being_served()
     let mut v2_peer = raw::v2_connect(agent.socket()).await;
     let probe = event("peer", "text", b"hello", true, true);
     assert_eq!(
-        verdict(&raw::v1_call(&mut v1_peer, "web_socket_frame", probe.clone()).await),
+        verdict(&raw::v1_call(&mut v1_peer, "web_socket_frame", &probe).await),
         "allow"
     );
 
     // v1: a request cut off inside its body, then the connection closed.
     let whole = raw::v1_bytes(
         "web_socket_frame",
-        event("cut-v1", "text", b"<script>", true, true),
+        &event("cut-v1", "text", b"<script>", true, true),
     );
     let mut cut = tokio::net::UnixStream::connect(agent.socket())
         .await
@@ -297,7 +178,7 @@ async fn truncated_messages_are_logged_and_other_connections_keep_being_served()
         .await
         .unwrap();
     assert_eq!(
-        verdict(&raw::v1_call(&mut cut, "web_socket_frame", probe.clone()).await),
+        verdict(&raw::v1_call(&mut cut, "web_socket_frame", &probe).await),
         "allow"
     );
     cut.write_all(&whole[..whole.len() - 1]).await.unwrap();
@@ -335,7 +216,7 @@ async fn truncated_messages_are_logged_and_other_connections_keep_being_served()
     // Nothing was decided for the cut-off frames, and every other connection is still served.
     assert!(!agent.log().contains("cut-v1") && !agent.log().contains("cut-v2"));
     assert_eq!(
-        verdict(&raw::v1_call(&mut v1_peer, "web_socket_frame", probe.clone()).await),
+        verdict(&raw::v1_call(&mut v1_peer, "web_socket_frame", &probe).await),
         "allow"
     );
     assert_eq!(verdict(&raw::v2_call(&mut v2_peer, &probe).await), "allow");
@@ -434,7 +315,7 @@ async fn a_client_that_stops_reading_is_held_back_and_others_keep_being_served()
             .unwrap();
         let fine = event("v1-other", "text", b"fine", true, true);
         assert_eq!(
-            verdict(&raw::v1_call(&mut v1, "web_socket_frame", fine).await),
+            verdict(&raw::v1_call(&mut v1, "web_socket_frame", &fine).await),
             "allow"
         );
         assert!(
@@ -510,7 +391,7 @@ async fn a_thousand_simultaneous_transport_connections_all_get_answers() {
             };
             let frame = event(&format!("many-{n}"), "text", text, true, true);
             let answer = if n % 2 == 0 {
-                raw::v1_call(&mut stream, "web_socket_frame", frame).await
+                raw::v1_call(&mut stream, "web_socket_frame", &frame).await
             } else {
                 raw::v2_call(&mut stream, &frame).await
             };
@@ -553,7 +434,7 @@ async fn a_proxy_that_disconnects_mid_request_disturbs_nothing() {
             .await
             .unwrap();
         let frame = event(&format!("gone-{round}"), "text", big.as_bytes(), true, true);
-        v1.write_all(&raw::v1_bytes("web_socket_frame", frame))
+        v1.write_all(&raw::v1_bytes("web_socket_frame", &frame))
             .await
             .unwrap();
         drop(v1);
@@ -881,7 +762,7 @@ async fn huge_and_wrongly_typed_configure_values_are_rejected_naming_the_key() {
         let answer = raw::v1_call(
             &mut v1,
             "configure",
-            json!({"agent_id": "faults", "config": config}),
+            &json!({"agent_id": "faults", "config": config}),
         )
         .await;
         let reason = answer["decision"]["block"]["body"]
@@ -959,7 +840,7 @@ async fn huge_and_wrongly_typed_configure_values_are_rejected_naming_the_key() {
     assert_eq!(verdict(&raw::v2_call(&mut v2, &attack).await), "1008");
     let fine = event("after", "text", b"aaaa", true, true);
     assert_eq!(
-        verdict(&raw::v1_call(&mut v1, "web_socket_frame", fine).await),
+        verdict(&raw::v1_call(&mut v1, "web_socket_frame", &fine).await),
         "allow"
     );
     // No log line carries the huge values.

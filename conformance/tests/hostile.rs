@@ -7,87 +7,19 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use conformance::raw::{self, v1_call, v2_bytes, v2_handshake, v2_read, verdict};
 use conformance::{Agent, AgentConfig};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-const TIMEOUT: Duration = Duration::from_secs(30);
 /// The Targets line of the issue.
 const ANSWER_WITHIN: Duration = Duration::from_millis(5);
 const RSS_GROWTH_KIB: u64 = 100 * 1024;
 
+/// A client-to-server frame event.
 fn event(cid: &str, opcode: &str, data: &[u8], fin: bool) -> Value {
-    json!({
-        "correlation_id": cid, "opcode": opcode, "data": conformance::b64(data),
-        "client_to_server": true, "frame_index": 0, "fin": fin,
-        "route_id": "hostile", "client_ip": "198.51.100.4",
-    })
-}
-
-fn v1_bytes(event_type: &str, payload: &Value) -> Vec<u8> {
-    let body =
-        serde_json::to_vec(&json!({"version": 1, "event_type": event_type, "payload": payload}))
-            .unwrap();
-    let mut out = (body.len() as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(&body);
-    out
-}
-
-async fn v1_call(stream: &mut UnixStream, event_type: &str, payload: &Value) -> Value {
-    stream
-        .write_all(&v1_bytes(event_type, payload))
-        .await
-        .unwrap();
-    let read = async {
-        let length = stream.read_u32().await? as usize;
-        let mut body = vec![0; length];
-        stream.read_exact(&mut body).await?;
-        Ok::<_, std::io::Error>(body)
-    };
-    let body = tokio::time::timeout(TIMEOUT, read)
-        .await
-        .expect("an answer in time")
-        .unwrap();
-    serde_json::from_slice(&body).unwrap()
-}
-
-fn v2_bytes(kind: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = ((payload.len() + 1) as u32).to_be_bytes().to_vec();
-    out.push(kind);
-    out.extend_from_slice(payload);
-    out
-}
-
-/// The next v2 message that is not a health or metrics report.
-async fn v2_read(stream: &mut UnixStream) -> std::io::Result<(u8, Vec<u8>)> {
-    loop {
-        let length = tokio::time::timeout(TIMEOUT, stream.read_u32())
-            .await
-            .map_err(|_| std::io::Error::other("no v2 message in time"))??
-            as usize;
-        let kind = stream.read_u8().await?;
-        let mut payload = vec![0; length.saturating_sub(1)];
-        stream.read_exact(&mut payload).await?;
-        if !matches!(kind, 0x30 | 0x31) {
-            return Ok((kind, payload));
-        }
-    }
-}
-
-/// Sends a v2 handshake carrying `config`; returns the stream and the handshake answer.
-async fn v2_handshake(socket: &Path, config: &Value) -> (UnixStream, Value) {
-    let mut stream = UnixStream::connect(socket).await.unwrap();
-    let hello = json!({"supported_versions": [2], "proxy_id": "zentinel-proxy",
-                       "proxy_version": "0.6.54", "config": config,
-                       "supported_encodings": ["json"]});
-    stream
-        .write_all(&v2_bytes(0x01, &serde_json::to_vec(&hello).unwrap()))
-        .await
-        .unwrap();
-    let (kind, payload) = v2_read(&mut stream).await.expect("handshake answer");
-    assert_eq!(kind, 0x02);
-    (stream, serde_json::from_slice(&payload).unwrap())
+    raw::event(cid, opcode, data, true, fin)
 }
 
 async fn v2_configure(stream: &mut UnixStream, config: &Value, cid: &str) -> Value {
@@ -99,16 +31,6 @@ async fn v2_configure(stream: &mut UnixStream, config: &Value, cid: &str) -> Val
     let (kind, payload) = v2_read(stream).await.expect("a configure answer");
     assert_eq!(kind, 0x20);
     serde_json::from_slice(&payload).unwrap()
-}
-
-fn verdict(answer: &Value) -> String {
-    match &answer["websocket_decision"] {
-        Value::String(s) => s.clone(),
-        Value::Object(o) if o.contains_key("close") => {
-            o["close"]["code"].as_u64().unwrap().to_string()
-        }
-        other => panic!("no websocket decision: {other} in {answer}"),
-    }
 }
 
 fn rejection(answer: &Value) -> String {

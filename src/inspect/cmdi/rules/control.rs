@@ -17,6 +17,9 @@ use crate::inspect::search::find;
 /// The bytes [`is_sep`] accepts.
 const SEPARATORS: Marks = Marks::of(b";|&\n\r");
 
+/// What cmd.exe's `for` needs besides `in (`: a switch or a `%` variable.
+const WINDOWS_FOR: Marks = Marks::of(b"%/");
+
 /// The word at `i` (up to a blank, a separator or a quote), and where it ends.
 fn word_at(s: &[u8], i: usize) -> (&[u8], usize) {
     let mut k = i;
@@ -55,7 +58,7 @@ pub(in crate::inspect::cmdi) fn control_flow(
     // `in (` and a switch or a `%` variable. Most messages have none of these.
     let shell = marks.any(SEPARATORS)
         && (find(s, b"done").is_some() || find(s, b"then").is_some() && find(s, b"fi").is_some());
-    let windows = marks.any(Marks::of(b"%/"))
+    let windows = marks.any(WINDOWS_FOR)
         && (find(s, b" in (").is_some() || find(s, b" in(").is_some())
         && find(s, b"for").is_some();
     if !(shell || windows) {

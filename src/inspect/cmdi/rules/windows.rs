@@ -8,6 +8,9 @@ use crate::inspect::normalize::Marks;
 use crate::inspect::rules::RuleFilter;
 use crate::inspect::search::{contains, find, Needles};
 
+/// What a .NET member or static call has: a `.` or `::`.
+const MEMBER_CALL: Marks = Marks::of(b".:");
+
 /// Every Windows-only rule over `s`.
 pub(in crate::inspect::cmdi) fn windows_shapes(
     s: &[u8],
@@ -18,7 +21,7 @@ pub(in crate::inspect::cmdi) fn windows_shapes(
         fire!(rules, "cmdi-windows-env-substring");
     }
     // Every downloader is a member or static call: a `.` or `::` next to its `(`.
-    if marks.has(b'(') && marks.any(Marks::of(b".:")) && dotnet_exec(s) {
+    if marks.has(b'(') && marks.any(MEMBER_CALL) && dotnet_exec(s) {
         fire!(rules, "cmdi-powershell-dotnet");
     }
     None
