@@ -21,9 +21,9 @@ use crate::actors::{ReplyTarget, Responder};
 use crate::clock;
 use crate::compiler::{CompileLimits, Compiler};
 use crate::limits::ReassemblyBudget;
-use crate::model::{Frame, Verdict};
+use crate::model::{Frame, ReasonCode, Verdict};
 use crate::policy::{ConfigureOutcome, Policy, PolicyError, SharedPolicy};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{ConfigResult, Telemetry};
 
 /// One tracked WebSocket connection as an operator sees it (`/connections`).
 #[derive(Debug, Clone, Serialize)]
@@ -297,7 +297,7 @@ impl Agent {
         self.submit(frame, ReplyTarget::Oneshot(sender)).await;
         receiver
             .await
-            .unwrap_or_else(|_| Verdict::failure(fail_open, "inspection-lost"))
+            .unwrap_or_else(|_| Verdict::failure(fail_open, ReasonCode::InspectionLost))
     }
 
     async fn open(
@@ -376,16 +376,18 @@ impl Agent {
     fn record(result: &Result<ConfigureOutcome, PolicyError>) {
         match result {
             Ok(ConfigureOutcome::Applied) => {
-                Telemetry::get().record_configure(Ok(true));
+                Telemetry::get().record_configure(ConfigResult::Applied);
                 tracing::info!("configuration applied");
             }
-            Ok(ConfigureOutcome::Unchanged) => Telemetry::get().record_configure(Ok(false)),
+            Ok(ConfigureOutcome::Unchanged) => {
+                Telemetry::get().record_configure(ConfigResult::Unchanged)
+            }
             Err(error) => Self::record_rejection(error),
         }
     }
 
     fn record_rejection(error: &PolicyError) {
-        Telemetry::get().record_configure(Err(()));
+        Telemetry::get().record_configure(ConfigResult::Rejected);
         let error = error.to_string();
         tracing::warn!(
             error = %crate::util::for_log(&error),

@@ -21,8 +21,8 @@ use crate::limits::reassembly::{Assembled, MessageKind, Reassembly, ReassemblyEr
 use crate::limits::utf8::Utf8Stream;
 use crate::limits::{ReassemblyBudget, TokenBucket};
 use crate::model::{
-    AuditTag, Direction, Frame, Opcode, Verdict, CLOSE_INVALID_PAYLOAD, CLOSE_MESSAGE_TOO_BIG,
-    CLOSE_POLICY_VIOLATION, CLOSE_PROTOCOL_ERROR,
+    AuditTag, Direction, Frame, Opcode, ReasonCode, Verdict, CLOSE_INVALID_PAYLOAD,
+    CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION, CLOSE_PROTOCOL_ERROR,
 };
 use crate::options::InvalidUtf8;
 use crate::pipeline::{violation, InspectJob};
@@ -311,7 +311,7 @@ impl ConnectionState {
                 options,
                 CLOSE_PROTOCOL_ERROR,
                 "Protocol error: new message inside a fragmented message",
-                "interleaved-message",
+                ReasonCode::InterleavedMessage,
             );
             if options.block_mode {
                 self.reassembly[dir].clear();
@@ -433,7 +433,7 @@ impl ConnectionState {
             options,
             CLOSE_INVALID_PAYLOAD,
             "Invalid frame payload data: text is not UTF-8",
-            "invalid-utf8",
+            ReasonCode::InvalidUtf8,
         ))
     }
 
@@ -454,7 +454,7 @@ impl ConnectionState {
                     AuditTag::RateLimit,
                     CLOSE_POLICY_VIOLATION,
                     Cow::Borrowed("Policy violation: message rate limit exceeded"),
-                    "message-rate",
+                    ReasonCode::MessageRate,
                 ));
             }
         }
@@ -469,7 +469,7 @@ impl ConnectionState {
                     AuditTag::RateLimit,
                     CLOSE_POLICY_VIOLATION,
                     Cow::Borrowed("Policy violation: byte rate limit exceeded"),
-                    "byte-rate",
+                    ReasonCode::ByteRate,
                 ));
             }
         }
@@ -514,7 +514,7 @@ fn protocol_violation(
     options: &crate::options::PolicyOptions,
     code: u16,
     reason: &'static str,
-    reason_code: &'static str,
+    reason_code: ReasonCode,
 ) -> Verdict {
     violation(
         options,
@@ -528,13 +528,13 @@ fn protocol_violation(
 /// 1009 for size limits; a full reassembly buffer is an inspection limit, decided by fail-open.
 fn size_verdict(policy: &Policy, error: ReassemblyError) -> Verdict {
     let options = &policy.options;
-    let (reason_code, reason): (&'static str, Cow<'static, str>) = match error {
+    let (reason_code, reason): (ReasonCode, Cow<'static, str>) = match error {
         ReassemblyError::FrameTooBig {
             kind: MessageKind::Text,
             limit,
             ..
         } => (
-            "text-frame-size",
+            ReasonCode::TextFrameSize,
             format!("Message too big: text frame over {limit} bytes").into(),
         ),
         ReassemblyError::FrameTooBig {
@@ -542,21 +542,21 @@ fn size_verdict(policy: &Policy, error: ReassemblyError) -> Verdict {
             limit,
             ..
         } => (
-            "binary-frame-size",
+            ReasonCode::BinaryFrameSize,
             format!("Message too big: binary frame over {limit} bytes").into(),
         ),
         ReassemblyError::MessageTooBig { limit, .. } => (
-            "message-size",
+            ReasonCode::MessageSize,
             format!("Message too big: message over {limit} bytes").into(),
         ),
         ReassemblyError::BufferFull { limit, .. } => {
             if options.fail_open {
-                let mut verdict = Verdict::failure(true, "reassembly-buffer");
+                let mut verdict = Verdict::failure(true, ReasonCode::ReassemblyBuffer);
                 verdict.add_tag(AuditTag::SizeLimit);
                 return verdict;
             }
             (
-                "reassembly-buffer",
+                ReasonCode::ReassemblyBuffer,
                 format!("Message too big to inspect: over {limit} bytes").into(),
             )
         }

@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::reply::Responder;
+use crate::model::ReasonCode;
 use crate::pipeline::{evaluate, InspectJob, PipelineScratch};
 use crate::telemetry::Telemetry;
 
@@ -132,12 +133,12 @@ impl DetectorPool {
             slot.queued.fetch_sub(1, Ordering::AcqRel);
             self.saturated.fetch_add(1, Ordering::Relaxed);
             Telemetry::get().record_saturation();
-            reply.fail("detector-saturated");
+            reply.fail(ReasonCode::DetectorSaturated);
             return;
         }
         let Some(actor) = slot.actor() else {
             slot.queued.fetch_sub(1, Ordering::AcqRel);
-            reply.fail("detector-unavailable");
+            reply.fail(ReasonCode::DetectorUnavailable);
             return;
         };
         if let Err(error) = actor.send_message(DetectorMsg::Inspect { job, reply }) {

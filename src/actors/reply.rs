@@ -2,14 +2,13 @@
 //! was, records the decision's figures and log line, and, if it is dropped unanswered (an actor
 //! crashed or a queue was torn down), answers by `--fail-open` itself.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use super::connection::ConnectionShared;
 use crate::clock;
-use crate::model::{AuditTag, Direction, Frame, Opcode, Verdict};
+use crate::model::{Direction, Frame, Opcode, ReasonCode, Verdict};
 use crate::telemetry::Telemetry;
 use crate::util::{escaped_excerpt, for_log};
 
@@ -91,8 +90,8 @@ impl Responder {
     }
 
     /// Answers by `--fail-open` because inspection could not complete.
-    pub fn fail(mut self, reason_code: &'static str) {
-        let verdict = Verdict::failure(self.fail_open, reason_code);
+    pub fn fail(mut self, reason: ReasonCode) {
+        let verdict = Verdict::failure(self.fail_open, reason);
         self.deliver(verdict, None);
     }
 
@@ -101,17 +100,11 @@ impl Responder {
             return;
         };
         let meta = &self.meta;
-        let latency = clock::now_nanos().saturating_sub(meta.received_nanos) as f64 / 1e9;
+        let latency = clock::now_nanos().saturating_sub(meta.received_nanos);
         let telemetry = Telemetry::get();
         telemetry.record_decision(meta.direction, meta.opcode, &verdict, latency);
-        if verdict
-            .tags
-            .iter()
-            .any(|t| matches!(t, AuditTag::FailOpen | AuditTag::InspectionError))
-        {
-            if let Some(Cow::Borrowed(reason)) = verdict.reason_codes.first() {
-                telemetry.record_uninspected(meta.direction, reason);
-            }
+        if let Some(reason) = verdict.uninspected {
+            telemetry.record_uninspected(meta.direction, reason);
         }
         if !verdict.tags.is_empty() {
             log_verdict(meta, &verdict, excerpt);
@@ -137,7 +130,7 @@ impl Responder {
 impl Drop for Responder {
     fn drop(&mut self) {
         if self.target.is_some() {
-            let verdict = Verdict::failure(self.fail_open, "inspection-lost");
+            let verdict = Verdict::failure(self.fail_open, ReasonCode::InspectionLost);
             self.deliver(verdict, None);
         }
     }
