@@ -11,6 +11,8 @@ pub mod actors;
 pub mod agent;
 pub mod clock;
 pub mod compiler;
+#[cfg(feature = "fault-injection")]
+pub mod fault_injection;
 pub mod health;
 pub mod inspect;
 pub mod lifecycle;

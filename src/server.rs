@@ -37,6 +37,9 @@ pub enum RunError {
     /// A gRPC TLS file is unusable.
     #[error(transparent)]
     Tls(#[from] grpc::TlsError),
+    /// `--debug-panic-marker` was given to a build without the `fault-injection` feature.
+    #[error("--debug-panic-marker (WS_DEBUG_PANIC_MARKER) is a test hook this build does not have: unset it, or build with `--features fault-injection` for fault-injection tests")]
+    FaultInjectionUnavailable,
     /// The gRPC address cannot be bound.
     #[error("cannot serve gRPC on {address}: {source}")]
     Grpc {
@@ -53,12 +56,7 @@ pub async fn run(options: Options) -> Result<(), RunError> {
     // The start-up configuration obeys the same bounds as a pushed one (with detailed errors:
     // the operator wrote it).
     let policy = Policy::compile_with(options.policy.clone(), &compile_limits.for_startup())?;
-    if let Some(marker) = &options.debug_panic_marker {
-        tracing::warn!(
-            "--debug-panic-marker is set: detectors will panic on purpose (testing only)"
-        );
-        crate::actors::detector::fault_injection::arm(marker);
-    }
+    arm_fault_injection(options.debug_panic_marker.as_deref())?;
     let tls = match (&options.grpc_tls_cert, &options.grpc_tls_key) {
         (Some(cert), Some(key)) => Some(grpc::GrpcTls::load(
             cert,
@@ -191,4 +189,25 @@ pub async fn run(options: Options) -> Result<(), RunError> {
     agent.stop();
     let _ = tokio::time::timeout(Duration::from_secs(2), router_handle).await;
     Ok(())
+}
+
+/// Arms the fault-injection test hook when `--debug-panic-marker` is set; a build without the
+/// `fault-injection` feature refuses the option instead of ignoring it.
+fn arm_fault_injection(marker: Option<&str>) -> Result<(), RunError> {
+    let Some(marker) = marker else {
+        return Ok(());
+    };
+    #[cfg(feature = "fault-injection")]
+    {
+        tracing::warn!(
+            "--debug-panic-marker is set: detectors will panic on purpose (testing only)"
+        );
+        crate::fault_injection::arm(marker);
+        Ok(())
+    }
+    #[cfg(not(feature = "fault-injection"))]
+    {
+        let _ = marker;
+        Err(RunError::FaultInjectionUnavailable)
+    }
 }

@@ -8,13 +8,13 @@
 //! flags) in [`ConnectionShared`] and stops; the next frame starts a new actor from them.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::detector::DetectorPool;
-use super::reply::Responder;
+use super::reply::{LastTag, Responder};
 use crate::clock;
 use crate::inspect::MessagePart;
 use crate::limits::reassembly::{Assembled, MessageKind, Reassembly, ReassemblyError};
@@ -76,8 +76,8 @@ pub struct ConnectionShared {
     pub message_tokens: AtomicU64,
     /// Byte bucket level (`f64` bits), or [`NO_BUCKET`].
     pub byte_tokens: AtomicU64,
-    /// The last violation tag raised on this connection: [`AuditTag::index`] + 1, 0 for none.
-    pub last_tag: AtomicU8,
+    /// The last violation tag raised on this connection.
+    pub last_tag: Arc<LastTag>,
     /// The state of a hibernated actor, taken by the next one.
     parked: Mutex<Option<ParkedState>>,
 }
@@ -97,20 +97,9 @@ impl ConnectionShared {
         }
     }
 
-    /// Records the violation tag of a verdict, if it has one.
-    pub fn record_tag(&self, verdict: &Verdict) {
-        if let Some(tag) = verdict.primary_tag() {
-            self.last_tag
-                .store(tag.index() as u8 + 1, Ordering::Relaxed);
-        }
-    }
-
     /// The last violation tag.
     pub fn last_tag(&self) -> Option<AuditTag> {
-        match self.last_tag.load(Ordering::Relaxed) {
-            0 => None,
-            n => AuditTag::from_index(usize::from(n) - 1),
-        }
+        self.last_tag.get()
     }
 }
 
@@ -224,7 +213,7 @@ impl Actor for ConnectionActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             ConnMsg::Frame { frame, mut reply } => {
-                reply.observe_connection(Arc::clone(&state.shared));
+                reply.observe_connection(Arc::clone(&state.shared.last_tag));
                 let ended = state.on_frame(frame, reply);
                 state.publish_state();
                 if ended {
@@ -249,7 +238,8 @@ impl ConnectionState {
     /// Decides or dispatches one frame. Returns true when the connection has ended (a close frame
     /// was seen in both directions).
     fn on_frame(&mut self, frame: Frame, reply: Responder) -> bool {
-        super::detector::fault_injection::maybe_panic(frame.correlation_id.as_bytes());
+        #[cfg(feature = "fault-injection")]
+        crate::fault_injection::maybe_panic(frame.correlation_id.as_bytes());
         let now = clock::now_nanos();
         let shared = &self.shared;
         shared.last_seen_nanos.store(now, Ordering::Relaxed);

@@ -13,31 +13,6 @@ use crate::model::ReasonCode;
 use crate::pipeline::{evaluate, InspectJob, PipelineScratch};
 use crate::telemetry::Telemetry;
 
-/// A test hook: with `--debug-panic-marker M` (hidden; for fault-injection tests only), a detector
-/// panics on any message containing `M` and a connection actor on any frame whose correlation id
-/// contains it, so supervision and the fail-open path can be exercised against the real binary.
-pub mod fault_injection {
-    use std::sync::OnceLock;
-
-    static MARKER: OnceLock<Vec<u8>> = OnceLock::new();
-
-    /// Arms the hook (once per process).
-    pub fn arm(marker: &str) {
-        if !marker.is_empty() {
-            let _ = MARKER.set(marker.as_bytes().to_vec());
-        }
-    }
-
-    /// Panics when the hook is armed and `data` contains the marker.
-    pub fn maybe_panic(data: &[u8]) {
-        if let Some(marker) = MARKER.get() {
-            if data.windows(marker.len()).any(|w| w == marker.as_slice()) {
-                panic!("fault injection: detector panic requested by --debug-panic-marker");
-            }
-        }
-    }
-}
-
 /// Jobs one detector may have queued before the pool counts it as full.
 pub const DETECTOR_QUEUE_CAPACITY: usize = 1024;
 
@@ -183,7 +158,8 @@ impl Actor for Detector {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         let DetectorMsg::Inspect { job, reply } = message;
-        fault_injection::maybe_panic(&job.data);
+        #[cfg(feature = "fault-injection")]
+        crate::fault_injection::maybe_panic(&job.data);
         let verdict = evaluate(&job, &mut state.scratch);
         let log_frames = job.policy.options.log_frames;
         reply.send(verdict, Some(&job.data), log_frames);
