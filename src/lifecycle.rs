@@ -19,32 +19,7 @@ pub struct Lifecycle {
     connection_closed: Notify,
 }
 
-/// Which transport a proxy connection came in on; each has its own limit, so that a flood on one
-/// never refuses the other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// A Unix socket connection (v1 or v2).
-    UnixSocket,
-    /// A gRPC stream (bidirectional or unary).
-    Grpc,
-}
-
-impl Transport {
-    fn index(self) -> usize {
-        match self {
-            Transport::UnixSocket => 0,
-            Transport::Grpc => 1,
-        }
-    }
-
-    /// The metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::UnixSocket => "uds",
-            Transport::Grpc => "grpc",
-        }
-    }
-}
+pub use crate::model::Transport;
 
 /// Held by every proxy connection task; dropping it marks the connection closed.
 #[derive(Debug)]

@@ -303,6 +303,34 @@ impl fmt::Display for ReasonCode {
     }
 }
 
+/// Which transport a proxy connection came in on; each has its own limit, so that a flood on one
+/// never refuses the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// A Unix socket connection (v1 or v2).
+    UnixSocket,
+    /// A gRPC stream (bidirectional or unary).
+    Grpc,
+}
+
+impl Transport {
+    /// Position among the transports (0: Unix socket, 1: gRPC).
+    pub fn index(self) -> usize {
+        match self {
+            Transport::UnixSocket => 0,
+            Transport::Grpc => 1,
+        }
+    }
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::UnixSocket => "uds",
+            Transport::Grpc => "grpc",
+        }
+    }
+}
+
 /// What the proxy should do with the frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::agent::{Agent, AgentSettings, StartError};
 use crate::compiler::CompileLimits;
-use crate::health;
 use crate::lifecycle::{termination_signal, DrainOutcome, Lifecycle};
+use crate::ops::{health, http};
 use crate::options::Options;
 use crate::policy::{Policy, PolicyError};
 use crate::telemetry;
@@ -108,7 +108,7 @@ pub async fn run(options: Options) -> Result<(), RunError> {
             address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             "serving /metrics, /healthz, /readyz, /connections"
         );
-        tokio::spawn(telemetry::http::serve(
+        tokio::spawn(http::serve(
             listener,
             handle,
             Arc::clone(&lifecycle),

@@ -1,13 +1,14 @@
 //! The agent's figures, kept in one `metrics` registry: counters for frames and detections,
 //! gauges for tracked connections and reassembly memory, a histogram of decision latency. Handles
 //! are registered once ([`Telemetry::get`]) so the hot path only touches atomics. The Prometheus
-//! endpoint ([`http`]) renders the same registry. Every series is named once, in [`names`].
+//! endpoint ([`crate::ops::http`]) renders the same registry. Every series is named once, in
+//! [`names`]. It depends only on the leaves [`crate::model`] and [`crate::clock`]: everything
+//! else records into it, nothing here calls up.
 //!
 //! The figures the agent itself acts on (the MetricsReport's frame totals, the health monitor's
 //! latency) are also kept in typed atomics next to their metrics ([`Figures`]), so nothing reads
 //! the registry back by parsing its text.
 
-pub mod http;
 pub mod snapshot;
 pub mod throttle;
 
@@ -18,7 +19,7 @@ use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gau
 use metrics::{Counter, Gauge, Histogram, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::model::{Action, AuditTag, Direction, Opcode, ReasonCode, Verdict};
+use crate::model::{Action, AuditTag, Direction, Opcode, ReasonCode, Transport, Verdict};
 
 /// The name of every series in the registry, each written once.
 pub mod names {
@@ -422,12 +423,12 @@ impl Telemetry {
 
     /// Counts a proxy connection (or gRPC stream) refused at once because of its transport's
     /// limit (`--max-transport-connections`, `--max-grpc-streams`).
-    pub fn record_refused_connection(&self, transport: crate::lifecycle::Transport) {
+    pub fn record_refused_connection(&self, transport: Transport) {
         counter!(names::TRANSPORT_REFUSED, "transport" => transport.as_str()).increment(1);
     }
 
     /// Counts a proxy connection (or gRPC stream) closed because it stalled (`--read-timeout`).
-    pub fn record_read_timeout(&self, transport: crate::lifecycle::Transport) {
+    pub fn record_read_timeout(&self, transport: Transport) {
         counter!(names::TRANSPORT_READ_TIMEOUTS, "transport" => transport.as_str()).increment(1);
     }
 
