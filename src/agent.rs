@@ -340,3 +340,155 @@ impl Agent {
         self.inner.router.stop(Some("agent stopping".into()));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The actor system in process, in paused (virtual) time: idle rules without waiting for them.
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::model::{Direction, Opcode};
+    use crate::options::PolicyOptions;
+
+    fn frame(id: &str, payload: &'static str) -> Frame {
+        Frame {
+            correlation_id: Arc::from(id),
+            direction: Direction::ClientToServer,
+            opcode: Opcode::Text,
+            fin: true,
+            payload: Bytes::from_static(payload.as_bytes()),
+            route_id: None,
+            client_ip: None,
+        }
+    }
+
+    async fn start(options: PolicyOptions) -> Agent {
+        let settings = AgentSettings {
+            hibernate_after: Duration::from_secs(5),
+            ..AgentSettings::default()
+        };
+        let (agent, _router) = Agent::start_with(Policy::compile(options).unwrap(), settings)
+            .await
+            .unwrap();
+        agent
+    }
+
+    /// Lets virtual time run until `done` holds (at most `limit` of it).
+    async fn advance_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+        let step = Duration::from_millis(100);
+        let mut waited = Duration::ZERO;
+        while !done() {
+            if waited >= limit {
+                return false;
+            }
+            tokio::time::sleep(step).await;
+            waited += step;
+        }
+        true
+    }
+
+    fn awake(agent: &Agent, id: &str) -> Option<bool> {
+        agent.registry().get(id).map(|entry| entry.actor.is_some())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_connection_hibernates_and_keeps_deciding_after() {
+        let agent = start(PolicyOptions::default()).await;
+        assert!(agent.decide(frame("c1", "hello")).await.is_allow());
+        assert_eq!(awake(&agent, "c1"), Some(true));
+        assert!(
+            advance_until(Duration::from_secs(10), || awake(&agent, "c1")
+                == Some(false))
+            .await,
+            "not hibernated after 10 s idle (--hibernate-after 5)"
+        );
+        // Woken by its next frame, with the same tracked state.
+        let verdict = agent.decide(frame("c1", "<script>alert(1)</script>")).await;
+        assert!(!verdict.is_allow());
+        assert_eq!(awake(&agent, "c1"), Some(true));
+        assert_eq!(
+            agent.registry().get("c1").unwrap().shared.frames[0].load(Ordering::Relaxed),
+            2
+        );
+        agent.stop();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_connection_is_evicted_after_the_idle_timeout() {
+        let options = PolicyOptions {
+            idle_timeout: 60,
+            ..PolicyOptions::default()
+        };
+        let agent = start(options).await;
+        assert!(agent.decide(frame("idle", "hello")).await.is_allow());
+        // Virtual time: 50 s pass at once (the connection hibernates meanwhile).
+        tokio::time::sleep(Duration::from_secs(50)).await;
+        assert_eq!(awake(&agent, "idle"), Some(false));
+        assert!(
+            agent.registry().get("idle").is_some(),
+            "evicted before the idle timeout"
+        );
+        assert!(
+            advance_until(Duration::from_secs(30), || agent
+                .registry()
+                .get("idle")
+                .is_none())
+            .await,
+            "still tracked 80 s after its last frame (--idle-timeout 60)"
+        );
+        agent.stop();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_frame_handed_in_is_answered_exactly_once() {
+        let agent = start(PolicyOptions::default()).await;
+        let (queue, mut answers) = mpsc::unbounded_channel();
+        let ids = ["a", "b", "c", "d"];
+        for n in 0..200 {
+            let payload = if n % 3 == 0 {
+                "<script>x</script>"
+            } else {
+                "hi"
+            };
+            let target = ReplyTarget::Queue {
+                queue: queue.clone(),
+                permit: None,
+            };
+            agent
+                .submit(frame(ids[n % ids.len()], payload), target)
+                .await;
+        }
+        drop(queue);
+        let mut count = 0;
+        while let Some(answer) = answers.recv().await {
+            assert!(ids.contains(&&*answer.correlation_id));
+            count += 1;
+        }
+        assert_eq!(count, 200);
+        agent.stop();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_frame_handed_in_after_stop_is_still_answered_once() {
+        let agent = start(PolicyOptions::default()).await;
+        agent.stop();
+        assert!(advance_until(Duration::from_secs(5), || !agent.is_serving()).await);
+        let (queue, mut answers) = mpsc::unbounded_channel();
+        agent
+            .submit(
+                frame("late", "hello"),
+                ReplyTarget::Queue {
+                    queue,
+                    permit: None,
+                },
+            )
+            .await;
+        let answer = answers.recv().await.expect("an answer");
+        assert_eq!(answer.verdict.uninspected, Some(ReasonCode::InspectionLost));
+        assert!(answers.recv().await.is_none(), "answered twice");
+    }
+}

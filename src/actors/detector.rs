@@ -167,3 +167,96 @@ impl Actor for Detector {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::actors::ReplyTarget;
+    use crate::inspect::MessagePart;
+    use crate::limits::reassembly::MessageKind;
+    use crate::model::{AuditTag, Direction, Frame, Opcode, Verdict};
+    use crate::options::PolicyOptions;
+    use crate::policy::Policy;
+
+    fn job_and_reply(
+        queue: &mpsc::UnboundedSender<crate::actors::Answer>,
+    ) -> (InspectJob, Responder) {
+        let frame = Frame {
+            correlation_id: Arc::from("pool"),
+            direction: Direction::ClientToServer,
+            opcode: Opcode::Text,
+            fin: true,
+            payload: Bytes::from_static(b"hello"),
+            route_id: None,
+            client_ip: None,
+        };
+        let job = InspectJob {
+            policy: Arc::new(Policy::compile(PolicyOptions::default()).unwrap()),
+            kind: MessageKind::Text,
+            part: MessagePart::Complete,
+            data: frame.payload.clone(),
+            direction: frame.direction,
+            prior: Verdict::allow(),
+        };
+        let target = ReplyTarget::Queue {
+            queue: queue.clone(),
+            permit: None,
+        };
+        (job, Responder::new(&frame, target, true, 0))
+    }
+
+    #[test]
+    fn a_full_pool_answers_at_once_by_fail_open_exactly_once() {
+        let pool = DetectorPool::new(1, 1);
+        pool.slots()[0].queued.store(1, Ordering::Release);
+        let (queue, mut answers) = mpsc::unbounded_channel();
+        let (job, reply) = job_and_reply(&queue);
+        pool.submit(job, reply);
+        drop(queue);
+        let answer = answers.try_recv().expect("answered at once");
+        assert_eq!(
+            answer.verdict.uninspected,
+            Some(ReasonCode::DetectorSaturated)
+        );
+        assert!(answer.verdict.tags.contains(&AuditTag::FailOpen));
+        assert!(answers.try_recv().is_err(), "answered twice");
+        assert_eq!(pool.saturated_total(), 1);
+        assert_eq!(
+            pool.slots()[0].queued(),
+            1,
+            "the refused job was counted in"
+        );
+    }
+
+    #[test]
+    fn a_slot_without_actor_answers_exactly_once() {
+        let pool = DetectorPool::new(1, 4);
+        let (queue, mut answers) = mpsc::unbounded_channel();
+        let (job, reply) = job_and_reply(&queue);
+        pool.submit(job, reply);
+        drop(queue);
+        let answer = answers.try_recv().expect("answered at once");
+        assert_eq!(
+            answer.verdict.uninspected,
+            Some(ReasonCode::DetectorUnavailable)
+        );
+        assert!(answers.try_recv().is_err(), "answered twice");
+        assert_eq!(pool.slots()[0].queued(), 0);
+    }
+
+    #[test]
+    fn a_responder_dropped_unanswered_answers_once_by_fail_open() {
+        let (queue, mut answers) = mpsc::unbounded_channel();
+        let (_job, reply) = job_and_reply(&queue);
+        drop(reply);
+        drop(queue);
+        let answer = answers.try_recv().expect("the drop answered");
+        assert_eq!(answer.verdict.uninspected, Some(ReasonCode::InspectionLost));
+        assert!(answers.try_recv().is_err(), "answered twice");
+    }
+}
