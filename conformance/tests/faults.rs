@@ -716,11 +716,8 @@ async fn configure_v2(
 #[tokio::test]
 async fn huge_and_wrongly_typed_configure_values_are_rejected_naming_the_key() {
     use serde_json::json;
-    let agent = AgentConfig::default().with_metrics().start();
-    let mut v1 = tokio::net::UnixStream::connect(agent.socket())
-        .await
-        .unwrap();
-    let mut v2 = raw::v2_connect(agent.socket()).await;
+    // Built before connecting: a v1 connection that sends no first message within
+    // --read-timeout is closed, and a debug build on a loaded machine can take that long here.
     let five_mib_object = {
         let mut object = serde_json::Map::new();
         for n in 0..100_000 {
@@ -729,6 +726,11 @@ async fn huge_and_wrongly_typed_configure_values_are_rejected_naming_the_key() {
         serde_json::Value::Object(object)
     };
     assert!(serde_json::to_vec(&five_mib_object).unwrap().len() >= 5 * 1024 * 1024);
+    let agent = AgentConfig::default().with_metrics().start();
+    let mut v1 = tokio::net::UnixStream::connect(agent.socket())
+        .await
+        .unwrap();
+    let mut v2 = raw::v2_connect(agent.socket()).await;
     let cases = [
         json!({"block-mode": five_mib_object}),
         json!({"custom-patterns": "a".repeat(5 * 1024 * 1024)}),
