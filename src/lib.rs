@@ -19,6 +19,7 @@ pub mod model;
 pub mod options;
 pub mod pipeline;
 pub mod policy;
+pub mod routes;
 pub mod server;
 pub mod telemetry;
 #[doc(hidden)]

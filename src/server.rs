@@ -10,6 +10,7 @@ use crate::health;
 use crate::lifecycle::{termination_signal, DrainOutcome, Lifecycle};
 use crate::options::Options;
 use crate::policy::{Policy, PolicyError};
+use crate::routes::PolicySet;
 use crate::telemetry;
 use crate::transport::uds::{self, BindError};
 use crate::transport::{grpc, TransportContext};
@@ -20,6 +21,9 @@ pub enum RunError {
     /// The start-up policy is invalid.
     #[error("invalid configuration: {0}")]
     Policy(#[from] PolicyError),
+    /// The policy file (`--policy-file`) is unusable (the binary exits with status 2).
+    #[error("invalid policy file: {0}")]
+    PolicyFile(PolicyError),
     /// The Unix socket cannot be bound.
     #[error(transparent)]
     Bind(#[from] BindError),
@@ -47,12 +51,36 @@ pub enum RunError {
     },
 }
 
+impl RunError {
+    /// The exit status for this error: 2 for a bad policy file, 1 otherwise.
+    pub fn exit_status(&self) -> i32 {
+        match self {
+            RunError::PolicyFile(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
 /// Runs the agent until SIGTERM/SIGINT and the drain that follows.
 pub async fn run(options: Options) -> Result<(), RunError> {
     let compile_limits = CompileLimits::from_options(&options);
+    // Route counters are registered while the policies compile: the recorder comes first.
+    let prometheus = telemetry::install_recorder();
+    telemetry::Telemetry::get();
     // The start-up configuration obeys the same bounds as a pushed one (with detailed errors:
     // the operator wrote it).
-    let policy = Policy::compile_with(options.policy.clone(), &compile_limits.for_startup())?;
+    let policies = match &options.policy_file {
+        Some(path) => {
+            // The flags must hold on their own first (their errors name the flag, not the file).
+            Policy::compile_with(options.policy.clone(), &compile_limits.for_startup())?;
+            crate::routes::load_file(path, options.policy.clone(), &compile_limits.for_startup())
+                .map_err(RunError::PolicyFile)?
+        }
+        None => PolicySet::single(Policy::compile_with(
+            options.policy.clone(),
+            &compile_limits.for_startup(),
+        )?),
+    };
     if let Some(marker) = &options.debug_panic_marker {
         tracing::warn!(
             "--debug-panic-marker is set: detectors will panic on purpose (testing only)"
@@ -68,8 +96,6 @@ pub async fn run(options: Options) -> Result<(), RunError> {
         _ => None,
     };
     let lifecycle = Lifecycle::new();
-    let prometheus = telemetry::install_recorder();
-    telemetry::Telemetry::get();
 
     // Everything that can fail is bound before the actor system starts: a start that fails (a
     // port taken) exits without detectors to stop (they were restarted in a storm otherwise).
@@ -93,18 +119,23 @@ pub async fn run(options: Options) -> Result<(), RunError> {
             )?),
             None => None,
         };
+    // SIGHUP is caught before the socket accepts: a reload sent as soon as the agent is reachable
+    // must not end it (the default action).
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     let socket = uds::bind(&options.socket, options.socket_mode).await?;
     let workers = options.worker_count();
-    let (agent, router_handle) = Agent::start_with(
-        policy,
+    let (agent, router_handle) = Agent::start_with_set(
+        policies,
         AgentSettings {
             workers,
             max_buffered_bytes: options.max_buffered_bytes,
             hibernate_after: Duration::from_secs(options.hibernate_after),
             compile_limits,
+            policy_file: options.policy_file.clone(),
         },
     )
     .await?;
+    tokio::spawn(reload_on_sighup(agent.clone(), hangups));
     if let (Some(listener), Some(handle)) = (metrics_listener, prometheus) {
         tracing::info!(
             address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -191,4 +222,20 @@ pub async fn run(options: Options) -> Result<(), RunError> {
     agent.stop();
     let _ = tokio::time::timeout(Duration::from_secs(2), router_handle).await;
     Ok(())
+}
+
+/// Reloads the policy file on every SIGHUP (checked whole on the compiler thread; a bad file is
+/// logged and counted, and the running policies stay).
+async fn reload_on_sighup(agent: Agent, hangups: std::io::Result<tokio::signal::unix::Signal>) {
+    let mut hangups = match hangups {
+        Ok(hangups) => hangups,
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGHUP: policy file reloads need a configure push");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the policy file");
+        let _ = agent.reload_policy_file().await;
+    }
 }

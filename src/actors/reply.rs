@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use super::connection::ConnectionShared;
 use crate::clock;
 use crate::model::{AuditTag, Direction, Frame, Opcode, Verdict};
+use crate::policy::Policy;
 use crate::telemetry::Telemetry;
 use crate::util::{escaped_excerpt, for_log};
 
@@ -59,6 +60,8 @@ pub struct Responder {
     meta: FrameMeta,
     fail_open: bool,
     connection: Option<Arc<ConnectionShared>>,
+    /// The policy the frame is decided under (its name and route counters), once known.
+    policy: Option<Arc<Policy>>,
 }
 
 impl Responder {
@@ -76,7 +79,13 @@ impl Responder {
             },
             fail_open,
             connection: None,
+            policy: None,
         }
+    }
+
+    /// Counts this frame under `policy`'s route and names the policy in its violation log line.
+    pub fn observe_policy(&mut self, policy: &Arc<Policy>) {
+        self.policy = Some(Arc::clone(policy));
     }
 
     /// Records this frame's violation tag on its connection's figures when it is answered.
@@ -103,7 +112,15 @@ impl Responder {
         let meta = &self.meta;
         let latency = clock::now_nanos().saturating_sub(meta.received_nanos) as f64 / 1e9;
         let telemetry = Telemetry::get();
-        telemetry.record_decision(meta.direction, meta.opcode, &verdict, latency);
+        match &self.policy {
+            Some(policy) => {
+                policy
+                    .counters
+                    .record(meta.direction, meta.opcode, &verdict);
+                telemetry.record_latency(latency);
+            }
+            None => telemetry.record_decision(meta.direction, meta.opcode, &verdict, latency),
+        }
         if verdict
             .tags
             .iter()
@@ -114,7 +131,8 @@ impl Responder {
             }
         }
         if !verdict.tags.is_empty() {
-            log_verdict(meta, &verdict, excerpt);
+            let policy = self.policy.as_ref().map(|p| &*p.name);
+            log_verdict(meta, policy, &verdict, excerpt);
             if let Some(connection) = &self.connection {
                 connection.record_tag(&verdict);
             }
@@ -144,7 +162,7 @@ impl Drop for Responder {
 }
 
 /// One structured line per violation (or fail-open decision).
-fn log_verdict(meta: &FrameMeta, verdict: &Verdict, excerpt: Option<&[u8]>) {
+fn log_verdict(meta: &FrameMeta, policy: Option<&str>, verdict: &Verdict, excerpt: Option<&[u8]>) {
     let decision = verdict.action.as_str();
     let tag = verdict.primary_tag().map_or("", |t| t.as_str());
     let rule_id = verdict.rule_ids.first().map_or("", |r| r.as_ref());
@@ -152,6 +170,7 @@ fn log_verdict(meta: &FrameMeta, verdict: &Verdict, excerpt: Option<&[u8]>) {
     tracing::warn!(
         correlation_id = %for_log(&*meta.correlation_id),
         route = %for_log(meta.route_id.as_deref().unwrap_or("")),
+        policy = %for_log(policy.unwrap_or("")),
         client_ip = %for_log(meta.client_ip.as_deref().unwrap_or("")),
         direction = meta.direction.as_str(),
         opcode = meta.opcode.as_str(),

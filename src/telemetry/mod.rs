@@ -4,6 +4,7 @@
 //! endpoint ([`http`]) renders the same registry.
 
 pub mod http;
+pub mod routes;
 pub mod snapshot;
 pub mod throttle;
 
@@ -20,8 +21,9 @@ const LATENCY_BUCKETS: [f64; 12] = [
     0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1,
 ];
 
-const DIRECTIONS: [Direction; 2] = [Direction::ClientToServer, Direction::ServerToClient];
-const OPCODES: [Opcode; 7] = [
+pub(crate) const DIRECTIONS: [Direction; 2] =
+    [Direction::ClientToServer, Direction::ServerToClient];
+pub(crate) const OPCODES: [Opcode; 7] = [
     Opcode::Continuation,
     Opcode::Text,
     Opcode::Binary,
@@ -30,7 +32,7 @@ const OPCODES: [Opcode; 7] = [
     Opcode::Pong,
     Opcode::Reserved,
 ];
-const DECISIONS: [&str; 3] = Action::NAMES;
+pub(crate) const DECISIONS: [&str; 3] = Action::NAMES;
 
 /// Why a tracked connection was forgotten.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,6 +229,11 @@ impl Telemetry {
         for tag in &verdict.tags {
             self.detections[tag.index()].increment(1);
         }
+        self.latency.record(latency_secs);
+    }
+
+    /// Records a decision's latency only (its frame was counted on its route's counters).
+    pub fn record_latency(&self, latency_secs: f64) {
         self.latency.record(latency_secs);
     }
 
