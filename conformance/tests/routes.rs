@@ -418,7 +418,7 @@ async fn load(socket: PathBuf, client: usize, shared: Arc<Load>, route: &'static
         raw::v2_bytes(0x15, &serde_json::to_vec(&event).unwrap())
     };
     let cids: Vec<String> = (0..SOCKETS).map(|i| format!("load-{client}-{i}")).collect();
-    let mut in_flight = vec![true; SOCKETS];
+    let mut in_flight = [true; SOCKETS];
     for cid in &cids {
         stream
             .write_all(&send(cid.clone(), "hello there"))
@@ -553,8 +553,7 @@ async fn sighup_reloads_under_load_with_every_frame_answered_once() {
     let log = agent.log();
     let timing = log
         .lines()
-        .filter(|l| l.contains("policy file loaded"))
-        .last()
+        .rfind(|l| l.contains("policy file loaded"))
         .unwrap();
     println!("SIGHUP reload under load: {answered} frames answered once each; {timing}");
 }
