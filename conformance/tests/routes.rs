@@ -609,3 +609,49 @@ async fn wait_metric(agent: &Agent, series: &str, at_least: f64) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A policy file of 50 routes, 10 of them with a schema file each (the reload target's size).
+fn fifty_routes(dir: &Path) -> String {
+    let mut text = String::from("[default]\nmax-message-size = 1048576\n");
+    for i in 0..50 {
+        text.push_str(&format!("\n[[route]]\nmatch = \"route-{i:02}-*\"\nmax-messages-per-sec = {}\n", 100 + i));
+        if i % 5 == 0 {
+            let schema = dir.join(format!("schema-{i}.json"));
+            std::fs::write(
+                &schema,
+                json!({"type": "object", "required": ["id"], "properties": {
+                    "id": {"type": "integer", "minimum": i}, "note": {"type": "string", "maxLength": 200}}})
+                .to_string(),
+            )
+            .unwrap();
+            text.push_str(&format!("schema.client.text = {:?}\n", schema.to_str().unwrap()));
+        }
+    }
+    text
+}
+
+/// The reload target (50 routes, 10 schemas, at most 50 ms) is a figure, not an assertion: this
+/// reloads such a file five times by SIGHUP and prints the times the agent logs (run it against a
+/// release binary with SENTINEL_WS_AGENT_BIN=target/release/sentinel-ws-agent).
+#[tokio::test]
+async fn a_50_route_file_with_10_schemas_reloads_and_prints_its_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let (agent, path, _policy_dir) = agent_with(&fifty_routes(dir.path()), &[]);
+    let mut client = connect(&agent).await;
+    for round in 1..=5 {
+        agent.signal("HUP");
+        wait_metric(&agent, r#"ws_agent_config_reloads_total{result="applied"}"#, f64::from(round)).await;
+    }
+    // Every route works after the reloads: route-10 has a schema, route-11 has none.
+    let decision = text(&mut client, "route-10-x", "s-1", r#"{"id": 1}"#).await;
+    assert!(is_close(&decision, 1008), "{decision:?}");
+    assert_eq!(text(&mut client, "route-11-x", "s-2", "free text").await, WebSocketDecision::Allow);
+    let times: Vec<String> = agent
+        .log()
+        .lines()
+        .filter(|l| l.contains("policy file loaded"))
+        .filter_map(|l| l.split("elapsed_ms=\"").nth(1)?.split('"').next().map(str::to_owned))
+        .collect();
+    assert_eq!(times.len(), 6, "start + 5 reloads");
+    println!("policy file {}: 50 routes, 10 schemas; load at start and 5 reloads, ms: {}", path.display(), times.join(", "));
+}
