@@ -614,7 +614,10 @@ async fn wait_metric(agent: &Agent, series: &str, at_least: f64) {
 fn fifty_routes(dir: &Path) -> String {
     let mut text = String::from("[default]\nmax-message-size = 1048576\n");
     for i in 0..50 {
-        text.push_str(&format!("\n[[route]]\nmatch = \"route-{i:02}-*\"\nmax-messages-per-sec = {}\n", 100 + i));
+        text.push_str(&format!(
+            "\n[[route]]\nmatch = \"route-{i:02}-*\"\nmax-messages-per-sec = {}\n",
+            100 + i
+        ));
         if i % 5 == 0 {
             let schema = dir.join(format!("schema-{i}.json"));
             std::fs::write(
@@ -624,7 +627,10 @@ fn fifty_routes(dir: &Path) -> String {
                 .to_string(),
             )
             .unwrap();
-            text.push_str(&format!("schema.client.text = {:?}\n", schema.to_str().unwrap()));
+            text.push_str(&format!(
+                "schema.client.text = {:?}\n",
+                schema.to_str().unwrap()
+            ));
         }
     }
     text
@@ -640,18 +646,136 @@ async fn a_50_route_file_with_10_schemas_reloads_and_prints_its_time() {
     let mut client = connect(&agent).await;
     for round in 1..=5 {
         agent.signal("HUP");
-        wait_metric(&agent, r#"ws_agent_config_reloads_total{result="applied"}"#, f64::from(round)).await;
+        wait_metric(
+            &agent,
+            r#"ws_agent_config_reloads_total{result="applied"}"#,
+            f64::from(round),
+        )
+        .await;
     }
     // Every route works after the reloads: route-10 has a schema, route-11 has none.
     let decision = text(&mut client, "route-10-x", "s-1", r#"{"id": 1}"#).await;
     assert!(is_close(&decision, 1008), "{decision:?}");
-    assert_eq!(text(&mut client, "route-11-x", "s-2", "free text").await, WebSocketDecision::Allow);
+    assert_eq!(
+        text(&mut client, "route-11-x", "s-2", "free text").await,
+        WebSocketDecision::Allow
+    );
     let times: Vec<String> = agent
         .log()
         .lines()
         .filter(|l| l.contains("policy file loaded"))
-        .filter_map(|l| l.split("elapsed_ms=\"").nth(1)?.split('"').next().map(str::to_owned))
+        .filter_map(|l| {
+            l.split("elapsed_ms=\"")
+                .nth(1)?
+                .split('"')
+                .next()
+                .map(str::to_owned)
+        })
         .collect();
     assert_eq!(times.len(), 6, "start + 5 reloads");
-    println!("policy file {}: 50 routes, 10 schemas; load at start and 5 reloads, ms: {}", path.display(), times.join(", "));
+    println!(
+        "policy file {}: 50 routes, 10 schemas; load at start and 5 reloads, ms: {}",
+        path.display(),
+        times.join(", ")
+    );
+}
+
+/// A connection picks up its route's new policy on its next frame after a reload, and keeps its
+/// rate bucket and its unfinished message.
+#[tokio::test]
+async fn a_reload_keeps_buckets_and_unfinished_messages() {
+    let before = "[[route]]\nmatch = \"kept\"\nmax-messages-per-sec = 1\nrate-limit-burst = 0\nblock-action = \"drop\"\nrate-limit-action = \"drop\"\n";
+    let after = format!("{before}custom-patterns = [\"only-after\"]\n");
+    let (agent, path, _dir) = agent_with(before, &[]);
+    let mut client = connect(&agent).await;
+    // The bucket's one token goes to this message; a fragmented message then starts.
+    assert_eq!(
+        text(&mut client, "kept", "k", "first").await,
+        WebSocketDecision::Allow
+    );
+    let token_taken = std::time::Instant::now();
+    let started = frame(
+        &mut client,
+        Some("kept"),
+        "k-frag",
+        "<scr",
+        true,
+        false,
+        "text",
+    )
+    .await;
+    assert_eq!(started.websocket_decision, Some(WebSocketDecision::Allow));
+
+    std::fs::write(&path, after).unwrap();
+    agent.signal("HUP");
+    wait_metric(
+        &agent,
+        r#"ws_agent_config_reloads_total{result="applied"}"#,
+        1.0,
+    )
+    .await;
+
+    // The new policy applies to "k" (its pattern), and its bucket is still empty: dropped for
+    // the rate, whatever the content.
+    let response = frame(
+        &mut client,
+        Some("kept"),
+        "k",
+        "only-after",
+        true,
+        true,
+        "text",
+    )
+    .await;
+    assert!(
+        token_taken.elapsed() < Duration::from_secs(1),
+        "the reload took over a second: the bucket refilled, so this run shows nothing about it"
+    );
+    assert_eq!(
+        response.websocket_decision,
+        Some(WebSocketDecision::Drop),
+        "{response:?}"
+    );
+    assert!(
+        response.audit.tags.contains(&"ws-rate-limit".to_string()),
+        "{response:?}"
+    );
+    // The fragmented message started before the reload is still reassembled: split XSS is found.
+    let last = frame(
+        &mut client,
+        Some("kept"),
+        "k-frag",
+        "ipt>alert(1)</script>",
+        true,
+        true,
+        "continuation",
+    )
+    .await;
+    assert!(
+        is_close(last.websocket_decision.as_ref().unwrap(), 1008),
+        "{last:?}"
+    );
+    // A new connection on the route gets the new pattern (its bucket is full).
+    let response = frame(
+        &mut client,
+        Some("kept"),
+        "k-new",
+        "only-after",
+        true,
+        true,
+        "text",
+    )
+    .await;
+    assert_eq!(
+        response.websocket_decision,
+        Some(WebSocketDecision::Drop),
+        "{response:?}"
+    );
+    assert!(
+        response
+            .audit
+            .tags
+            .contains(&"ws-custom-pattern".to_string()),
+        "{response:?}"
+    );
 }

@@ -83,8 +83,10 @@ impl Responder {
         }
     }
 
-    /// Counts this frame under `policy`'s route and names the policy in its violation log line.
+    /// Counts this frame under `policy`'s route, names the policy in its violation log line, and
+    /// answers a failed inspection by that policy's `fail-open`.
     pub fn observe_policy(&mut self, policy: &Arc<Policy>) {
+        self.fail_open = policy.options.fail_open;
         self.policy = Some(Arc::clone(policy));
     }
 

@@ -86,6 +86,7 @@ impl PolicySet {
         let mut routes = Vec::with_capacity(doc.routes.len());
         for route in &doc.routes {
             let table = format!("route `{}`", crate::util::for_log(route.name.as_bytes()));
+            agent_wide_keys_stay_in_default(&doc, &route.options, &table)?;
             let options = layer(&doc, &default_options, &route.options, &table)?;
             let policy = compile_table(
                 &doc,
@@ -145,6 +146,31 @@ impl PolicySet {
     /// The routes' names and policies, in file order.
     pub fn routes(&self) -> impl Iterator<Item = &Arc<Policy>> {
         self.routes.iter().map(|r| &r.policy)
+    }
+}
+
+/// Options that bound the whole agent rather than one connection's inspection; a route cannot set
+/// them (they would have no effect there), `[default]` can.
+const AGENT_WIDE_KEYS: [&str; 2] = ["idle-timeout", "max-connections"];
+
+fn agent_wide_keys_stay_in_default(
+    doc: &PolicyDocument,
+    table: &file::OptionTable,
+    name: &str,
+) -> Result<(), PolicyError> {
+    match AGENT_WIDE_KEYS
+        .iter()
+        .find(|key| table.values.contains_key(**key))
+    {
+        None => Ok(()),
+        Some(key) => Err(PolicyError::File(PolicyFileError {
+            origin: doc.origin.clone(),
+            at: table.location_of(key),
+            table: Some(name.to_owned()),
+            message: format!(
+                "`{key}` applies to the whole agent, not to one route: set it in [default]"
+            ),
+        })),
     }
 }
 
@@ -305,6 +331,20 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("txt"), "{err}");
+    }
+
+    #[test]
+    fn agent_wide_options_are_refused_in_routes() {
+        let err = compile("[[route]]\nmatch = \"a\"\nidle-timeout = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "routes.toml:3:1: route `a`: `idle-timeout` applies to the whole agent"
+            ),
+            "{err}"
+        );
+        assert!(compile("[default]\nidle-timeout = 5\n").is_ok());
     }
 
     #[test]
