@@ -18,7 +18,7 @@ use bytes::Bytes;
 
 use crate::inspect::{Finding, MessagePart, Scratch};
 use crate::limits::reassembly::MessageKind;
-use crate::model::{Action, AuditTag, Direction, Verdict, CLOSE_POLICY_VIOLATION};
+use crate::model::{Action, AuditTag, Direction, ReasonCode, Verdict, CLOSE_POLICY_VIOLATION};
 use crate::options::{PolicyOptions, ViolationAction};
 use crate::policy::Policy;
 
@@ -135,7 +135,7 @@ pub fn violation(
     tag: AuditTag,
     code: u16,
     reason: Cow<'static, str>,
-    reason_code: &'static str,
+    reason_code: ReasonCode,
 ) -> Verdict {
     violation_answered(options, Answer::Close, tag, code, reason, reason_code)
 }
@@ -146,7 +146,7 @@ pub fn rate_violation(
     options: &PolicyOptions,
     whole_message: bool,
     reason: &'static str,
-    reason_code: &'static str,
+    reason_code: ReasonCode,
 ) -> Verdict {
     violation_answered(
         options,
@@ -164,11 +164,11 @@ fn violation_answered(
     tag: AuditTag,
     code: u16,
     reason: Cow<'static, str>,
-    reason_code: &'static str,
+    reason_code: ReasonCode,
 ) -> Verdict {
     let mut verdict = Verdict::allow();
     verdict.add_tag(tag);
-    verdict.reason_codes.push(Cow::Borrowed(reason_code));
+    verdict.add_reason(reason_code);
     enforce(options, verdict, code, reason, answer)
 }
 
@@ -204,6 +204,7 @@ pub fn merge(mut verdict: Verdict, extra: Verdict) -> Verdict {
     }
     verdict.rule_ids.extend(extra.rule_ids);
     verdict.reason_codes.extend(extra.reason_codes);
+    verdict.uninspected = verdict.uninspected.or(extra.uninspected);
     if verdict.is_allow() {
         verdict.action = extra.action;
     }
@@ -311,10 +312,10 @@ mod tests {
             rate_limit_action: ViolationAction::Drop,
             ..PolicyOptions::default()
         };
-        let dropped = rate_violation(&options, true, "rate", "message-rate");
+        let dropped = rate_violation(&options, true, "rate", ReasonCode::MessageRate);
         assert_eq!(dropped.action, Action::Drop);
         assert_eq!(dropped.tags, vec![AuditTag::RateLimit]);
-        let fragment = rate_violation(&options, false, "rate", "byte-rate");
+        let fragment = rate_violation(&options, false, "rate", ReasonCode::ByteRate);
         assert!(matches!(fragment.action, Action::Close { code: 1008, .. }));
         // Content violations keep closing: block-action is `close`.
         let verdict = evaluate(
