@@ -203,6 +203,7 @@ fn job(policy: &Arc<Policy>, kind: MessageKind, data: Vec<u8>) -> InspectJob {
         data: Bytes::from(data),
         direction: Direction::ClientToServer,
         prior: Verdict::allow(),
+        whole_message: true,
     }
 }
 

@@ -159,6 +159,10 @@ struct Args {
     /// Seed of the message choice.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// The `route_id` every frame carries (an agent with --policy-file picks its route policy
+    /// by it); letters, digits, `-`, `_`, `.` and `*`-free.
+    #[arg(long, default_value = "loadgen", value_parser = parse_route_id)]
+    route_id: String,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -169,6 +173,20 @@ struct Args {
     /// Open N distinct correlation ids with one small frame each (memory per tracked connection).
     #[arg(long, value_name = "N")]
     connections_only: Option<usize>,
+}
+
+/// A route id that needs no JSON escaping.
+fn parse_route_id(value: &str) -> Result<String, String> {
+    if !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        Ok(value.to_owned())
+    } else {
+        Err("use 1 to 64 letters, digits, `-`, `_` or `.`".into())
+    }
 }
 
 fn main() -> ExitCode {
@@ -543,9 +561,11 @@ fn end_message(out: &mut [u8], start: usize) {
 }
 
 /// Appends one frame event request.
+#[allow(clippy::too_many_arguments)]
 fn encode_frame(
     out: &mut Vec<u8>,
     protocol: Protocol,
+    route_id: &str,
     correlation_id: &str,
     frame: &FrameTemplate,
     data: &str,
@@ -559,7 +579,7 @@ fn encode_frame(
     // The ids, opcodes and base64 written here need no JSON escaping.
     let _ = write!(
         out,
-        r#"{{"correlation_id":"{correlation_id}","opcode":"{}","data":"{data}","client_to_server":{c2s},"frame_index":{frame_index},"fin":{},"route_id":"loadgen","client_ip":"127.0.0.1"}}"#,
+        r#"{{"correlation_id":"{correlation_id}","opcode":"{}","data":"{data}","client_to_server":{c2s},"frame_index":{frame_index},"fin":{},"route_id":"{route_id}","client_ip":"127.0.0.1"}}"#,
         frame.opcode, frame.fin
     );
     if protocol == Protocol::V1 {
@@ -634,6 +654,8 @@ struct RunContext {
     grpc_address: String,
     corpus: Corpus,
     ids: Vec<String>,
+    /// The `route_id` of every frame.
+    route_id: String,
     /// When measuring starts (after the warm-up).
     measure_start: Instant,
     /// When sending stops (duration mode).
@@ -772,6 +794,7 @@ impl<'a> Connection<'a> {
         encode_frame(
             out,
             ctx.protocol,
+            &ctx.route_id,
             &ctx.ids[next.websocket],
             &next.frame,
             &ctx.corpus.payloads[next.frame.payload],
@@ -1232,6 +1255,7 @@ async fn drive(args: Args) -> Result<(), String> {
     let ctx = Arc::new(RunContext {
         protocol: args.protocol,
         grpc_address: args.grpc_address.clone(),
+        route_id: args.route_id.clone(),
         corpus,
         ids,
         measure_start,
@@ -1733,7 +1757,7 @@ mod grpc {
                     client_to_server: next.c2s,
                     frame_index: next.frame_index,
                     fin: next.frame.fin,
-                    route_id: Some("loadgen".into()),
+                    route_id: Some(ctx.route_id.clone()),
                     client_ip: "127.0.0.1".into(),
                 },
             )),

@@ -18,14 +18,67 @@ use crate::clock;
 use crate::compiler::{CompileLimits, Compiler};
 use crate::limits::ReassemblyBudget;
 use crate::model::{Frame, ReasonCode, Verdict};
+use crate::options::ConfigError;
 use crate::policy::{ConfigureOutcome, Policy, PolicyError, SharedPolicy};
+use crate::routes::{PolicyDocument, PolicySet};
 use crate::telemetry::{ConfigResult, Telemetry};
+
+/// A policy a configure push asks for: `{"policy-file": PATH}` or `{"policy": {...}}`.
+#[derive(Debug)]
+enum PolicySource {
+    /// A policy file on the agent's host.
+    File(std::path::PathBuf),
+    /// The policy itself, shaped like a JSON policy file.
+    Inline(Value),
+}
+
+impl PolicySource {
+    /// The policy a push names, `None` for a push of plain options. Either key must come alone.
+    fn of_push(config: &Value) -> Result<Option<PolicySource>, ConfigError> {
+        let Value::Object(object) = config else {
+            return Ok(None);
+        };
+        let key = match (object.get("policy-file"), object.get("policy")) {
+            (None, None) => return Ok(None),
+            (Some(_), None) => "policy-file",
+            (None, Some(_)) => "policy",
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::InvalidValue {
+                    key: "policy-file".into(),
+                    message: "push `policy-file` or `policy`, not both".into(),
+                })
+            }
+        };
+        if object.len() > 1 {
+            return Err(ConfigError::InvalidValue {
+                key: key.into(),
+                message: format!(
+                    "`{key}` must be pushed alone; set other options in the policy's `default`"
+                ),
+            });
+        }
+        match (key, &object[key]) {
+            ("policy-file", Value::String(path)) => {
+                Ok(Some(PolicySource::File(std::path::PathBuf::from(path))))
+            }
+            ("policy", value @ Value::Object(_)) => Ok(Some(PolicySource::Inline(value.clone()))),
+            ("policy-file", _) => Err(ConfigError::InvalidValue {
+                key: key.into(),
+                message: "expected the path of a policy file".into(),
+            }),
+            _ => Err(ConfigError::InvalidValue {
+                key: key.into(),
+                message: "expected an object with `default` and `route`".into(),
+            }),
+        }
+    }
+}
 
 /// Default for `--max-buffered-bytes`.
 pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 256 * 1024 * 1024;
 
 /// Resource settings of the actor system (start-up options, not part of the policy).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct AgentSettings {
     /// Detector actors.
     pub workers: usize,
@@ -35,6 +88,8 @@ pub struct AgentSettings {
     pub hibernate_after: std::time::Duration,
     /// Bounds for pushed configurations.
     pub compile_limits: CompileLimits,
+    /// The policy file the start-up set came from (`--policy-file`), reloaded on SIGHUP.
+    pub policy_file: Option<std::path::PathBuf>,
 }
 
 impl Default for AgentSettings {
@@ -44,6 +99,7 @@ impl Default for AgentSettings {
             max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
             hibernate_after: crate::actors::router::DEFAULT_HIBERNATE_AFTER,
             compile_limits: CompileLimits::default(),
+            policy_file: None,
         }
     }
 }
@@ -66,6 +122,8 @@ struct Inner {
     detectors: Arc<DetectorPool>,
     router: ActorRef<RouterMsg>,
     compiler: Compiler,
+    /// The policy file SIGHUP reloads: `--policy-file`, or the last one a push named.
+    policy_file: std::sync::Mutex<Option<std::path::PathBuf>>,
     /// Serializes configure events so that the same push on every pooled connection compiles
     /// once (the others find it unchanged).
     configuring: tokio::sync::Mutex<()>,
@@ -89,15 +147,25 @@ impl Agent {
         policy: Policy,
         settings: AgentSettings,
     ) -> Result<(Agent, JoinHandle<()>), StartError> {
+        Agent::start_with_set(PolicySet::single(policy), settings).await
+    }
+
+    /// Starts the router with a set of per-route policies (a policy file) and the given resource
+    /// settings.
+    pub async fn start_with_set(
+        set: PolicySet,
+        settings: AgentSettings,
+    ) -> Result<(Agent, JoinHandle<()>), StartError> {
         let AgentSettings {
             workers,
             max_buffered_bytes,
             hibernate_after,
             compile_limits,
+            policy_file,
         } = settings;
         let compiler = Compiler::start(compile_limits)
             .map_err(|e| StartError(format!("cannot start the configuration compiler: {e}")))?;
-        let policy = Arc::new(SharedPolicy::new(policy));
+        let policy = Arc::new(SharedPolicy::with_set(set));
         let detectors = Arc::new(DetectorPool::new(workers, DETECTOR_QUEUE_CAPACITY));
         let registry = Arc::new(Registry::default());
         let context = Arc::new(ConnectionContext {
@@ -124,6 +192,7 @@ impl Agent {
                     detectors,
                     router,
                     compiler,
+                    policy_file: std::sync::Mutex::new(policy_file),
                     configuring: tokio::sync::Mutex::new(()),
                 }),
             },
@@ -280,11 +349,84 @@ impl Agent {
 
     async fn apply(&self, config: &Value) -> Result<ConfigureOutcome, PolicyError> {
         let _serialized = self.inner.configuring.lock().await;
-        let Some(options) = self.inner.policy.prepare(config)? else {
+        if let Some(source) = PolicySource::of_push(config)? {
+            return self.apply_policy(source, false).await;
+        }
+        let Some(request) = self.inner.policy.prepare(config)? else {
             return Ok(ConfigureOutcome::Unchanged);
         };
-        let policy = self.inner.compiler.compile(options).await?;
-        Ok(self.inner.policy.install(policy))
+        let set = self
+            .inner
+            .compiler
+            .run(move |limits| PolicySet::compile(request.base, request.document, limits))
+            .await?;
+        Ok(self.inner.policy.install(set))
+    }
+
+    /// Reads, checks and compiles a policy (a file, or an inline object) on the compiler thread,
+    /// on top of the running base options, then swaps it in whole. Any error keeps the running
+    /// set. `detailed`: schema file errors say what is wrong (the operator's own file on SIGHUP;
+    /// not for a path a peer pushed).
+    async fn apply_policy(
+        &self,
+        source: PolicySource,
+        detailed: bool,
+    ) -> Result<ConfigureOutcome, PolicyError> {
+        let base = self.inner.policy.running_base();
+        let path = match &source {
+            PolicySource::File(path) => Some(path.clone()),
+            PolicySource::Inline(_) => None,
+        };
+        let set = self
+            .inner
+            .compiler
+            .run(move |limits| {
+                let limits = if detailed {
+                    limits.for_startup()
+                } else {
+                    *limits
+                };
+                match source {
+                    PolicySource::File(path) => crate::routes::load_file(&path, base, &limits),
+                    PolicySource::Inline(value) => {
+                        let document =
+                            PolicyDocument::from_json(&value, "configure `policy`", None)?;
+                        crate::routes::compile_document(document, base, &limits)
+                    }
+                }
+            })
+            .await?;
+        let outcome = self.inner.policy.install(set);
+        if let Some(path) = path {
+            *self
+                .inner
+                .policy_file
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(path);
+        }
+        Ok(outcome)
+    }
+
+    /// Reloads the policy file (SIGHUP): `--policy-file`, or the last file a push named. Checked
+    /// completely on the compiler thread and swapped in whole; on any error the running policies
+    /// stay, and the error is logged and counted (`ws_agent_config_reloads_total{result="rejected"}`).
+    pub async fn reload_policy_file(&self) -> Result<ConfigureOutcome, PolicyError> {
+        let path = self
+            .inner
+            .policy_file
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some(path) = path else {
+            tracing::warn!("SIGHUP: no policy file to reload (--policy-file is not set)");
+            return Ok(ConfigureOutcome::Unchanged);
+        };
+        let result = {
+            let _serialized = self.inner.configuring.lock().await;
+            self.apply_policy(PolicySource::File(path), true).await
+        };
+        Self::record(&result);
+        result
     }
 
     fn record(result: &Result<ConfigureOutcome, PolicyError>) {

@@ -134,21 +134,21 @@ pub fn read_regular_file(path: &Path, max: u64) -> Result<Vec<u8>, FileRejection
     Ok(bytes)
 }
 
-struct Job {
-    options: crate::options::PolicyOptions,
-    reply: oneshot::Sender<Result<Policy, PolicyError>>,
-}
+/// One piece of work for the compiler thread; it answers its caller itself.
+type Job = Box<dyn FnOnce(&CompileLimits) + Send>;
 
 /// The configuration compiler: one thread of its own, a short queue, answers by oneshot.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Compiler {
     jobs: SyncSender<Job>,
     limits: CompileLimits,
 }
 
-impl std::fmt::Debug for Job {
+impl std::fmt::Debug for Compiler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Job")
+        f.debug_struct("Compiler")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
     }
 }
 
@@ -160,18 +160,10 @@ impl Compiler {
             .name("config-compiler".into())
             .spawn(move || {
                 while let Ok(job) = queue.recv() {
-                    if job.reply.is_closed() {
-                        // Its sender gave up (timed out) while it waited in the queue.
-                        continue;
-                    }
                     // A panic while compiling (a bug in a dependency) must not end the thread:
-                    // every later push would then be rejected.
-                    let options = job.options;
-                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        Policy::compile_with(options, &limits)
-                    }))
-                    .unwrap_or(Err(PolicyError::CompilerGone));
-                    let _ = job.reply.send(result);
+                    // every later push would then be rejected. The job's answer is dropped with
+                    // it, which its caller sees as the compiler having gone.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&limits)));
                 }
             })?;
         Ok(Compiler { jobs, limits })
@@ -188,8 +180,26 @@ impl Compiler {
         &self,
         options: crate::options::PolicyOptions,
     ) -> Result<Policy, PolicyError> {
+        self.run(move |limits| Policy::compile_with(options, limits))
+            .await
+    }
+
+    /// Runs `work` (reading files, compiling) on the compiler thread under its limits, waiting at
+    /// most the configured timeout; work whose caller gave up while it was queued is skipped.
+    pub async fn run<T, F>(&self, work: F) -> Result<T, PolicyError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&CompileLimits) -> Result<T, PolicyError> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
-        match self.jobs.try_send(Job { options, reply }) {
+        let job: Job = Box::new(move |limits| {
+            if reply.is_closed() {
+                // Its sender gave up (timed out) while it waited in the queue.
+                return;
+            }
+            let _ = reply.send(work(limits));
+        });
+        match self.jobs.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => return Err(PolicyError::CompilerBusy),
             Err(TrySendError::Disconnected(_)) => return Err(PolicyError::CompilerGone),

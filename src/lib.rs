@@ -21,6 +21,7 @@ pub mod ops;
 pub mod options;
 pub mod pipeline;
 pub mod policy;
+pub mod routes;
 /// The health state, now in [`ops::health`]; this path stays for the transports and fuzz targets
 /// that name it.
 pub use ops::health;

@@ -32,7 +32,7 @@ fn main() -> anyhow::Result<()> {
         // Logged once, in the configured format; the exit status tells supervisors.
         tracing::error!(%error, "sentinel-ws-agent cannot start");
         drop(runtime);
-        std::process::exit(1);
+        std::process::exit(error.exit_status());
     }
     Ok(())
 }

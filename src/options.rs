@@ -138,6 +138,12 @@ pub struct Options {
     #[arg(long, env = "WS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Per-route policy file: TOML (JSON when the name ends in `.json`) with a `[default]` table
+    /// and `[[route]]` tables matched on the proxy's route id (README "Per-route policies").
+    /// Read at start (a bad file stops the agent) and again on SIGHUP.
+    #[arg(long, env = "WS_POLICY_FILE", value_name = "PATH")]
+    pub policy_file: Option<PathBuf>,
+
     /// Inspection policy; the part a proxy may replace with a configure event.
     #[command(flatten)]
     pub policy: PolicyOptions,
@@ -237,6 +243,50 @@ pub enum InvalidUtf8 {
     Inspect,
 }
 
+/// What a violation does in block mode: close the WebSocket (1008), or drop the offending message
+/// and keep the connection. A message that arrived in fragments is closed either way (see
+/// [`crate::pipeline`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ViolationAction {
+    /// Close the WebSocket with 1008 (size limits keep 1009).
+    #[default]
+    Close,
+    /// Drop the message (the proxy removes the frame) and keep the connection.
+    Drop,
+}
+
+/// The schemas of one direction, per message type (policy file and configure push only).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct MessageSchemas {
+    /// JSON Schema every complete text message must match.
+    pub text: Option<SchemaSource>,
+    /// JSON Schema every complete binary message, decoded as MessagePack, must match.
+    pub binary: Option<SchemaSource>,
+}
+
+/// Schemas per direction and message type: `schema.client.text`, `schema.server.binary`, ...
+/// Each one set replaces `json-schema` / `msgpack-schema` for its direction and type.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct DirectionalSchemas {
+    /// Messages from the WebSocket client.
+    pub client: MessageSchemas,
+    /// Messages from the upstream server.
+    pub server: MessageSchemas,
+}
+
+impl DirectionalSchemas {
+    /// The schemas of `direction`.
+    pub fn of(&self, direction: crate::model::Direction) -> &MessageSchemas {
+        match direction {
+            crate::model::Direction::ClientToServer => &self.client,
+            crate::model::Direction::ServerToClient => &self.server,
+        }
+    }
+}
+
 /// Where a schema comes from: a file path (flags, env, configure) or an inline JSON object
 /// (configure only).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -325,6 +375,21 @@ pub struct PolicyOptions {
     #[arg(long, env = "WS_MAX_MESSAGE", default_value_t = 0)]
     pub max_message_size: u64,
 
+    /// Schemas per direction and message type (`schema.client.text`, ...): policy file and
+    /// configure push only.
+    #[arg(skip)]
+    pub schema: DirectionalSchemas,
+
+    /// In block mode, what a content violation (detection, schema) does: `close` the WebSocket
+    /// (1008) or `drop` the message and keep the connection. A fragmented message is closed either
+    /// way (its earlier fragments were already forwarded).
+    #[arg(long, env = "WS_BLOCK_ACTION", value_enum, default_value_t = ViolationAction::Close)]
+    pub block_action: ViolationAction,
+
+    /// In block mode, what a rate-limit violation does: `close` (1008) or `drop` the message.
+    #[arg(long, env = "WS_RATE_LIMIT_ACTION", value_enum, default_value_t = ViolationAction::Close)]
+    pub rate_limit_action: ViolationAction,
+
     /// Close violating connections; when false, only tag them (`detect-only`).
     #[arg(long, env = "WS_BLOCK_MODE", default_value_t = true, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     #[serde(deserialize_with = "flexible_bool")]
@@ -377,6 +442,9 @@ impl Default for PolicyOptions {
             max_text_frame_size: 0,
             max_binary_frame_size: 0,
             max_message_size: 0,
+            schema: DirectionalSchemas::default(),
+            block_action: ViolationAction::Close,
+            rate_limit_action: ViolationAction::Close,
             block_mode: true,
             fail_open: false,
             log_frames: false,

@@ -1,6 +1,15 @@
 //! Turns an inspection job into a [`Verdict`]: runs the detectors and validators of the job's
-//! policy over the message (or window) and applies block mode / detect-only. Also builds the
-//! verdicts for size and rate violations, so that every decision follows the same rules.
+//! policy over the message (or window) and applies block mode / detect-only and the block action.
+//! Also builds the verdicts for size and rate violations, so that every decision follows the same
+//! rules.
+//!
+//! Block action (`block-action` for content violations, `rate-limit-action` for rate limits):
+//! `close` answers 1008; `drop` removes the offending message and keeps the connection, but only
+//! for a message that arrived in one frame. The proxies forward every fragment as it is decided
+//! and do not repair a message with a dropped fragment: when a violation shows in a fragmented
+//! message, its earlier fragments are already on their way (and dropping the first one would leave
+//! continuations without a start), so that message is closed with 1008 whatever the action, with
+//! the reason code `fragmented-message`. Size limits (1009) and protocol violations always close.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -9,8 +18,8 @@ use bytes::Bytes;
 
 use crate::inspect::{Finding, MessagePart, Scratch};
 use crate::limits::reassembly::MessageKind;
-use crate::model::{AuditTag, Direction, ReasonCode, Verdict, CLOSE_POLICY_VIOLATION};
-use crate::options::PolicyOptions;
+use crate::model::{Action, AuditTag, Direction, ReasonCode, Verdict, CLOSE_POLICY_VIOLATION};
+use crate::options::{PolicyOptions, ViolationAction};
 use crate::policy::Policy;
 
 /// One message (or window of an unfinished one) to inspect, with the policy that applies to it.
@@ -28,6 +37,8 @@ pub struct InspectJob {
     pub direction: Direction,
     /// Violations already found for this frame (detect-only rate limits); usually empty.
     pub prior: Verdict,
+    /// The frame carries a whole message (not fragmented): only then may a violation be dropped.
+    pub whole_message: bool,
 }
 
 /// Reusable buffers of one detector.
@@ -55,7 +66,10 @@ pub fn evaluate(job: &InspectJob, scratch: &mut PipelineScratch) -> Verdict {
                 &mut scratch.findings,
             );
             if job.part == MessagePart::Complete && policy.validator.validates_text(job.direction) {
-                invalid = policy.validator.check_text(&job.data).err();
+                invalid = policy
+                    .validator
+                    .check_text_in(job.direction, &job.data)
+                    .err();
             }
         }
         MessageKind::Binary => {
@@ -67,7 +81,9 @@ pub fn evaluate(job: &InspectJob, scratch: &mut PipelineScratch) -> Verdict {
                     &mut scratch.findings,
                 );
             }
-            if job.part == MessagePart::Complete && policy.validator.validates_msgpack() {
+            if job.part == MessagePart::Complete
+                && policy.validator.validates_msgpack_in(job.direction)
+            {
                 let mut strings = Vec::new();
                 invalid = policy
                     .validator
@@ -109,6 +125,7 @@ pub fn evaluate(job: &InspectJob, scratch: &mut PipelineScratch) -> Verdict {
         verdict,
         CLOSE_POLICY_VIOLATION,
         violation_reason(first),
+        ViolationAction::answer(policy.options.block_action, job.whole_message),
     )
 }
 
@@ -120,10 +137,64 @@ pub fn violation(
     reason: Cow<'static, str>,
     reason_code: ReasonCode,
 ) -> Verdict {
+    violation_answered(options, Answer::Close, tag, code, reason, reason_code)
+}
+
+/// A rate-limit violation, answered by `rate-limit-action` (`whole_message`: the frame carries a
+/// whole message, so it may be dropped).
+pub fn rate_violation(
+    options: &PolicyOptions,
+    whole_message: bool,
+    reason: &'static str,
+    reason_code: ReasonCode,
+) -> Verdict {
+    violation_answered(
+        options,
+        ViolationAction::answer(options.rate_limit_action, whole_message),
+        AuditTag::RateLimit,
+        CLOSE_POLICY_VIOLATION,
+        Cow::Borrowed(reason),
+        reason_code,
+    )
+}
+
+fn violation_answered(
+    options: &PolicyOptions,
+    answer: Answer,
+    tag: AuditTag,
+    code: u16,
+    reason: Cow<'static, str>,
+    reason_code: ReasonCode,
+) -> Verdict {
     let mut verdict = Verdict::allow();
     verdict.add_tag(tag);
     verdict.add_reason(reason_code);
-    enforce(options, verdict, code, reason)
+    enforce(options, verdict, code, reason, answer)
+}
+
+/// How a violation is answered in block mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// Close the WebSocket.
+    Close,
+    /// Drop the message.
+    Drop,
+    /// `drop` was asked for, but the message is fragmented: close, and say why.
+    CloseFragmented,
+}
+
+trait ActionAnswer {
+    fn answer(self, whole_message: bool) -> Answer;
+}
+
+impl ActionAnswer for ViolationAction {
+    fn answer(self, whole_message: bool) -> Answer {
+        match (self, whole_message) {
+            (ViolationAction::Close, _) => Answer::Close,
+            (ViolationAction::Drop, true) => Answer::Drop,
+            (ViolationAction::Drop, false) => Answer::CloseFragmented,
+        }
+    }
 }
 
 /// Merges `extra` (a later verdict for the same frame) into `verdict`.
@@ -140,25 +211,26 @@ pub fn merge(mut verdict: Verdict, extra: Verdict) -> Verdict {
     verdict
 }
 
-/// Block mode closes the connection; detect-only allows and adds the `detect-only` tag.
+/// Block mode closes the connection (or drops the message, by `answer`); detect-only allows and
+/// adds the `detect-only` tag.
 fn enforce(
     options: &PolicyOptions,
     mut verdict: Verdict,
     code: u16,
     reason: Cow<'static, str>,
+    answer: Answer,
 ) -> Verdict {
     if options.block_mode {
         if verdict.is_allow() {
-            let tags = std::mem::take(&mut verdict.tags);
-            let rule_ids = std::mem::take(&mut verdict.rule_ids);
-            let reason_codes = std::mem::take(&mut verdict.reason_codes);
-            verdict = Verdict {
-                tags,
-                rule_ids,
-                reason_codes,
-                uninspected: verdict.uninspected,
-                ..Verdict::close(code, reason)
+            verdict.action = match answer {
+                Answer::Drop => Action::Drop,
+                Answer::Close | Answer::CloseFragmented => Verdict::close(code, reason).action,
             };
+            if answer == Answer::CloseFragmented {
+                verdict
+                    .reason_codes
+                    .push(Cow::Borrowed("fragmented-message"));
+            }
         }
     } else {
         verdict.add_tag(AuditTag::DetectOnly);
@@ -182,7 +254,6 @@ fn violation_reason(tag: AuditTag) -> Cow<'static, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Action;
     use crate::policy::Policy;
 
     fn job(options: PolicyOptions, text: &str) -> InspectJob {
@@ -193,6 +264,7 @@ mod tests {
             data: Bytes::copy_from_slice(text.as_bytes()),
             direction: Direction::ClientToServer,
             prior: Verdict::allow(),
+            whole_message: true,
         }
     }
 
@@ -211,6 +283,46 @@ mod tests {
         );
         assert_eq!(verdict.tags, vec![AuditTag::Xss]);
         assert!(!verdict.rule_ids.is_empty());
+    }
+
+    #[test]
+    fn block_action_drop_drops_whole_messages_and_closes_fragmented_ones() {
+        let options = PolicyOptions {
+            block_action: ViolationAction::Drop,
+            ..PolicyOptions::default()
+        };
+        let mut whole = job(options, "<script>alert(1)</script>");
+        let verdict = evaluate(&whole, &mut PipelineScratch::default());
+        assert_eq!(verdict.action, Action::Drop);
+        assert_eq!(verdict.tags, vec![AuditTag::Xss]);
+        // A violation in a fragmented message: earlier fragments were forwarded, so close.
+        whole.whole_message = false;
+        whole.part = MessagePart::Partial;
+        let verdict = evaluate(&whole, &mut PipelineScratch::default());
+        assert!(matches!(verdict.action, Action::Close { code: 1008, .. }));
+        assert!(verdict
+            .reason_codes
+            .iter()
+            .any(|c| c == "fragmented-message"));
+    }
+
+    #[test]
+    fn rate_limit_action_applies_to_rate_violations_only() {
+        let options = PolicyOptions {
+            rate_limit_action: ViolationAction::Drop,
+            ..PolicyOptions::default()
+        };
+        let dropped = rate_violation(&options, true, "rate", ReasonCode::MessageRate);
+        assert_eq!(dropped.action, Action::Drop);
+        assert_eq!(dropped.tags, vec![AuditTag::RateLimit]);
+        let fragment = rate_violation(&options, false, "rate", ReasonCode::ByteRate);
+        assert!(matches!(fragment.action, Action::Close { code: 1008, .. }));
+        // Content violations keep closing: block-action is `close`.
+        let verdict = evaluate(
+            &job(options, "<script>alert(1)</script>"),
+            &mut PipelineScratch::default(),
+        );
+        assert!(matches!(verdict.action, Action::Close { code: 1008, .. }));
     }
 
     #[test]

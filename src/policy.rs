@@ -1,6 +1,8 @@
-//! A compiled inspection policy ([`Policy`]) and the one shared slot that holds the running policy
-//! ([`SharedPolicy`]). Readers on the hot path keep a [`PolicyCache`] that costs one atomic load per
-//! frame and takes the lock only when a configure event swapped the policy.
+//! A compiled inspection policy ([`Policy`]) and the one shared slot that holds the running
+//! policies ([`SharedPolicy`]: a [`PolicySet`], the default policy plus one per policy-file route).
+//! Readers on the hot path check [`SharedPolicy::generation`] (one atomic load per frame) and take
+//! the lock only when a configure event, a SIGHUP or a push swapped the set; [`PolicyCache`] does
+//! that for the default policy.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -11,6 +13,8 @@ use crate::compiler::CompileLimits;
 use crate::inspect::{DetectionSettings, InspectError, Inspector};
 use crate::limits::reassembly::SizeLimits;
 use crate::options::{ConfigError, PolicyOptions};
+use crate::routes::{PolicyDocument, PolicyFileError, PolicySet};
+use crate::telemetry::routes::RouteCounters;
 use crate::validate::{ValidateError, Validator};
 
 /// Most bytes one unfinished message may hold: the largest message a v2 proxy can send.
@@ -30,6 +34,9 @@ pub enum PolicyError {
     /// A schema or validation setting is unusable.
     #[error(transparent)]
     Validation(#[from] ValidateError),
+    /// A policy file (or inline policy) is unusable; names the file, line, table and key.
+    #[error(transparent)]
+    File(#[from] PolicyFileError),
     /// The configuration is over one of the compile limits (`--max-custom-patterns`, ...).
     #[error("{key}: {message}")]
     OverLimit {
@@ -73,6 +80,10 @@ pub struct Policy {
     pub validator: Validator,
     /// Frame and message size limits.
     pub limits: SizeLimits,
+    /// `default`, or the policy-file route's name (in `/connections` and violation log lines).
+    pub name: Arc<str>,
+    /// Where frames decided under this policy are counted (the route's `route` label).
+    pub counters: Arc<RouteCounters>,
 }
 
 impl Policy {
@@ -109,6 +120,8 @@ impl Policy {
             inspector,
             validator,
             limits,
+            name: Arc::from(crate::routes::DEFAULT_NAME),
+            counters: RouteCounters::unlabeled(),
         })
     }
 }
@@ -138,13 +151,14 @@ fn check_pattern_limits(patterns: &[String], limits: &CompileLimits) -> Result<(
     Ok(())
 }
 
-/// The running policy, replaced atomically by configure events.
+/// The running policies, replaced atomically by configure events and policy-file reloads.
 #[derive(Debug)]
 pub struct SharedPolicy {
-    /// The start-up options every pushed configuration is applied on top of.
+    /// The start-up options (flags and environment) every pushed configuration is applied on top
+    /// of.
     baseline: PolicyOptions,
     generation: AtomicU64,
-    current: RwLock<Arc<Policy>>,
+    current: RwLock<Arc<PolicySet>>,
     fail_open: AtomicBool,
     /// Serializes configure events so two of them cannot interleave compile and swap.
     configure_lock: Mutex<()>,
@@ -159,20 +173,39 @@ pub enum ConfigureOutcome {
     Unchanged,
 }
 
+/// What to compile for a configure event: new base options, with the policy file in force.
+#[derive(Debug, Clone)]
+pub struct SetRequest {
+    /// The options the file layers on.
+    pub base: PolicyOptions,
+    /// The policy file in force (kept from the running set).
+    pub document: Option<Arc<PolicyDocument>>,
+}
+
 impl SharedPolicy {
-    /// Holds `policy` as the running policy and its options as the baseline.
+    /// Holds `policy` as the running (only) policy and its options as the baseline.
     pub fn new(policy: Policy) -> Self {
+        Self::with_set(PolicySet::single(policy))
+    }
+
+    /// Holds `set` as the running policies and its base options as the baseline.
+    pub fn with_set(set: PolicySet) -> Self {
         SharedPolicy {
-            baseline: policy.options.clone(),
+            baseline: set.base().clone(),
             generation: AtomicU64::new(0),
-            fail_open: AtomicBool::new(policy.options.fail_open),
-            current: RwLock::new(Arc::new(policy)),
+            fail_open: AtomicBool::new(set.default_policy().options.fail_open),
+            current: RwLock::new(Arc::new(set)),
             configure_lock: Mutex::new(()),
         }
     }
 
-    /// The running policy (takes a read lock: use a [`PolicyCache`] on hot paths).
+    /// The running default policy (takes a read lock: use a [`PolicyCache`] on hot paths).
     pub fn load(&self) -> Arc<Policy> {
+        Arc::clone(self.load_set().default_policy())
+    }
+
+    /// The running set (takes a read lock: only when [`SharedPolicy::generation`] moved).
+    pub fn load_set(&self) -> Arc<PolicySet> {
         Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()))
     }
 
@@ -196,34 +229,47 @@ impl SharedPolicy {
             .configure_lock
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let Some(options) = self.prepare(config)? else {
+        let Some(request) = self.prepare(config)? else {
             return Ok(ConfigureOutcome::Unchanged);
         };
-        let policy = Policy::compile(options)?;
-        Ok(self.install(policy))
+        let set = PolicySet::compile(request.base, request.document, &CompileLimits::default())?;
+        Ok(self.install(set))
     }
 
-    /// The options a pushed configuration asks for, applied on top of the start-up options;
-    /// `None` when they equal the running ones (nothing to compile).
-    pub fn prepare(&self, config: &Value) -> Result<Option<PolicyOptions>, PolicyError> {
+    /// The options a pushed configuration asks for, applied on top of the start-up options, with
+    /// the running policy file; `None` when they equal the running ones (nothing to compile).
+    pub fn prepare(&self, config: &Value) -> Result<Option<SetRequest>, PolicyError> {
         if config.is_null() {
             // No configuration supplied: keep whatever runs.
             return Ok(None);
         }
-        let options = self.baseline.patched(config)?;
-        if self.load().options == options {
+        let base = self.baseline.patched(config)?;
+        let running = self.load_set();
+        if running.base() == &base {
             return Ok(None);
         }
-        Ok(Some(options))
+        Ok(Some(SetRequest {
+            base,
+            document: running.document().cloned(),
+        }))
     }
 
-    /// Swaps in a compiled policy (unless it equals the running one).
-    pub fn install(&self, policy: Policy) -> ConfigureOutcome {
-        if self.load().options == policy.options {
+    /// The running set's base options (what a new policy file is layered on).
+    pub fn running_base(&self) -> PolicyOptions {
+        self.load_set().base().clone()
+    }
+
+    /// Swaps in a compiled set (unless it equals the running one: same base, no policy file).
+    pub fn install(&self, set: PolicySet) -> ConfigureOutcome {
+        let running = self.load_set();
+        if set.document().is_none()
+            && running.document().is_none()
+            && running.default_policy().options == set.default_policy().options
+        {
             return ConfigureOutcome::Unchanged;
         }
-        let fail_open = policy.options.fail_open;
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(policy);
+        let fail_open = set.default_policy().options.fail_open;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
         self.fail_open.store(fail_open, Ordering::Relaxed);
         self.generation.fetch_add(1, Ordering::AcqRel);
         ConfigureOutcome::Applied

@@ -12,6 +12,7 @@ use crate::lifecycle::{DrainOutcome, Lifecycle, Signals};
 use crate::ops::{health, http};
 use crate::options::Options;
 use crate::policy::{Policy, PolicyError};
+use crate::routes::PolicySet;
 use crate::telemetry;
 use crate::transport::uds::{self, BindError};
 use crate::transport::{grpc, TransportContext};
@@ -28,6 +29,9 @@ pub enum RunError {
     /// The start-up policy is invalid.
     #[error("invalid configuration: {0}")]
     Policy(#[from] PolicyError),
+    /// The policy file (`--policy-file`) is unusable (the binary exits with status 2).
+    #[error("invalid policy file: {0}")]
+    PolicyFile(PolicyError),
     /// The Unix socket cannot be bound.
     #[error(transparent)]
     Bind(#[from] BindError),
@@ -58,13 +62,33 @@ pub enum RunError {
     },
 }
 
+impl RunError {
+    /// The exit status for this error: 2 for a bad policy file, 1 otherwise.
+    pub fn exit_status(&self) -> i32 {
+        match self {
+            RunError::PolicyFile(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
 /// Runs the agent until SIGTERM/SIGINT and the drain that follows: bind every listener, start the
 /// actor system, serve, then on the first signal drain (a second one exits at once) and stop.
 pub async fn run(options: Options) -> Result<(), RunError> {
     let compile_limits = CompileLimits::from_options(&options);
+    // Route counters are registered while the policies compile: the recorder comes first.
+    let prometheus = telemetry::install_recorder();
+    telemetry::Telemetry::get();
     // The start-up configuration obeys the same bounds as a pushed one (with detailed errors:
-    // the operator wrote it).
+    // the operator wrote it). The flags must hold on their own first (their errors name the flag).
     let policy = Policy::compile_with(options.policy.clone(), &compile_limits.for_startup())?;
+    let policies = match &options.policy_file {
+        Some(path) => {
+            crate::routes::load_file(path, options.policy.clone(), &compile_limits.for_startup())
+                .map_err(RunError::PolicyFile)?
+        }
+        None => PolicySet::single(policy),
+    };
     arm_fault_injection(options.debug_panic_marker.as_deref())?;
     let tls = match (&options.grpc_tls_cert, &options.grpc_tls_key) {
         (Some(cert), Some(key)) => Some(grpc::GrpcTls::load(
@@ -78,14 +102,16 @@ pub async fn run(options: Options) -> Result<(), RunError> {
     // started.
     let signals = Signals::listen();
     let mut shutdown = signals.shutdown();
+    // SIGHUP is caught before the socket accepts: a reload sent as soon as the agent is reachable
+    // must not end it (the default action).
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     let lifecycle = Lifecycle::new();
-    let prometheus = telemetry::install_recorder();
-    telemetry::Telemetry::get();
 
     // Everything that can fail is bound before the actor system starts: a start that fails (a
     // port taken) exits without detectors to stop (they were restarted in a storm otherwise).
     let listeners = Listeners::bind(&options).await?;
-    let actors = ActorSystem::start(policy, &options, compile_limits).await?;
+    let actors = ActorSystem::start(policies, &options, compile_limits).await?;
+    tokio::spawn(reload_on_sighup(actors.agent.clone(), hangups));
     let context = TransportContext {
         health: health::spawn_monitor(actors.agent.clone(), Arc::clone(&lifecycle)),
         agent: actors.agent.clone(),
@@ -241,17 +267,18 @@ struct ActorSystem {
 impl ActorSystem {
     /// Starts the router, its detectors and the configuration compiler.
     async fn start(
-        policy: Policy,
+        policies: PolicySet,
         options: &Options,
         compile_limits: CompileLimits,
     ) -> Result<ActorSystem, StartError> {
-        let (agent, router) = Agent::start_with(
-            policy,
+        let (agent, router) = Agent::start_with_set(
+            policies,
             AgentSettings {
                 workers: options.worker_count(),
                 max_buffered_bytes: options.max_buffered_bytes,
                 hibernate_after: Duration::from_secs(options.hibernate_after),
                 compile_limits,
+                policy_file: options.policy_file.clone(),
             },
         )
         .await?;
@@ -283,5 +310,21 @@ fn arm_fault_injection(marker: Option<&str>) -> Result<(), RunError> {
     {
         let _ = marker;
         Err(RunError::FaultInjectionUnavailable)
+    }
+}
+
+/// Reloads the policy file on every SIGHUP (checked whole on the compiler thread; a bad file is
+/// logged and counted, and the running policies stay).
+async fn reload_on_sighup(agent: Agent, hangups: std::io::Result<tokio::signal::unix::Signal>) {
+    let mut hangups = match hangups {
+        Ok(hangups) => hangups,
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGHUP: policy file reloads need a configure push");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the policy file");
+        let _ = agent.reload_policy_file().await;
     }
 }

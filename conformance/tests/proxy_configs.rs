@@ -75,6 +75,25 @@ fn assert_no_dropped_keys(source: &Value, reparsed: &Value, path: &str) {
     }
 }
 
+/// The policy each inspected route of an example gets from `examples/policies/routes.toml`, by
+/// the route id the proxy sends with its frames (the route's id in the configuration).
+fn route_policies(route_ids: &[&str]) -> Vec<String> {
+    use sentinel_ws_agent::routes::{PolicyDocument, PolicySet};
+    let path = example_path("policies/routes.toml");
+    let document = PolicyDocument::read(&path, 1024 * 1024)
+        .unwrap_or_else(|e| panic!("examples/policies/routes.toml: {e}"));
+    let set = PolicySet::compile(
+        PolicyOptions::default(),
+        Some(std::sync::Arc::new(document)),
+        &sentinel_ws_agent::compiler::CompileLimits::default().for_startup(),
+    )
+    .unwrap_or_else(|e| panic!("examples/policies/routes.toml does not compile: {e}"));
+    route_ids
+        .iter()
+        .map(|id| set.resolve(Some(id)).name.to_string())
+        .collect()
+}
+
 mod sentinel {
     use super::*;
     use sentinel_config::{
@@ -89,6 +108,21 @@ mod sentinel {
         let config = Config::from_json(&text)
             .unwrap_or_else(|e| panic!("sentinel-config rejects {FILE}: {e:#}"));
         (raw, config)
+    }
+
+    #[test]
+    fn one_agent_serves_two_routes_with_a_policy_each() {
+        let (_, config) = load();
+        let inspected: Vec<&str> = config
+            .routes
+            .iter()
+            .filter(|r| r.websocket && r.websocket_inspection)
+            .map(|r| r.id.as_str())
+            .collect();
+        assert_eq!(inspected, ["ws", "trading"]);
+        // Sentinel sends every frame to every agent that handles frames: the one agent sees both.
+        assert_eq!(config.agents.len(), 1);
+        assert_eq!(route_policies(&inspected), ["chat", "trading"]);
     }
 
     #[test]
@@ -208,6 +242,28 @@ mod zentinel {
         let config = Config::from_kdl(&text)
             .unwrap_or_else(|e| panic!("zentinel-config rejects {FILE}: {e:#}"));
         (text, config)
+    }
+
+    #[test]
+    fn one_agent_serves_two_routes_with_a_policy_each() {
+        let (_, config) = load();
+        let mut inspected: Vec<&str> = config
+            .routes
+            .iter()
+            .filter(|r| r.websocket && r.websocket_inspection)
+            .map(|r| r.id.as_str())
+            .collect();
+        inspected.sort_unstable();
+        assert_eq!(inspected, ["trading", "ws"]);
+        for id in &inspected {
+            let route = config.get_route(id).unwrap();
+            assert_eq!(
+                route.filters,
+                ["ws"],
+                "route {id} reaches the agent through filter ws"
+            );
+        }
+        assert_eq!(route_policies(&inspected), ["trading", "chat"]);
     }
 
     #[test]

@@ -364,6 +364,7 @@ fn job(policy: &Arc<Policy>, text: &str) -> InspectJob {
         data: Bytes::copy_from_slice(text.as_bytes()),
         direction: Direction::ClientToServer,
         prior: Verdict::allow(),
+        whole_message: true,
     }
 }
 

@@ -99,6 +99,18 @@ fn no_files(config: &mut Value) {
                 *v = Value::String("/nonexistent/fuzz-schema.json".into());
             }
         }
+        // `schema.<direction>.<type>` paths too.
+        if let Some(Value::Object(directions)) = object.get_mut("schema") {
+            for kinds in directions.values_mut() {
+                if let Value::Object(kinds) = kinds {
+                    for v in kinds.values_mut() {
+                        if v.is_string() {
+                            *v = Value::String("/nonexistent/fuzz-schema.json".into());
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -165,6 +177,7 @@ fuzz_target!(|data: &[u8]| {
                         data: Bytes::copy_from_slice(data),
                         direction,
                         prior: Verdict::allow(),
+                        whole_message: true,
                     };
                     let _ = evaluate(&job, &mut scratch);
                 }

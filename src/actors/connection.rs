@@ -3,6 +3,11 @@
 //! reassembly and last-seen time; it answers control frames and limit violations itself and hands
 //! messages (or windows of unfinished ones) to the detector pool.
 //!
+//! Its policy: the route id of the connection's first frame picks it once ([`PolicySet::resolve`]),
+//! and the actor holds it as an `Arc`; each frame costs one atomic load of the running set's
+//! generation, and only when that moved (a reload) is the route resolved again, keeping the
+//! connection's buckets and reassembly. No frame looks a route up by string otherwise.
+//!
 //! An actor costs about 7 KB, most of it ractor's channels and task, so a connection idle for a
 //! while hibernates: asked by the router, the actor parks its few lasting figures (buckets, close
 //! flags) in [`ConnectionShared`] and stops; the next frame starts a new actor from them.
@@ -22,11 +27,13 @@ use crate::limits::utf8::Utf8Stream;
 use crate::limits::{ReassemblyBudget, TokenBucket};
 use crate::model::{
     AuditTag, Direction, Frame, Opcode, ReasonCode, Verdict, CLOSE_INVALID_PAYLOAD,
-    CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION, CLOSE_PROTOCOL_ERROR,
+    CLOSE_MESSAGE_TOO_BIG, CLOSE_PROTOCOL_ERROR,
 };
 use crate::options::InvalidUtf8;
-use crate::pipeline::{violation, InspectJob};
-use crate::policy::{Policy, PolicyCache, SharedPolicy};
+use crate::pipeline::{rate_violation, violation, InspectJob};
+use crate::policy::{Policy, SharedPolicy};
+#[cfg(doc)]
+use crate::routes::PolicySet;
 use crate::telemetry::Telemetry;
 
 /// A message to a connection actor.
@@ -66,8 +73,11 @@ pub struct ConnectionShared {
     pub frames: [AtomicU64; 2],
     /// Payload bytes seen, per direction.
     pub bytes: [AtomicU64; 2],
-    /// The proxy's route id, from the first frame that carried one.
-    pub route_id: OnceLock<Arc<str>>,
+    /// The proxy's route id from the connection's first frame (`None` inside when it had none):
+    /// fixed for the connection's life.
+    route_id: OnceLock<Option<Arc<str>>>,
+    /// The name of the policy that applies (`default` or the route's), for observers.
+    policy_name: Mutex<Option<Arc<str>>>,
     /// The client's IP, from the first frame that carried one.
     pub client_ip: OnceLock<Arc<str>>,
     /// Bytes held for unfinished messages, both directions.
@@ -95,6 +105,19 @@ impl ConnectionShared {
             byte_tokens: AtomicU64::new(NO_BUCKET),
             ..ConnectionShared::default()
         }
+    }
+
+    /// The route id of the connection's first frame, if it carried one.
+    pub fn route(&self) -> Option<&Arc<str>> {
+        self.route_id.get().and_then(Option::as_ref)
+    }
+
+    /// The name of the policy that applies to the connection (once a frame was decided).
+    pub fn policy_name(&self) -> Option<Arc<str>> {
+        self.policy_name
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The last violation tag.
@@ -143,7 +166,8 @@ pub struct ConnectionState {
     hibernating: bool,
     shared: Arc<ConnectionShared>,
     context: Arc<ConnectionContext>,
-    policy: PolicyCache,
+    /// The policy of this connection's route, and the set generation it was resolved in.
+    policy: Option<(u64, Arc<Policy>)>,
     reassembly: [Reassembly; 2],
     /// UTF-8 validation of the text message in progress, per direction.
     utf8: [Utf8Stream; 2],
@@ -173,7 +197,7 @@ impl Actor for ConnectionActor {
             .unwrap_or_default();
         Ok(ConnectionState {
             hibernating: false,
-            policy: PolicyCache::new(&args.context.policy),
+            policy: None,
             shared: args.shared,
             context: args.context,
             reassembly: Default::default(),
@@ -237,7 +261,7 @@ impl Actor for ConnectionActor {
 impl ConnectionState {
     /// Decides or dispatches one frame. Returns true when the connection has ended (a close frame
     /// was seen in both directions).
-    fn on_frame(&mut self, frame: Frame, reply: Responder) -> bool {
+    fn on_frame(&mut self, frame: Frame, mut reply: Responder) -> bool {
         #[cfg(feature = "fault-injection")]
         crate::fault_injection::maybe_panic(frame.correlation_id.as_bytes());
         let now = clock::now_nanos();
@@ -246,13 +270,14 @@ impl ConnectionState {
         let dir = frame.direction.index();
         shared.frames[dir].fetch_add(1, Ordering::Relaxed);
         shared.bytes[dir].fetch_add(frame.payload.len() as u64, Ordering::Relaxed);
-        if let Some(route) = &frame.route_id {
-            let _ = shared.route_id.set(Arc::clone(route));
+        if shared.route_id.get().is_none() {
+            let _ = shared.route_id.set(frame.route_id.clone());
         }
         if let Some(ip) = &frame.client_ip {
             let _ = shared.client_ip.set(Arc::clone(ip));
         }
-        let policy = Arc::clone(self.policy.get(&self.context.policy));
+        let policy = Arc::clone(self.route_policy());
+        reply.observe_policy(&policy);
         match frame.opcode {
             Opcode::Ping | Opcode::Pong | Opcode::Reserved => {
                 reply.send(Verdict::allow(), None, false);
@@ -269,6 +294,24 @@ impl ConnectionState {
                 false
             }
         }
+    }
+
+    /// The policy of this connection's route: resolved on the first frame (after a wake from
+    /// hibernation too) and again only when the running set changed.
+    fn route_policy(&mut self) -> &Arc<Policy> {
+        let shared_policy = &self.context.policy;
+        let generation = shared_policy.generation();
+        if self.policy.as_ref().is_none_or(|(g, _)| *g != generation) {
+            let set = shared_policy.load_set();
+            let policy = Arc::clone(set.resolve(self.shared.route().map(|r| &**r)));
+            *self
+                .shared
+                .policy_name
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&policy.name));
+            self.policy = Some((generation, policy));
+        }
+        &self.policy.as_ref().expect("resolved above").1
     }
 
     fn on_data(&mut self, frame: Frame, reply: Responder, policy: &Arc<Policy>, now: u64) {
@@ -365,7 +408,8 @@ impl ConnectionState {
                     || (complete && policy.validator.validates_text(frame.direction))
             }
             MessageKind::Binary => {
-                options.inspect_binary || (complete && policy.validator.validates_msgpack())
+                options.inspect_binary
+                    || (complete && policy.validator.validates_msgpack_in(frame.direction))
             }
         };
         if !needs_inspection {
@@ -379,6 +423,7 @@ impl ConnectionState {
             data,
             direction: frame.direction,
             prior,
+            whole_message: frame.fin && starts_message && opcode != Opcode::Continuation,
         };
         self.context.detectors.submit(job, reply);
     }
@@ -432,6 +477,7 @@ impl ConnectionState {
     fn check_rates(&mut self, frame: &Frame, policy: &Policy, now: u64) -> Option<Verdict> {
         let options = &policy.options;
         let starts_message = matches!(frame.opcode, Opcode::Text | Opcode::Binary);
+        let whole_message = starts_message && frame.fin;
         if options.max_messages_per_sec > 0 && starts_message {
             let rate = f64::from(options.max_messages_per_sec);
             let capacity = rate + f64::from(options.rate_limit_burst);
@@ -439,11 +485,10 @@ impl ConnectionState {
                 .message_bucket
                 .get_or_insert_with(|| TokenBucket::full(capacity, now));
             if !bucket.try_take(1.0, rate, capacity, now) {
-                return Some(violation(
+                return Some(rate_violation(
                     options,
-                    AuditTag::RateLimit,
-                    CLOSE_POLICY_VIOLATION,
-                    Cow::Borrowed("Policy violation: message rate limit exceeded"),
+                    whole_message,
+                    "Policy violation: message rate limit exceeded",
                     ReasonCode::MessageRate,
                 ));
             }
@@ -454,11 +499,10 @@ impl ConnectionState {
                 .byte_bucket
                 .get_or_insert_with(|| TokenBucket::full(rate, now));
             if !bucket.try_take(frame.payload.len() as f64, rate, rate, now) {
-                return Some(violation(
+                return Some(rate_violation(
                     options,
-                    AuditTag::RateLimit,
-                    CLOSE_POLICY_VIOLATION,
-                    Cow::Borrowed("Policy violation: byte rate limit exceeded"),
+                    whole_message,
+                    "Policy violation: byte rate limit exceeded",
                     ReasonCode::ByteRate,
                 ));
             }

@@ -202,6 +202,7 @@ mod tests {
             data: frame.payload.clone(),
             direction: frame.direction,
             prior: Verdict::allow(),
+            whole_message: true,
         };
         let target = ReplyTarget::Queue {
             queue: queue.clone(),

@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use crate::clock;
 use crate::model::{AuditTag, Direction, Frame, Opcode, ReasonCode, Verdict};
+use crate::policy::Policy;
 use crate::telemetry::Telemetry;
 use crate::util::{escaped_excerpt, for_log};
 
@@ -81,6 +82,8 @@ pub struct Responder {
     meta: FrameMeta,
     fail_open: bool,
     last_tag: Option<Arc<LastTag>>,
+    /// The policy the frame is decided under (its name and route counters), once known.
+    policy: Option<Arc<Policy>>,
 }
 
 impl Responder {
@@ -98,7 +101,15 @@ impl Responder {
             },
             fail_open,
             last_tag: None,
+            policy: None,
         }
+    }
+
+    /// Counts this frame under `policy`'s route, names the policy in its violation log line, and
+    /// answers a failed inspection by that policy's `fail-open`.
+    pub fn observe_policy(&mut self, policy: &Arc<Policy>) {
+        self.fail_open = policy.options.fail_open;
+        self.policy = Some(Arc::clone(policy));
     }
 
     /// Records this frame's violation tag in `last_tag` (its connection's) when it is answered.
@@ -125,12 +136,22 @@ impl Responder {
         let meta = &self.meta;
         let latency = clock::now_nanos().saturating_sub(meta.received_nanos);
         let telemetry = Telemetry::get();
-        telemetry.record_decision(meta.direction, meta.opcode, &verdict, latency);
+        match &self.policy {
+            Some(policy) => telemetry.record_routed_decision(
+                &policy.counters,
+                meta.direction,
+                meta.opcode,
+                &verdict,
+                latency,
+            ),
+            None => telemetry.record_decision(meta.direction, meta.opcode, &verdict, latency),
+        }
         if let Some(reason) = verdict.uninspected {
             telemetry.record_uninspected(meta.direction, reason);
         }
         if !verdict.tags.is_empty() {
-            log_verdict(meta, &verdict, excerpt);
+            let policy = self.policy.as_ref().map(|p| &*p.name);
+            log_verdict(meta, policy, &verdict, excerpt);
             if let Some(last_tag) = &self.last_tag {
                 last_tag.record(&verdict);
             }
@@ -160,7 +181,7 @@ impl Drop for Responder {
 }
 
 /// One structured line per violation (or fail-open decision).
-fn log_verdict(meta: &FrameMeta, verdict: &Verdict, excerpt: Option<&[u8]>) {
+fn log_verdict(meta: &FrameMeta, policy: Option<&str>, verdict: &Verdict, excerpt: Option<&[u8]>) {
     let decision = verdict.action.as_str();
     let tag = verdict.primary_tag().map_or("", |t| t.as_str());
     let rule_id = verdict.rule_ids.first().map_or("", |r| r.as_ref());
@@ -168,6 +189,7 @@ fn log_verdict(meta: &FrameMeta, verdict: &Verdict, excerpt: Option<&[u8]>) {
     tracing::warn!(
         correlation_id = %for_log(&*meta.correlation_id),
         route = %for_log(meta.route_id.as_deref().unwrap_or("")),
+        policy = %for_log(policy.unwrap_or("")),
         client_ip = %for_log(meta.client_ip.as_deref().unwrap_or("")),
         direction = meta.direction.as_str(),
         opcode = meta.opcode.as_str(),

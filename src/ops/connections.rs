@@ -16,6 +16,9 @@ pub struct ConnectionView {
     pub correlation_id: String,
     /// The proxy's route id, if sent.
     pub route: Option<String>,
+    /// The policy that applies: `default` or the name of the policy-file route it matched
+    /// (absent until the connection's first frame was decided).
+    pub policy: Option<String>,
     /// The client's IP, if sent.
     pub client_ip: Option<String>,
     /// Seconds since the agent first saw it.
@@ -51,7 +54,8 @@ impl ConnectionView {
         let secs = |nanos: u64| now.saturating_sub(nanos) as f64 / 1e9;
         ConnectionView {
             correlation_id: id.to_string(),
-            route: shared.route_id.get().map(|r| r.to_string()),
+            route: shared.route().map(|r| r.to_string()),
+            policy: shared.policy_name().map(|p| p.to_string()),
             client_ip: shared.client_ip.get().map(|r| r.to_string()),
             age_secs: secs(load(&shared.created_nanos)),
             idle_secs: secs(load(&shared.last_seen_nanos)),

@@ -9,6 +9,7 @@
 //! latency) are also kept in typed atomics next to their metrics ([`Figures`]), so nothing reads
 //! the registry back by parsing its text.
 
+pub mod routes;
 pub mod snapshot;
 pub mod throttle;
 
@@ -62,8 +63,9 @@ const LATENCY_BUCKETS: [f64; 12] = [
     0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1,
 ];
 
-const DIRECTIONS: [Direction; 2] = [Direction::ClientToServer, Direction::ServerToClient];
-const OPCODES: [Opcode; 7] = [
+pub(crate) const DIRECTIONS: [Direction; 2] =
+    [Direction::ClientToServer, Direction::ServerToClient];
+pub(crate) const OPCODES: [Opcode; 7] = [
     Opcode::Continuation,
     Opcode::Text,
     Opcode::Binary,
@@ -72,7 +74,7 @@ const OPCODES: [Opcode; 7] = [
     Opcode::Pong,
     Opcode::Reserved,
 ];
-const DECISIONS: [&str; 3] = Action::NAMES;
+pub(crate) const DECISIONS: [&str; 3] = Action::NAMES;
 
 /// Why a tracked connection was forgotten.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -365,6 +367,26 @@ impl Telemetry {
     /// The figures the agent reads back itself.
     pub fn figures(&self) -> &Figures {
         &self.figures
+    }
+
+    /// Counts one decided frame on its route's counters (`route` label), with its latency and the
+    /// figures the agent reads back, as [`Telemetry::record_decision`] does for unlabelled ones.
+    pub fn record_routed_decision(
+        &self,
+        counters: &routes::RouteCounters,
+        direction: Direction,
+        opcode: Opcode,
+        verdict: &Verdict,
+        latency_nanos: u64,
+    ) {
+        counters.record(direction, opcode, verdict);
+        self.latency.record(latency_nanos as f64 / 1e9);
+        let figures = &self.figures;
+        figures.decisions[verdict.action.index()].fetch_add(1, Ordering::Relaxed);
+        figures.latency_count.fetch_add(1, Ordering::Relaxed);
+        figures
+            .latency_nanos
+            .fetch_add(latency_nanos, Ordering::Relaxed);
     }
 
     /// Counts a frame decided without complete inspection, by the reason code of its failure.

@@ -1,12 +1,16 @@
 //! Message validation: JSON Schema on text messages and MessagePack on binary messages. Owns the
 //! policy's compiled schemas and the decision of what is validated when; the detector pipeline
-//! calls [`Validator::check_text`] and [`Validator::check_msgpack`] on complete messages only.
+//! calls [`Validator::check_text_in`] and [`Validator::check_msgpack`] on complete messages only.
 //!
 //! - `--json-schema`: a complete text message travelling in `--schema-direction` must be one JSON
 //!   value (no duplicate keys) matching the schema.
 //! - `--msgpack-validation`: a complete binary message in either direction must be one MessagePack
 //!   value ([`msgpack`]); in `--schema-direction` it must also match `--msgpack-schema`, or the
 //!   JSON schema when that is not given.
+//! - `schema.client.text`, `schema.server.text`, `schema.client.binary`, `schema.server.binary`
+//!   (policy file, configure push): a schema for one direction and message type; it replaces the
+//!   two above for that direction and type, and a binary one decodes that direction's binary
+//!   messages as MessagePack.
 //!
 //! A failure is a list of reason codes (see [`json_schema`] for their format), at most
 //! [`MAX_REASON_CODES`] per message, none repeating the sender's data.
@@ -73,11 +77,18 @@ impl Invalid {
 /// The compiled validators of one policy. Immutable and shared by every detector actor.
 #[derive(Debug, Default)]
 pub struct Validator {
+    /// `--json-schema` as given (what [`Validator::check_text`] checks).
     json: Option<Arc<JsonSchema>>,
-    msgpack: bool,
-    msgpack_schema: Option<Arc<JsonSchema>>,
+    /// The schema for complete text messages, per direction ([`Direction::index`]).
+    text: [Option<Arc<JsonSchema>>; 2],
+    /// Whether complete binary messages are decoded as MessagePack, per direction.
+    msgpack: [bool; 2],
+    /// The schema for decoded MessagePack messages, per direction.
+    binary: [Option<Arc<JsonSchema>>; 2],
     direction: SchemaDirection,
 }
+
+const DIRECTIONS: [Direction; 2] = [Direction::ClientToServer, Direction::ServerToClient];
 
 impl Validator {
     /// Reads and compiles the schemas the policy asks for, under the default limits.
@@ -86,7 +97,9 @@ impl Validator {
     }
 
     /// Reads (regular files of at most `--max-schema-bytes` only) and compiles the schemas the
-    /// policy asks for.
+    /// policy asks for. A `schema.<direction>.<type>` schema replaces `json-schema` (text) or
+    /// `msgpack-schema` (binary) for its direction; a binary one decodes that direction's binary
+    /// messages as MessagePack even when `msgpack-validation` is off.
     pub fn with_limits(
         options: &PolicyOptions,
         limits: &CompileLimits,
@@ -94,34 +107,53 @@ impl Validator {
         if options.msgpack_schema.is_some() && !options.msgpack_validation {
             return Err(ValidateError::MsgpackSchemaWithoutValidation);
         }
+        let load = |option: &'static str, source: &crate::options::SchemaSource| {
+            JsonSchema::load_bounded(option, source, limits).map(Arc::new)
+        };
         let json = options
             .json_schema
             .as_ref()
-            .map(|source| JsonSchema::load_bounded("json-schema", source, limits).map(Arc::new))
+            .map(|source| load("json-schema", source))
             .transpose()?;
         let msgpack_schema = match &options.msgpack_schema {
-            Some(source) => Some(Arc::new(JsonSchema::load_bounded(
-                "msgpack-schema",
-                source,
-                limits,
-            )?)),
+            Some(source) => Some(load("msgpack-schema", source)?),
             None if options.msgpack_validation => json.clone(),
             None => None,
         };
-        Ok(Validator {
-            json,
-            msgpack: options.msgpack_validation,
-            msgpack_schema,
+        let mut validator = Validator {
+            json: json.clone(),
             direction: options.schema_direction,
-        })
+            ..Validator::default()
+        };
+        for direction in DIRECTIONS {
+            let index = direction.index();
+            let applies = validator.schema_applies(direction);
+            let own = options.schema.of(direction);
+            let (text_key, binary_key) = match direction {
+                Direction::ClientToServer => ("schema.client.text", "schema.client.binary"),
+                Direction::ServerToClient => ("schema.server.text", "schema.server.binary"),
+            };
+            validator.text[index] = match &own.text {
+                Some(source) => Some(load(text_key, source)?),
+                None if applies => json.clone(),
+                None => None,
+            };
+            validator.binary[index] = match &own.binary {
+                Some(source) => Some(load(binary_key, source)?),
+                None if applies => msgpack_schema.clone(),
+                None => None,
+            };
+            validator.msgpack[index] = options.msgpack_validation || own.binary.is_some();
+        }
+        Ok(validator)
     }
 
     /// True when nothing is validated.
     pub fn is_empty(&self) -> bool {
-        self.json.is_none() && !self.msgpack
+        self.text.iter().all(Option::is_none) && !self.msgpack.iter().any(|m| *m)
     }
 
-    /// True when schemas apply to messages travelling in `direction`.
+    /// True when `--schema-direction` covers messages travelling in `direction`.
     pub fn schema_applies(&self, direction: Direction) -> bool {
         matches!(
             (self.direction, direction),
@@ -133,42 +165,53 @@ impl Validator {
 
     /// True when a complete text message travelling in `direction` is validated.
     pub fn validates_text(&self, direction: Direction) -> bool {
-        self.json.is_some() && self.schema_applies(direction)
+        self.text[direction.index()].is_some()
     }
 
-    /// True when complete binary messages are decoded as MessagePack.
+    /// True when complete binary messages (of some direction) are decoded as MessagePack.
     pub fn validates_msgpack(&self) -> bool {
-        self.msgpack
+        self.msgpack.iter().any(|m| *m)
     }
 
-    /// Validates a complete text message against the JSON schema (when
-    /// [`Validator::validates_text`]; otherwise everything passes).
+    /// True when complete binary messages travelling in `direction` are decoded as MessagePack.
+    pub fn validates_msgpack_in(&self, direction: Direction) -> bool {
+        self.msgpack[direction.index()]
+    }
+
+    /// Validates a complete text message against `--json-schema` (everything passes without one).
     pub fn check_text(&self, data: &[u8]) -> Result<(), Invalid> {
-        let Some(schema) = &self.json else {
+        Self::check_json(self.json.as_deref(), data)
+    }
+
+    /// Validates a complete text message travelling in `direction` against that direction's text
+    /// schema (everything passes when [`Validator::validates_text`] is false).
+    pub fn check_text_in(&self, direction: Direction, data: &[u8]) -> Result<(), Invalid> {
+        Self::check_json(self.text[direction.index()].as_deref(), data)
+    }
+
+    fn check_json(schema: Option<&JsonSchema>, data: &[u8]) -> Result<(), Invalid> {
+        let Some(schema) = schema else {
             return Ok(());
         };
         let value = json_schema::parse_strict(data).map_err(|e| Invalid::code(e.reason_code()))?;
         check_value(schema, &value)
     }
 
-    /// Decodes a complete binary message as MessagePack and, when a schema applies in `direction`,
-    /// validates the decoded value. Every string of the message (keys too) is pushed onto
-    /// `strings` for the content detectors, also when validation fails.
+    /// Decodes a complete binary message as MessagePack (when its direction decodes MessagePack)
+    /// and, when a schema applies in `direction`, validates the decoded value. Every string of the
+    /// message (keys too) is pushed onto `strings` for the content detectors, also when validation
+    /// fails.
     pub fn check_msgpack<'a>(
         &self,
         data: &'a [u8],
         direction: Direction,
         strings: &mut Vec<&'a str>,
     ) -> Result<(), Invalid> {
-        if !self.msgpack {
+        if !self.msgpack[direction.index()] {
             return Ok(());
         }
         msgpack::scan(data, strings).map_err(|e| Invalid::code(e.reason_code()))?;
-        let Some(schema) = self
-            .msgpack_schema
-            .as_ref()
-            .filter(|_| self.schema_applies(direction))
-        else {
+        let Some(schema) = &self.binary[direction.index()] else {
             return Ok(());
         };
         let value = msgpack::to_json(data).map_err(|e| Invalid::code(e.reason_code()))?;
