@@ -75,6 +75,9 @@ pub(super) static RULES: &[RuleInfo] = &[
     RuleInfo::language("cmdi-pipe-to-shell", AuditTag::CmdInjection),
     RuleInfo::language("cmdi-windows-env-substring", AuditTag::CmdInjection),
     RuleInfo::language("cmdi-powershell-dotnet", AuditTag::CmdInjection),
+    // Shapes of command-injection generators' payload templates (commix-style blind oracles),
+    // written from own examples of each construct (never a held-out row).
+    RuleInfo::language("cmdi-test-chain", AuditTag::CmdInjection),
     // Written while reading the CRS regression tests' misses.
     RuleInfo::written_for("cmdi-glob-path", AuditTag::CmdInjection, &["crs-932"]),
     RuleInfo::written_for("cmdi-command-list", AuditTag::CmdInjection, &["crs-932"]),

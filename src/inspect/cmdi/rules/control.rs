@@ -7,7 +7,7 @@
 //! or a condition that compares constants or measures output (`[ 3 -eq 3 ]`, `[ ${#V} -eq 4 ]`),
 //! the oracle of a blind injection.
 
-use super::super::lexer::{is_blank, is_sep, read_command, Command};
+use super::super::lexer::{is_blank, is_sep, read_command, substitution_end, Command};
 use super::judge::{is_number, judge, known_word, Verdict};
 use super::{fire, Rule};
 use crate::inspect::normalize::Marks;
@@ -56,6 +56,16 @@ pub(in crate::inspect::cmdi) fn control_flow(
 ) -> Option<Rule> {
     // A shell structure puts `then`/`fi` or `done` after a separator; cmd.exe's `for` has
     // `in (` and a switch or a `%` variable. Most messages have none of these.
+    // A chained test needs `&&`/`||` and `[ ` or `test`.
+    let chained_test = (marks.has(b'&') || marks.has(b'|'))
+        && (find(s, b"[ ").is_some() || find(s, b"test ").is_some());
+    if chained_test {
+        for at in command_starts(s) {
+            if test_then_attack(s, at, cmd) {
+                fire!(rules, "cmdi-test-chain");
+            }
+        }
+    }
     let shell = marks.any(SEPARATORS)
         && (find(s, b"done").is_some() || find(s, b"then").is_some() && find(s, b"fi").is_some());
     let windows = marks.any(WINDOWS_FOR)
@@ -148,6 +158,81 @@ fn constant_test(cond: &[u8]) -> bool {
     );
     let length = |w: &[u8]| w.starts_with(b"${#");
     comparison && (is_number(a) && is_number(b) || length(a) || length(b))
+}
+
+/// A test of constants, lengths or command output at `at`, chained by `&&` or `||` to an attack
+/// command: `[ 7 -ne $(id|wc -c) ] || sleep 4`, `test 5 -eq ${#v} && ping -c 3 127.0.0.1` (the
+/// oracle of a blind injection, without `if`).
+fn test_then_attack(s: &[u8], at: usize, cmd: &mut Command) -> bool {
+    let (kw, mut k) = word_at(s, at);
+    let bracket = matches!(kw, b"[" | b"[[");
+    if !(bracket || kw == b"test") {
+        return false;
+    }
+    let n = s.len().min(at + 512);
+    // Operands (`N`, `${#v}`, a substitution) and the operator, up to `]` or the chain.
+    let mut words: [&[u8]; 3] = [&[]; 3];
+    let mut count = 0;
+    loop {
+        while k < n && is_blank(s[k]) {
+            k += 1;
+        }
+        if k >= n {
+            return false;
+        }
+        let start = k;
+        if s[k] == b'$' && s.get(k + 1) == Some(&b'(') {
+            let Some(end) = substitution_end(s, k + 1) else {
+                return false;
+            };
+            k = end;
+        } else if s[k] == b'`' {
+            let Some(close) = s[k + 1..n].iter().position(|&b| b == b'`') else {
+                return false;
+            };
+            k += close + 2;
+        } else if bracket && s[k] == b']' {
+            while k < n && s[k] == b']' {
+                k += 1;
+            }
+            while k < n && is_blank(s[k]) {
+                k += 1;
+            }
+            break;
+        } else if is_sep(s[k]) {
+            if bracket {
+                return false;
+            }
+            break;
+        } else {
+            while k < n && !is_blank(s[k]) && !is_sep(s[k]) && s[k] != b']' {
+                k += 1;
+            }
+        }
+        if count == words.len() {
+            return false;
+        }
+        words[count] = &s[start..k];
+        count += 1;
+    }
+    let [a, op, b] = words;
+    let operand = |w: &[u8]| {
+        is_number(w) || w.starts_with(b"${#") || w.starts_with(b"$(") || w.starts_with(b"`")
+    };
+    let comparison = matches!(
+        op,
+        b"-eq" | b"-ne" | b"-gt" | b"-lt" | b"-ge" | b"-le" | b"=" | b"==" | b"!="
+    );
+    if count != 3 || !comparison || !(is_number(a) && operand(b) || is_number(b) && operand(a)) {
+        return false;
+    }
+    // The chain: `&&` or `||`, then the command it runs.
+    let chained = s.get(k..k + 2).is_some_and(|op| op == b"&&" || op == b"||");
+    if !chained {
+        return false;
+    }
+    read_command(s, k + 2, false, known_word, cmd);
+    judge(cmd) == Verdict::Attack
 }
 
 /// After cmd.exe's `for`: a switch (`/f`, `/l`), a `%` variable, `in (...)` and `do`.
