@@ -275,6 +275,9 @@ pub(super) fn substitution_end(s: &[u8], open: usize) -> Option<usize> {
     None
 }
 
+/// Longest quoted string read as part of a word.
+const QUOTED_MAX: usize = 512;
+
 /// Longest substitution read as part of an argument word.
 const SUBSTITUTION_MAX: usize = 512;
 
@@ -314,7 +317,9 @@ fn read_word_in(
                 let q = b;
                 let had = w.len > 0;
                 let mut j = i + 1;
-                while j < n && s[j] != q && j - i <= WORD_MAX {
+                // A long quoted string (`"open('/var/www/x','w').write('y')"`) is read to its
+                // end; the word keeps what fits.
+                while j < n && s[j] != q && j - i <= QUOTED_MAX {
                     w.push(s[j]);
                     j += 1;
                 }

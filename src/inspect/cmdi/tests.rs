@@ -246,6 +246,11 @@ fn generator_constructs() {
         "z\".system('env').\"",
         "z';echo shell_exec('who');//",
         "z'.print(`getent passwd`).'",
+        // cmd.exe's `for` inside code handed to a shell.
+        "w'.print(`for /F \"delims=\" %q in ('net view') do @echo %q`).'",
+        "w\";system('for /f \"tokens=*\" %b in (\'cmd /c \"ver\"\') do @set /p = %b');",
+        // A long quoted program.
+        "io&&python3 -c \"open('/srv/www/site/probe.html','w').write('QWERTY')\" &",
     ]);
 }
 
@@ -263,6 +268,8 @@ fn generator_like_prose_stays_clean() {
         "I love C# and F#",
         "use `ps aux` to list processes",
         "echo hello > greeting.txt is the classic first lesson",
+        "Looking for 50% off? Shop in (selected) stores, do it now",
+        "thanks for /f in (the docs) do %s",
     ]);
 }
 

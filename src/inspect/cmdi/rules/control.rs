@@ -71,7 +71,30 @@ pub(in crate::inspect::cmdi) fn control_flow(
     let windows = marks.any(WINDOWS_FOR)
         && (find(s, b" in (").is_some() || find(s, b" in(").is_some())
         && find(s, b"for").is_some();
-    if !(shell || windows) {
+    if windows {
+        // cmd.exe's `for` wherever a command starts, also inside a string or backticks code
+        // hands to a shell (`system('for /f ...')`, `` print(`for /f ...`) ``).
+        let mut from = 0;
+        while let Some(p) = find(&s[from..], b"for").map(|p| p + from) {
+            from = p + 3;
+            let before = s[..p].trim_ascii_end();
+            let list_start = before.last().is_none_or(|&b| is_sep(b));
+            let quoted_start = matches!(s[..p].last(), Some(b'`' | b'\'' | b'"' | b'(' | b'@'));
+            let rest = &s[p + 3..];
+            if !rest.first().is_some_and(|&b| is_blank(b)) || !(list_start || quoted_start) {
+                continue;
+            }
+            // Inside code, only with its switch: `for /f`, `for /l`.
+            let switch = matches!(
+                rest.trim_ascii_start(),
+                [b'/', b'f' | b'l' | b'r' | b'd', ..]
+            );
+            if (list_start || switch) && windows_for(rest) {
+                fire!(rules, "cmdi-windows-for");
+            }
+        }
+    }
+    if !shell {
         return None;
     }
     let mut last = usize::MAX;
@@ -86,11 +109,6 @@ pub(in crate::inspect::cmdi) fn control_flow(
             b"for" | b"while" | b"until" => (b"do", b"done"),
             _ => continue,
         };
-        // cmd.exe: `for /f "tokens=*" %i in ('cmd /c whoami') do echo %i`.
-        if kw == b"for" && windows_for(&s[after..]) {
-            fire!(rules, "cmdi-windows-for");
-            continue;
-        }
         let Some(body) = keyword_at_command_position(s, after, body_kw) else {
             continue;
         };
