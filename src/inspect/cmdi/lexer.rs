@@ -33,6 +33,9 @@ pub(super) struct Word {
     /// A command substitution or arithmetic expansion (`$(..)`, `` `..` ``, `$((..))`) is part
     /// of the word (its text is not kept).
     pub(super) substitution: bool,
+    /// The word holds a byte that naming a command can involve besides letters (`/`, `\\`,
+    /// `.`, `%`, `$`): without one, the word is its own command name (a fast path).
+    pub(super) punctuated: bool,
 }
 
 impl Default for Word {
@@ -44,6 +47,7 @@ impl Default for Word {
             glob: false,
             overflow: false,
             substitution: false,
+            punctuated: false,
         }
     }
 }
@@ -57,6 +61,7 @@ impl Word {
         if self.len < WORD_MAX {
             self.buf[self.len] = b;
             self.len += 1;
+            self.punctuated |= matches!(b, b'/' | b'\\' | b'.' | b'%' | b'$');
         } else {
             self.overflow = true;
         }
@@ -69,6 +74,7 @@ impl Word {
         self.glob = false;
         self.overflow = false;
         self.substitution = false;
+        self.punctuated = false;
     }
 
     /// Drops a comment-out suffix a payload glues to the last word of the text (`5#`, `pwd//`,

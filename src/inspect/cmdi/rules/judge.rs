@@ -23,6 +23,10 @@ pub(in crate::inspect::cmdi) enum Verdict {
 /// resolved to the first command of [`GLOB_TARGETS`] it matches (nothing when none does).
 pub(in crate::inspect::cmdi) fn resolved_name(w: &Word) -> &[u8] {
     let word = w.as_bytes();
+    // Most words are letters only: their own name.
+    if !w.punctuated && !w.glob {
+        return word;
+    }
     // The user's shell: `$SHELL -c ...`.
     if matches!(word, b"$shell" | b"${shell}") {
         return b"sh";
