@@ -1,6 +1,7 @@
 //! Shell control flow used as a payload: `if [ 3 -eq 3 ]; then sleep 4; fi`, `for i in 1 2; do
-//! id; done`, `while ...; do ...; done`, on one line or split over newlines; and cmd.exe's
-//! `for /f "..." %i in ('cmd') do ...`.
+//! id; done`, `while ...; do ...; done`, on one line or split over newlines; a test chained to an
+//! attack command (`[ 7 -ne $(id|wc -c) ] || sleep 4`); and cmd.exe's
+//! `for /f "..." %i in ('cmd') do ...`, also inside code that hands it to a shell.
 //!
 //! People paste scripts too (`if [ "$(id -u)" -eq 0 ]; then echo root; fi`), so the structure
 //! must carry a payload's mark: a body that runs an attack command (a timer, a probe, a download),
