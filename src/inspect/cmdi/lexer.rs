@@ -7,8 +7,13 @@
 //!   letters (`c$@at`, `c${u}at`); `$IFS` / `${IFS}` are blanks.
 //! - Globs in a command word (`/???/c?t`, `[u]name`, `c*t`) are kept and flagged, so a judgement
 //!   can resolve them against the vocabulary.
-//! - Separators (`;`, `|`, `||`, `&`, `&&`, newline) and `)`, backticks end a command; `<`, `>`
-//!   are redirections.
+//! - Substitutions inside an argument (`X$(echo X)X`, ``X`id`X``, `$((4+5))`) belong to that one
+//!   word, which is flagged as holding one: a command's argument count is what the shell sees.
+//! - Separators (`;`, `|`, `||`, `&`, `&&`, newline), `)`, backticks and a comment (` #`) end a
+//!   command; `<`, `>` are redirections, whose target (`> /var/www/x.txt`, `2>nul`) is kept
+//!   apart from the arguments (`2>&1` has none).
+//! - A payload's comment-out suffix glued to the last word of the text (`sleep 5#`, `pwd//`,
+//!   `id\\\\`) is not part of that word.
 
 /// Longest command word or argument kept.
 pub(super) const WORD_MAX: usize = 48;
@@ -25,6 +30,12 @@ pub(super) struct Word {
     pub(super) glob: bool,
     /// The word did not fit.
     pub(super) overflow: bool,
+    /// A command substitution or arithmetic expansion (`$(..)`, `` `..` ``, `$((..))`) is part
+    /// of the word (its text is not kept).
+    pub(super) substitution: bool,
+    /// The word holds a byte that naming a command can involve besides letters (`/`, `\\`,
+    /// `.`, `%`, `$`): without one, the word is its own command name (a fast path).
+    pub(super) punctuated: bool,
 }
 
 impl Default for Word {
@@ -35,6 +46,8 @@ impl Default for Word {
             obfuscated: false,
             glob: false,
             overflow: false,
+            substitution: false,
+            punctuated: false,
         }
     }
 }
@@ -48,6 +61,7 @@ impl Word {
         if self.len < WORD_MAX {
             self.buf[self.len] = b;
             self.len += 1;
+            self.punctuated |= matches!(b, b'/' | b'\\' | b'.' | b'%' | b'$');
         } else {
             self.overflow = true;
         }
@@ -59,6 +73,29 @@ impl Word {
         self.obfuscated = false;
         self.glob = false;
         self.overflow = false;
+        self.substitution = false;
+        self.punctuated = false;
+    }
+
+    /// Drops a comment-out suffix a payload glues to the last word of the text (`5#`, `pwd//`,
+    /// `id\\\\`): a run of `#`, or of two or more `/` or `\\`, when something is left.
+    fn drop_trailing_comment(&mut self) {
+        let w = &self.buf[..self.len];
+        let hashes = w.iter().rev().take_while(|&&b| b == b'#').count();
+        let slashes = w.iter().rev().take_while(|&&b| b == b'/').count();
+        let backslashes = w.iter().rev().take_while(|&&b| b == b'\\').count();
+        let cut = if hashes > 0 {
+            hashes
+        } else if slashes >= 2 {
+            slashes
+        } else if backslashes >= 2 {
+            backslashes
+        } else {
+            0
+        };
+        if cut > 0 && cut < self.len {
+            self.len -= cut;
+        }
     }
 
     /// The directory part (`/usr/bin/`, `c:\windows\`), empty when there is none.
@@ -86,6 +123,8 @@ pub(super) struct Command {
     pub(super) nargs: usize,
     /// The command has a redirection (`>`, `<`, `2>&1`, `<<<`) before its end.
     pub(super) redirect: bool,
+    /// The first redirection's file (`/var/www/x.txt` of `> /var/www/x.txt`), empty when none.
+    pub(super) target: Word,
     /// A `$IFS` / `${IFS}` stood for a blank somewhere in the command.
     pub(super) ifs_blank: bool,
     /// Every argument up to the end of the command was read (no more than [`ARGS`]).
@@ -103,6 +142,7 @@ impl Command {
             args: Default::default(),
             nargs: 0,
             redirect: false,
+            target: Word::default(),
             ifs_blank: false,
             complete: false,
             end: 0,
@@ -205,14 +245,72 @@ fn brace_expansion_end(s: &[u8], i: usize) -> Option<usize> {
 /// kept, since there they are usually Windows paths (`c:\windows\repair`).
 pub(super) fn read_word(
     s: &[u8],
+    i: usize,
+    brace: bool,
+    command_word: bool,
+    w: &mut Word,
+) -> usize {
+    read_word_in(s, i, brace, command_word, true, w)
+}
+
+/// Where the substitution opened at `open` (`$(`) ends, just after its `)`: parentheses nested,
+/// quotes skipped, within [`SUBSTITUTION_MAX`] bytes.
+pub(super) fn substitution_end(s: &[u8], open: usize) -> Option<usize> {
+    let end = s.len().min(open + SUBSTITUTION_MAX);
+    let mut depth = 0usize;
+    let mut k = open;
+    while k < end {
+        match s[k] {
+            b'(' => depth += 1,
+            b')' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return Some(k + 1);
+                }
+            }
+            q @ (b'\'' | b'"') => {
+                k += 1;
+                while k < end && s[k] != q {
+                    k += 1;
+                }
+            }
+            _ => {}
+        }
+        k += 1;
+    }
+    None
+}
+
+/// Longest quoted string read as part of a word.
+const QUOTED_MAX: usize = 512;
+
+/// Longest substitution read as part of an argument word.
+const SUBSTITUTION_MAX: usize = 512;
+
+/// [`read_word`], where `in_backtick` says the word is inside a backtick substitution (a
+/// backtick then ends it rather than opening one).
+fn read_word_in(
+    s: &[u8],
     mut i: usize,
     brace: bool,
     command_word: bool,
+    in_backtick: bool,
     w: &mut Word,
 ) -> usize {
     let n = s.len();
     while i < n {
         let b = s[i];
+        if b == b'`' && !command_word && !in_backtick {
+            // A backtick substitution inside an argument: ``X`id`X``.
+            if let Some(close) = s[i + 1..n.min(i + 1 + SUBSTITUTION_MAX)]
+                .iter()
+                .position(|&c| c == b'`')
+            {
+                w.substitution = true;
+                i += close + 2;
+                continue;
+            }
+        }
         if is_blank(b) || is_sep(b) || matches!(b, b'<' | b'>' | b'(' | b')' | b'`') {
             break;
         }
@@ -225,7 +323,9 @@ pub(super) fn read_word(
                 let q = b;
                 let had = w.len > 0;
                 let mut j = i + 1;
-                while j < n && s[j] != q && j - i <= WORD_MAX {
+                // A long quoted string (`"open('/var/www/x','w').write('y')"`) is read to its
+                // end; the word keeps what fits.
+                while j < n && s[j] != q && j - i <= QUOTED_MAX {
                     w.push(s[j]);
                     j += 1;
                 }
@@ -286,6 +386,17 @@ pub(super) fn read_word(
                         i += 3;
                         continue;
                     }
+                    Some(b'(') if !command_word => {
+                        // `X$(echo X)X`, `$((4+5))`: part of this argument.
+                        match substitution_end(s, i + 1) {
+                            Some(end) => {
+                                w.substitution = true;
+                                i = end;
+                                continue;
+                            }
+                            None => break,
+                        }
+                    }
                     Some(b'(') => break,
                     Some(c) if command_word && w.len > 0 && c.is_ascii_alphabetic() => {
                         // `sh$xx`: an unset variable glued to the word.
@@ -323,6 +434,9 @@ pub(super) fn read_word(
         if w.overflow {
             break;
         }
+    }
+    if i >= n {
+        w.drop_trailing_comment();
     }
     i
 }
@@ -396,6 +510,7 @@ pub(super) fn read_command(
     c.name.clear();
     c.nargs = 0;
     c.redirect = false;
+    c.target.clear();
     c.ifs_blank = false;
     c.complete = false;
     c.end = 0;
@@ -432,6 +547,15 @@ pub(super) fn read_command(
     let n = s.len();
     // Parentheses opened among the arguments (`iex (iwr ...)`): their `)` does not end it.
     let mut depth = 0usize;
+    // A command that starts a backtick substitution (`` `echo x` ``) ends at the next backtick;
+    // elsewhere a backtick among the arguments opens one that is part of an argument
+    // (``echo `id` ``). (A command after a separator inside backticks is taken for the second.)
+    let in_backtick = s[..i]
+        .iter()
+        .rev()
+        .take(8)
+        .find(|&&b| !is_blank(b))
+        .is_some_and(|&b| b == b'`');
     while j < n {
         j = skip_blanks(s, j, &mut ifs);
         if j >= n {
@@ -446,14 +570,20 @@ pub(super) fn read_command(
             j += 1;
             continue;
         }
-        if is_sep(b) || b == b')' || b == b'`' || (brace && b == b'}') {
+        if is_sep(b) || b == b')' || (b == b'`' && in_backtick) || (brace && b == b'}') {
+            c.end = b;
+            c.complete = true;
+            break;
+        }
+        if b == b'#' && j > 0 && is_blank(s[j - 1]) {
+            // A comment: the rest of the line is not the command's.
             c.end = b;
             c.complete = true;
             break;
         }
         if b == b'<' || b == b'>' {
             c.redirect = true;
-            j += 1;
+            j = redirection(s, j, brace, c);
             continue;
         }
         if brace && b == b',' {
@@ -465,8 +595,14 @@ pub(super) fn read_command(
         }
         let before = j;
         c.args[c.nargs].clear();
-        j = read_word(s, j, brace, false, &mut c.args[c.nargs]);
-        c.nargs += 1;
+        j = read_word_in(s, j, brace, false, in_backtick, &mut c.args[c.nargs]);
+        let arg = c.args[c.nargs].as_bytes();
+        let fd_number = arg.len() <= 2
+            && arg.iter().all(u8::is_ascii_digit)
+            && matches!(s.get(j), Some(b'<' | b'>'));
+        if !fd_number {
+            c.nargs += 1;
+        }
         if j == before {
             // `(` or another byte no word starts with.
             j += 1;
@@ -475,6 +611,37 @@ pub(super) fn read_command(
     c.ifs_blank = ifs;
     c.complete |= j >= n;
     c.stop = j;
+}
+
+/// Reads the redirection at `i` (`>`, `>>`, `2>`, `<`, `>&`, `&>`): a descriptor copy (`>&2`,
+/// `2>&1`) has no file; otherwise its file becomes `c.target` (the first one) and is not an
+/// argument. A process substitution (`<(...)`) is left to the caller. Returns where it ends.
+fn redirection(s: &[u8], mut i: usize, brace: bool, c: &mut Command) -> usize {
+    let n = s.len();
+    while i < n && matches!(s[i], b'<' | b'>' | b'|') {
+        i += 1;
+    }
+    if i < n && s[i] == b'&' {
+        let digits = s[i + 1..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit() || **b == b'-')
+            .count();
+        if digits > 0 {
+            return i + 1 + digits;
+        }
+        i += 1;
+    }
+    let mut ifs = false;
+    i = skip_blanks(s, i, &mut ifs);
+    if i >= n || s[i] == b'(' || is_sep(s[i]) {
+        return i;
+    }
+    if c.target.len == 0 {
+        read_word(s, i, brace, false, &mut c.target)
+    } else {
+        let mut other = Word::default();
+        read_word(s, i, brace, false, &mut other)
+    }
 }
 
 /// Does the glob `pattern` (`?`, `*`, `[abc]`) match all of `word`?

@@ -19,7 +19,8 @@
 //!   interpreter (`printf aWQ=|base64 -d|sh`);
 //! - expansions only payloads have (`$((21+21))`, `${#V}`, `V=$(id)` then `$V`, `${IFS}`, `<<<`,
 //!   `${jndi:...}`), control flow carrying a payload (`if [ 3 -eq 3 ]; then sleep 4; fi`,
-//!   cmd.exe `for /f ... do`), PowerShell .NET downloaders and cmd.exe environment substrings;
+//!   `[ 7 -ne $(id|wc -c) ] || sleep 4`, cmd.exe `for /f ... do`, also inside code handed to a
+//!   shell), PowerShell .NET downloaders and cmd.exe environment substrings;
 //! - code that runs commands (Shellshock, PHP evaluation, SSI, template injection,
 //!   `system('id')`).
 //!
@@ -75,6 +76,9 @@ pub(super) static RULES: &[RuleInfo] = &[
     RuleInfo::language("cmdi-pipe-to-shell", AuditTag::CmdInjection),
     RuleInfo::language("cmdi-windows-env-substring", AuditTag::CmdInjection),
     RuleInfo::language("cmdi-powershell-dotnet", AuditTag::CmdInjection),
+    // Shapes of command-injection generators' payload templates (commix-style blind oracles),
+    // written from own examples of each construct (never a held-out row).
+    RuleInfo::language("cmdi-test-chain", AuditTag::CmdInjection),
     // Written while reading the CRS regression tests' misses.
     RuleInfo::written_for("cmdi-glob-path", AuditTag::CmdInjection, &["crs-932"]),
     RuleInfo::written_for("cmdi-command-list", AuditTag::CmdInjection, &["crs-932"]),

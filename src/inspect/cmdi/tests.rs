@@ -200,6 +200,92 @@ fn prose_and_pasted_commands_stay_clean() {
     ]);
 }
 
+/// The constructs command-injection generators build their payloads from (classic, blind
+/// time-based, file-based, code evaluation; Unix and Windows), in own variants: other markers,
+/// numbers, commands, separators, spacing, the prefixes and comment-out suffixes they wrap them
+/// in.
+#[test]
+fn generator_constructs() {
+    assert_caught(&[
+        // Markers around command output or arithmetic.
+        "q1;echo WXYZ$(echo WXYZ)WXYZ",
+        "host.test|echo Mk$(uname -r)Mk//",
+        "5&&echo KEY`echo KEY`KEY",
+        "a;echo `echo PLUM`",
+        "node7 & echo `expr 31 + 402`",
+        "b\necho $(expr 9 + 16)#",
+        "v|echo TT$(df -h)TT\\\\",
+        // Plain probes with a suffix glued or commented.
+        "srv;free -m||",
+        "srv&&ip addr #",
+        "'|;free",
+        "x\nprintenv//",
+        "&&whoami//",
+        "q|systeminfo#",
+        "q|route print",
+        "q||query user",
+        "q&sc query",
+        "\"&&set #",
+        // Blind oracles: a test chained to a timer.
+        "ab|[ 14 -ne $(printf %s QQ|wc -c) ]||sleep 4",
+        "ab\ntest 8 -eq `id|wc -c` && ping -c4 localhost",
+        "ab;[ 3 -eq ${#zz} ] && /bin/sleep 6",
+        "ab;sleep 2.5#",
+        "ab;timeout 7\\\\",
+        "ab| powershell Start-Sleep 6",
+        "ab& powershell -c \"Start-Sleep -Seconds 3\"",
+        // Output written to a file the attacker can fetch.
+        "io;ps aux>/srv/http/o.html",
+        "io|id > ./k.txt 2>&1",
+        "io && echo MARK > /usr/share/nginx/html/m.txt #",
+        "io&route print > D:\\site\\r.txt",
+        "io||echo MARKMARK 2>nul",
+        // cmd.exe through its own path.
+        "io||%ComSpec% /c hostname",
+        // Code evaluation joined to a string or printed.
+        "z\".system('env').\"",
+        "z';echo shell_exec('who');//",
+        "z'.print(`getent passwd`).'",
+        // cmd.exe's `for` inside code handed to a shell.
+        "w'.print(`for /F \"delims=\" %q in ('net view') do @echo %q`).'",
+        "w\";system('for /f \"tokens=*\" %b in (\'cmd /c \"ver\"\') do @set /p = %b');",
+        // A long quoted program.
+        "io&&python3 -c \"open('/srv/www/site/probe.html','w').write('QWERTY')\" &",
+    ]);
+}
+
+#[test]
+fn generator_like_prose_stays_clean() {
+    assert_clean(&[
+        "ready; set; go",
+        "the query user table is empty",
+        "see the ip address here",
+        "free tickets & drinks",
+        "date: 2026-12-05",
+        "if [ $# -eq 0 ] && echo usage",
+        "[ -f /etc/motd ] && cat /etc/motd",
+        "[ 1 -eq 1 ] && echo fine",
+        "I love C# and F#",
+        "use `ps aux` to list processes",
+        "echo hello > greeting.txt is the classic first lesson",
+        "Looking for 50% off? Shop in (selected) stores, do it now",
+        "thanks for /f in (the docs) do %s",
+    ]);
+}
+
+#[test]
+fn lexer_keeps_substitutions_and_redirections_apart() {
+    let mut c = Command::new();
+    let s = b"echo ab$(echo ab)ab 2>/tmp/o.txt";
+    lexer::read_command(s, 0, false, rules::judge::known_word, &mut c);
+    assert_eq!(c.nargs, 1, "one word with a substitution inside");
+    assert!(c.args[0].substitution);
+    assert_eq!(c.target.as_bytes(), b"/tmp/o.txt");
+    let s = b"sleep 4//";
+    lexer::read_command(s, 0, false, rules::judge::known_word, &mut c);
+    assert_eq!(c.arg(0), b"4");
+}
+
 #[test]
 fn globs_match_like_the_shell() {
     assert!(glob_match(b"c?t", b"cat"));

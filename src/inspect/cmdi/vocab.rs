@@ -76,6 +76,8 @@ static PROBES: WordSet = WordSet::new(&[
     b"lsblk",
     b"sestatus",
     b"aa-status",
+    b"df",
+    b"free",
 ]);
 
 /// Network clients and listeners.
@@ -274,6 +276,7 @@ static WINDOWS: WordSet = WordSet::new(&[
     b"cipher",
     b"mofcomp",
     b"bash.exe",
+    b"query",
 ]);
 
 /// PowerShell aliases of the cmdlets attackers use.

@@ -157,9 +157,22 @@ pub(in crate::inspect::cmdi) fn code_constructs(
         // these at the start, after a separator or quote, or inside `<?php`.
         let before = s[..k].trim_ascii_end();
         let prev = before.last().copied();
+        // PHP also calls them joined to a string it closed (`".system('id')."`) or as the
+        // value a statement prints (`';echo shell_exec('id');`).
+        let joined_to_string = before.ends_with(b"'.") || before.ends_with(b"\".");
+        let printed = [&b"echo"[..], b"print", b"return"].iter().any(|kw| {
+            before.ends_with(kw)
+                && (before.len() == kw.len()
+                    || matches!(
+                        before[before.len() - kw.len() - 1],
+                        b';' | b'\'' | b'"' | b' ' | b'>'
+                    ))
+        });
         if prev.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
             && !before.ends_with(b"<?php")
             && !before.ends_with(b")")
+            && !joined_to_string
+            && !printed
         {
             continue;
         }

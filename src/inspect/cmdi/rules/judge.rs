@@ -23,9 +23,17 @@ pub(in crate::inspect::cmdi) enum Verdict {
 /// resolved to the first command of [`GLOB_TARGETS`] it matches (nothing when none does).
 pub(in crate::inspect::cmdi) fn resolved_name(w: &Word) -> &[u8] {
     let word = w.as_bytes();
+    // Most words are letters only: their own name.
+    if !w.punctuated && !w.glob {
+        return word;
+    }
     // The user's shell: `$SHELL -c ...`.
     if matches!(word, b"$shell" | b"${shell}") {
         return b"sh";
+    }
+    // cmd.exe's own path: `%COMSPEC% /c ...`.
+    if word == b"%comspec%" {
+        return b"cmd";
     }
     // A Windows switch glued to the command (`bcdboot/r`).
     if let Some(slash) = word.iter().position(|&b| b == b'/') {
@@ -148,8 +156,35 @@ fn is_remote(a: &[u8]) -> bool {
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'/')))
 }
 
-/// The verdict on command `c`.
+/// The verdict on command `c`: [`judge_command_line`], and a command whose output goes to a
+/// file (`ps aux > /var/www/x.html`, `route print > c:\\x.txt`) is a plausible command line
+/// whatever its arguments.
 pub(in crate::inspect::cmdi) fn judge(c: &Command) -> Verdict {
+    let v = judge_command_line(c);
+    if v == Verdict::No && writes_file(c) && known_word(&c.name) {
+        return Verdict::Plausible;
+    }
+    v
+}
+
+/// The command's output goes to a file (not a device: `nul`, `/dev/null`).
+fn writes_file(c: &Command) -> bool {
+    let t = c.target.as_bytes();
+    !t.is_empty()
+        && !matches!(t, b"nul" | b"/dev/null" | b"con")
+        && (t.contains(&b'/') || t.contains(&b'\\') || t.contains(&b'.'))
+}
+
+/// An option glued to its number (`-c3`, `-n5`) or standing alone (`-c`), of one of `letters`.
+fn timing_option(a: &[u8], letters: &[u8]) -> bool {
+    match a {
+        [b'-', l, rest @ ..] => letters.contains(l) && rest.iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
+}
+
+/// The verdict on command `c` by its word and arguments.
+fn judge_command_line(c: &Command) -> Verdict {
     let name = resolved_name(&c.name);
     if name.is_empty() || c.name.overflow {
         return Verdict::No;
@@ -193,8 +228,21 @@ pub(in crate::inspect::cmdi) fn judge(c: &Command) -> Verdict {
             }
         }
         b"pwd" | b"env" | b"printenv" | b"ver" | b"ps" | b"w" | b"who" | b"last" => {
-            plausible_if(no_args || first_shellish)
+            plausible_if(no_args || first_shellish || name == b"ps" && arg(0) == b"aux")
         }
+        // Network and service listings: `ip addr`, `route print`, `sc query`, `query user`.
+        b"ip" => plausible_if(matches!(
+            arg(0),
+            b"a" | b"addr" | b"address" | b"r" | b"route" | b"link" | b"neigh" | b"-4" | b"-6"
+        )),
+        b"getent" => plausible_if(matches!(
+            arg(0),
+            b"passwd" | b"shadow" | b"group" | b"hosts"
+        )),
+        b"route" => plausible_if(no_args || first_shellish || arg(0) == b"print"),
+        b"query" => plausible_if(matches!(arg(0), b"user" | b"session" | b"process")),
+        // Arithmetic a payload proves execution with: `expr 12 + 34`.
+        b"expr" => plausible_if(c.nargs >= 3 && is_number(arg(0)) && is_number(arg(2))),
         b"cat" | b"tac" | b"more" | b"less" | b"head" | b"tail" | b"type" | b"nl" | b"strings"
         | b"xxd" | b"od" | b"base64" | b"grep" => {
             if sensitive() {
@@ -242,7 +290,9 @@ pub(in crate::inspect::cmdi) fn judge(c: &Command) -> Verdict {
         b"bash" | b"sh" | b"zsh" | b"dash" | b"ksh" | b"csh" | b"tcsh" | b"ash" | b"busybox" => {
             if opt(b"-i")
                 || opt(b"-c")
-                || (c.redirect && any_arg(&|a: &[u8]| contains(a, b"/dev/tcp")))
+                || (c.redirect
+                    && (contains(c.target.as_bytes(), b"/dev/tcp")
+                        || any_arg(&|a: &[u8]| contains(a, b"/dev/tcp"))))
             {
                 Verdict::Attack
             } else {
@@ -301,6 +351,8 @@ pub(in crate::inspect::cmdi) fn judge(c: &Command) -> Verdict {
                         || opt(b"/r")
                         || any_arg(&|a: &[u8]| a.ends_with(b".exe") || a.ends_with(b".bat"))
                 }
+                // A cmdlet run directly: `powershell Start-Sleep 3`.
+                b"powershell" | b"pwsh" if is_cmdlet(arg(0)) => true,
                 b"powershell" | b"pwsh" => any_arg(&|a: &[u8]| {
                     a.starts_with(b"-e")
                         || a.starts_with(b"-c")
@@ -322,7 +374,7 @@ pub(in crate::inspect::cmdi) fn judge(c: &Command) -> Verdict {
             }
         }
         b"ping" => {
-            let timing = opt(b"-c") || opt(b"-n") || opt(b"-i") || opt(b"-t") || opt(b"-w");
+            let timing = any_arg(&|a: &[u8]| timing_option(a, b"cnitw"));
             let host = any_arg(&|a: &[u8]| {
                 a.iter().filter(|&&b| b == b'.').count() >= 1
                     && a.iter()
@@ -353,6 +405,8 @@ pub(in crate::inspect::cmdi) fn judge(c: &Command) -> Verdict {
                     c.nargs >= 1
                         && (first_shellish
                             || c.args[0].obfuscated
+                            // Command output echoed, maybe between markers: `echo X$(id)X`.
+                            || c.args[..c.nargs].iter().any(|a| a.substitution)
                             // A marker echoed on its own: `echo QWE`, `echo QWE > f`.
                             || c.complete && c.nargs <= 2),
                 )
@@ -404,9 +458,14 @@ pub(in crate::inspect::cmdi) fn judge(c: &Command) -> Verdict {
             if any_arg(&|a: &[u8]| matches!(a, b"/create" | b"create" | b"config" | b"/run")) {
                 Verdict::Attack
             } else {
-                plausible_if(c.nargs > 0 && arg(0).starts_with(b"/"))
+                plausible_if(
+                    c.nargs > 0 && arg(0).starts_with(b"/")
+                        || name == b"sc" && matches!(arg(0), b"query" | b"queryex" | b"qc"),
+                )
             }
         }
+        // `set` alone lists cmd.exe's environment; only as the whole rest of the text.
+        b"set" if no_args && c.complete && (c.end == 0 || c.end == b'#') => Verdict::Plausible,
         b"start" | b"call" | b"set" | b"copy" | b"format" | b"expand" => {
             // Everyday English words: only with a command line's shape.
             plausible_if(c.nargs > 0 && (is_path(arg(0)) || arg(0).starts_with(b"/")))
@@ -520,6 +579,11 @@ fn judge_powershell(c: &Command, name: &[u8]) -> Verdict {
             }
         }
     }
+}
+
+/// A PowerShell cmdlet (`start-sleep`, `get-childitem`): Verb-Noun of the vocabulary.
+fn is_cmdlet(a: &[u8]) -> bool {
+    a.contains(&b'-') && vocab::kind(a) == Some(Kind::PowerShell)
 }
 
 /// Does `text` start with a command word of the vocabulary (`rm -f x`, `id`)?
