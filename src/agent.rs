@@ -23,6 +23,7 @@ use crate::compiler::{CompileLimits, Compiler};
 use crate::limits::ReassemblyBudget;
 use crate::model::{Frame, Verdict};
 use crate::policy::{ConfigureOutcome, Policy, PolicyError, SharedPolicy};
+use crate::shared_limits::{IpLimiter, SharedLimitSettings};
 use crate::telemetry::Telemetry;
 
 /// One tracked WebSocket connection as an operator sees it (`/connections`).
@@ -95,7 +96,7 @@ impl ConnectionView {
 pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 256 * 1024 * 1024;
 
 /// Resource settings of the actor system (start-up options, not part of the policy).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct AgentSettings {
     /// Detector actors.
     pub workers: usize,
@@ -105,6 +106,8 @@ pub struct AgentSettings {
     pub hibernate_after: std::time::Duration,
     /// Bounds for pushed configurations.
     pub compile_limits: CompileLimits,
+    /// The per-client-IP limiter (`None`: one counting in this process, with default bounds).
+    pub ip_limiter: Option<Arc<IpLimiter>>,
 }
 
 impl Default for AgentSettings {
@@ -114,6 +117,7 @@ impl Default for AgentSettings {
             max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
             hibernate_after: crate::actors::router::DEFAULT_HIBERNATE_AFTER,
             compile_limits: CompileLimits::default(),
+            ip_limiter: None,
         }
     }
 }
@@ -136,6 +140,7 @@ struct Inner {
     detectors: Arc<DetectorPool>,
     router: ActorRef<RouterMsg>,
     compiler: Compiler,
+    ip_limiter: Arc<IpLimiter>,
     /// Serializes configure events so that the same push on every pooled connection compiles
     /// once (the others find it unchanged).
     configuring: tokio::sync::Mutex<()>,
@@ -164,7 +169,13 @@ impl Agent {
             max_buffered_bytes,
             hibernate_after,
             compile_limits,
+            ip_limiter,
         } = settings;
+        let ip_limiter = match ip_limiter {
+            Some(limiter) => limiter,
+            None => IpLimiter::start(&SharedLimitSettings::default())
+                .map_err(|e| StartError(e.to_string()))?,
+        };
         let compiler = Compiler::start(compile_limits)
             .map_err(|e| StartError(format!("cannot start the configuration compiler: {e}")))?;
         let policy = Arc::new(SharedPolicy::new(policy));
@@ -174,6 +185,7 @@ impl Agent {
             policy: Arc::clone(&policy),
             detectors: Arc::clone(&detectors),
             budget: Arc::new(ReassemblyBudget::new(max_buffered_bytes)),
+            ip_limiter: Arc::clone(&ip_limiter),
         });
         let (router, handle) = Router::spawn(
             None,
@@ -194,6 +206,7 @@ impl Agent {
                     detectors,
                     router,
                     compiler,
+                    ip_limiter,
                     configuring: tokio::sync::Mutex::new(()),
                 }),
             },
@@ -239,6 +252,11 @@ impl Agent {
     /// WebSocket connections currently tracked.
     pub fn tracked_connections(&self) -> usize {
         self.inner.registry.len()
+    }
+
+    /// The per-client-IP limiter (for health).
+    pub fn ip_limiter(&self) -> &IpLimiter {
+        &self.inner.ip_limiter
     }
 
     /// The detector pool (for load figures).

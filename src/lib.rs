@@ -20,6 +20,7 @@ pub mod options;
 pub mod pipeline;
 pub mod policy;
 pub mod server;
+pub mod shared_limits;
 pub mod telemetry;
 #[doc(hidden)]
 pub mod testdata;

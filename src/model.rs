@@ -161,11 +161,14 @@ pub enum AuditTag {
     /// The peer broke the WebSocket protocol (a new message inside a fragmented one, text that is
     /// not UTF-8).
     ProtocolViolation,
+    /// A per-client-IP rate limit was exceeded (all connections of the IP, across agents sharing
+    /// a Redis).
+    IpRateLimit,
 }
 
 impl AuditTag {
     /// Every tag, in a fixed order (used for compact indices and metric labels).
-    pub const ALL: [AuditTag; 11] = [
+    pub const ALL: [AuditTag; 12] = [
         AuditTag::Xss,
         AuditTag::Sqli,
         AuditTag::CmdInjection,
@@ -177,6 +180,7 @@ impl AuditTag {
         AuditTag::FailOpen,
         AuditTag::InspectionError,
         AuditTag::ProtocolViolation,
+        AuditTag::IpRateLimit,
     ];
 
     /// Position in [`AuditTag::ALL`].
@@ -203,6 +207,7 @@ impl AuditTag {
             AuditTag::FailOpen => "ws-fail-open",
             AuditTag::InspectionError => "ws-inspection-error",
             AuditTag::ProtocolViolation => "ws-protocol-violation",
+            AuditTag::IpRateLimit => "ws-ip-rate-limit",
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::health;
 use crate::lifecycle::{termination_signal, DrainOutcome, Lifecycle};
 use crate::options::Options;
 use crate::policy::{Policy, PolicyError};
+use crate::shared_limits::{IpLimiter, SharedLimitSettings};
 use crate::telemetry;
 use crate::transport::uds::{self, BindError};
 use crate::transport::{grpc, TransportContext};
@@ -37,6 +38,9 @@ pub enum RunError {
     /// A gRPC TLS file is unusable.
     #[error(transparent)]
     Tls(#[from] grpc::TlsError),
+    /// The per-client-IP limits cannot start (a bad --redis-url).
+    #[error(transparent)]
+    SharedLimits(#[from] crate::shared_limits::BadRedisUrl),
     /// The gRPC address cannot be bound.
     #[error("cannot serve gRPC on {address}: {source}")]
     Grpc {
@@ -93,6 +97,11 @@ pub async fn run(options: Options) -> Result<(), RunError> {
             )?),
             None => None,
         };
+    let ip_limiter = IpLimiter::start(&SharedLimitSettings {
+        redis_url: options.redis_url.clone(),
+        peers_hint: options.redis_peers_hint,
+        max_tracked_ips: usize::try_from(options.max_tracked_ips).unwrap_or(usize::MAX),
+    })?;
     let socket = uds::bind(&options.socket, options.socket_mode).await?;
     let workers = options.worker_count();
     let (agent, router_handle) = Agent::start_with(
@@ -102,6 +111,7 @@ pub async fn run(options: Options) -> Result<(), RunError> {
             max_buffered_bytes: options.max_buffered_bytes,
             hibernate_after: Duration::from_secs(options.hibernate_after),
             compile_limits,
+            ip_limiter: Some(ip_limiter),
         },
     )
     .await?;

@@ -27,6 +27,7 @@ use crate::model::{
 use crate::options::InvalidUtf8;
 use crate::pipeline::{violation, InspectJob};
 use crate::policy::{Policy, PolicyCache, SharedPolicy};
+use crate::shared_limits::{self, IpLimiter};
 use crate::telemetry::Telemetry;
 
 /// A message to a connection actor.
@@ -132,6 +133,8 @@ pub struct ConnectionContext {
     pub detectors: Arc<DetectorPool>,
     /// Bytes all connections may hold for unfinished messages.
     pub budget: Arc<ReassemblyBudget>,
+    /// Per-client-IP budgets (shared through Redis when configured).
+    pub ip_limiter: Arc<IpLimiter>,
 }
 
 /// Start-up arguments of a connection actor.
@@ -473,7 +476,26 @@ impl ConnectionState {
                 ));
             }
         }
-        None
+        self.check_ip_budget(frame, options, starts_message, now)
+    }
+
+    /// Charges the frame to its client IP's budget (issue 17; never waits for Redis).
+    fn check_ip_budget(
+        &self,
+        frame: &Frame,
+        options: &crate::options::PolicyOptions,
+        starts_message: bool,
+        now: u64,
+    ) -> Option<Verdict> {
+        let ip = frame.client_ip.as_ref().filter(|ip| !ip.is_empty())?;
+        let over = self.context.ip_limiter.check(
+            ip,
+            starts_message,
+            frame.payload.len(),
+            shared_limits::limits_of(options),
+            now,
+        )?;
+        Some(shared_limits::over_budget_verdict(options, over))
     }
 
     /// Publishes what observers read: reassembly memory (also to the global gauge) and bucket
