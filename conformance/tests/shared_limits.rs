@@ -226,7 +226,9 @@ async fn redis_stopped_and_restarted_no_frame_waits_and_limits_fall_back_and_com
         until,
         Arc::clone(&samples),
     ));
-    let shared_phase = (Duration::from_millis(1500), Duration::from_millis(3500));
+    // Until the first lease answer an IP is counted locally (capacity / peers hint), and the
+    // Redis bucket starts full: at 400/s against 200/s both are spent within about 1.5 s.
+    let shared_phase = (Duration::from_millis(2500), Duration::from_millis(4500));
     tokio::time::sleep_until((start + shared_phase.1).into()).await;
     redis.stop();
     let agent_ref = &agent;
@@ -290,12 +292,18 @@ async fn redis_stopped_and_restarted_no_frame_waits_and_limits_fall_back_and_com
         "restored {restored:.0}/s"
     );
     assert!(agent.metric("ws_agent_redis_errors_total").unwrap_or(0.0) >= 1.0);
-    assert_eq!(agent.metric("ws_agent_redis_fallbacks_total"), Some(1.0));
+    // At least the outage (a slow first call to the restarted Redis may count once more).
+    assert!(
+        agent
+            .metric("ws_agent_redis_fallbacks_total")
+            .unwrap_or(0.0)
+            >= 1.0
+    );
     assert!(agent.log().contains("Redis unavailable"), "{}", agent.log());
 }
 
-/// The health state and message of the next v2 health report (the state machine reports every
-/// 200 ms in these tests).
+/// The first DEGRADED v2 health report within 5 s (the monitor looks every 250 ms and reports a
+/// change at once), or the last report seen.
 fn health(agent: &Agent) -> (i64, String) {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -303,7 +311,13 @@ fn health(agent: &Agent) -> (i64, String) {
         .unwrap()
         .block_on(async {
             let mut stream = raw::v2_connect(agent.socket()).await;
-            next_health(&mut stream).await
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                let report = next_health(&mut stream).await;
+                if report.0 == 2 || Instant::now() > deadline {
+                    return report;
+                }
+            }
         })
 }
 
