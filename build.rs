@@ -1,9 +1,15 @@
 //! Generates the gRPC code from `proto/` with protox (a protobuf compiler written in Rust), so that
 //! building the agent needs no system `protoc`. `proto/agent_v2.proto` declares
-//! `sentinel.agent.v2`; the Zentinel proxies use the same messages under `zentinel.agent.v2`, so the
-//! file is compiled a second time with only its package line changed.
+//! `sentinel.agent.v2`; the Zentinel proxies use the same messages and service under
+//! `zentinel.agent.v2`, so the file is compiled a second time with only its package line changed.
+//! That second package's messages are mapped onto the `sentinel.agent.v2` ones with `extern_path`:
+//! the message types are generated once, and only the zentinel service (whose gRPC paths differ)
+//! is generated again, over the same types.
 
 use std::path::PathBuf;
+
+/// The Rust module that holds the `sentinel.agent.v2` types (`src/transport/grpc/proto.rs`).
+const SHARED_V2_MESSAGES: &str = "crate::transport::grpc::proto::sentinel_v2";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
@@ -30,6 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(false)
         .build_server(true)
+        .extern_path(".zentinel.agent.v2", SHARED_V2_MESSAGES)
         .compile_fds(descriptors)?;
 
     println!("cargo:rerun-if-changed=proto/agent_v1.proto");

@@ -10,87 +10,17 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use std::sync::atomic::Ordering;
-
-use serde::Serialize;
-
-use crate::actors::connection::{bucket_level, ConnMsg, ConnectionContext, ConnectionShared};
+use crate::actors::connection::{ConnMsg, ConnectionContext};
 use crate::actors::detector::{DetectorPool, DETECTOR_QUEUE_CAPACITY};
 use crate::actors::router::{Registry, Router, RouterArgs, RouterMsg};
 use crate::actors::{ReplyTarget, Responder};
 use crate::clock;
 use crate::compiler::{CompileLimits, Compiler};
 use crate::limits::ReassemblyBudget;
-use crate::model::{Frame, Verdict};
+use crate::model::{Frame, ReasonCode, Verdict};
 use crate::policy::{ConfigureOutcome, Policy, PolicyError, SharedPolicy};
 use crate::shared_limits::{IpLimiter, SharedLimitSettings};
-use crate::telemetry::Telemetry;
-
-/// One tracked WebSocket connection as an operator sees it (`/connections`).
-#[derive(Debug, Clone, Serialize)]
-pub struct ConnectionView {
-    /// The correlation id.
-    pub correlation_id: String,
-    /// The proxy's route id, if sent.
-    pub route: Option<String>,
-    /// The client's IP, if sent.
-    pub client_ip: Option<String>,
-    /// Seconds since the agent first saw it.
-    pub age_secs: f64,
-    /// Seconds since its last frame.
-    pub idle_secs: f64,
-    /// Frames per direction.
-    pub frames: PerDirection,
-    /// Payload bytes per direction.
-    pub bytes: PerDirection,
-    /// Message bucket level (tokens), when a message rate applies.
-    pub message_bucket: Option<f64>,
-    /// Byte bucket level, when a byte rate applies.
-    pub byte_bucket: Option<f64>,
-    /// Bytes held for unfinished messages.
-    pub reassembly_bytes: u64,
-    /// The last violation tag raised.
-    pub last_detection: Option<&'static str>,
-}
-
-/// A figure per direction.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct PerDirection {
-    /// Client to server.
-    pub client_to_server: u64,
-    /// Server to client.
-    pub server_to_client: u64,
-}
-
-impl ConnectionView {
-    fn of(id: &str, shared: &ConnectionShared, now: u64) -> Self {
-        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-        let secs = |nanos: u64| now.saturating_sub(nanos) as f64 / 1e9;
-        ConnectionView {
-            correlation_id: id.to_string(),
-            route: shared.route_id.get().map(|r| r.to_string()),
-            client_ip: shared.client_ip.get().map(|r| r.to_string()),
-            age_secs: secs(load(&shared.created_nanos)),
-            idle_secs: secs(load(&shared.last_seen_nanos)),
-            frames: PerDirection {
-                client_to_server: load(&shared.frames[0]),
-                server_to_client: load(&shared.frames[1]),
-            },
-            bytes: PerDirection {
-                client_to_server: load(&shared.bytes[0]),
-                server_to_client: load(&shared.bytes[1]),
-            },
-            message_bucket: bucket_level(load(&shared.message_tokens)),
-            byte_bucket: bucket_level(load(&shared.byte_tokens)),
-            reassembly_bytes: load(&shared.reassembly_bytes),
-            last_detection: shared.last_tag().map(|t| t.as_str()),
-        }
-    }
-
-    fn total_frames(&self) -> u64 {
-        self.frames.client_to_server + self.frames.server_to_client
-    }
-}
+use crate::telemetry::{ConfigResult, Telemetry};
 
 /// Default for `--max-buffered-bytes`.
 pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 256 * 1024 * 1024;
@@ -214,6 +144,11 @@ impl Agent {
         ))
     }
 
+    /// The per-client-IP limiter (for health).
+    pub fn ip_limiter(&self) -> &IpLimiter {
+        &self.inner.ip_limiter
+    }
+
     /// The running policy.
     pub fn policy(&self) -> &SharedPolicy {
         &self.inner.policy
@@ -228,35 +163,14 @@ impl Agent {
         }
     }
 
-    /// The tracked connections, most active (most frames) first, at most `limit`.
-    pub fn connections(&self, limit: usize) -> Vec<ConnectionView> {
-        let now = clock::now_nanos();
-        let mut views: Vec<ConnectionView> = self
-            .inner
-            .registry
-            .iter()
-            .map(|entry| ConnectionView::of(entry.key(), &entry.shared, now))
-            .collect();
-        let by_activity =
-            |a: &ConnectionView, b: &ConnectionView| b.total_frames().cmp(&a.total_frames());
-        if limit < views.len() {
-            if limit > 0 {
-                views.select_nth_unstable_by(limit - 1, by_activity);
-            }
-            views.truncate(limit);
-        }
-        views.sort_by(by_activity);
-        views
+    /// The registry of tracked connections (read-only use: only the router adds and removes).
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
     }
 
     /// WebSocket connections currently tracked.
     pub fn tracked_connections(&self) -> usize {
         self.inner.registry.len()
-    }
-
-    /// The per-client-IP limiter (for health).
-    pub fn ip_limiter(&self) -> &IpLimiter {
-        &self.inner.ip_limiter
     }
 
     /// The detector pool (for load figures).
@@ -315,7 +229,7 @@ impl Agent {
         self.submit(frame, ReplyTarget::Oneshot(sender)).await;
         receiver
             .await
-            .unwrap_or_else(|_| Verdict::failure(fail_open, "inspection-lost"))
+            .unwrap_or_else(|_| Verdict::failure(fail_open, ReasonCode::InspectionLost))
     }
 
     async fn open(
@@ -394,16 +308,18 @@ impl Agent {
     fn record(result: &Result<ConfigureOutcome, PolicyError>) {
         match result {
             Ok(ConfigureOutcome::Applied) => {
-                Telemetry::get().record_configure(Ok(true));
+                Telemetry::get().record_configure(ConfigResult::Applied);
                 tracing::info!("configuration applied");
             }
-            Ok(ConfigureOutcome::Unchanged) => Telemetry::get().record_configure(Ok(false)),
+            Ok(ConfigureOutcome::Unchanged) => {
+                Telemetry::get().record_configure(ConfigResult::Unchanged)
+            }
             Err(error) => Self::record_rejection(error),
         }
     }
 
     fn record_rejection(error: &PolicyError) {
-        Telemetry::get().record_configure(Err(()));
+        Telemetry::get().record_configure(ConfigResult::Rejected);
         let error = error.to_string();
         tracing::warn!(
             error = %crate::util::for_log(&error),
@@ -440,5 +356,157 @@ impl Agent {
     /// Stops the actor system (after the transports are done).
     pub fn stop(&self) {
         self.inner.router.stop(Some("agent stopping".into()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The actor system in process, in paused (virtual) time: idle rules without waiting for them.
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::model::{Direction, Opcode};
+    use crate::options::PolicyOptions;
+
+    fn frame(id: &str, payload: &'static str) -> Frame {
+        Frame {
+            correlation_id: Arc::from(id),
+            direction: Direction::ClientToServer,
+            opcode: Opcode::Text,
+            fin: true,
+            payload: Bytes::from_static(payload.as_bytes()),
+            route_id: None,
+            client_ip: None,
+        }
+    }
+
+    async fn start(options: PolicyOptions) -> Agent {
+        let settings = AgentSettings {
+            hibernate_after: Duration::from_secs(5),
+            ..AgentSettings::default()
+        };
+        let (agent, _router) = Agent::start_with(Policy::compile(options).unwrap(), settings)
+            .await
+            .unwrap();
+        agent
+    }
+
+    /// Lets virtual time run until `done` holds (at most `limit` of it).
+    async fn advance_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+        let step = Duration::from_millis(100);
+        let mut waited = Duration::ZERO;
+        while !done() {
+            if waited >= limit {
+                return false;
+            }
+            tokio::time::sleep(step).await;
+            waited += step;
+        }
+        true
+    }
+
+    fn awake(agent: &Agent, id: &str) -> Option<bool> {
+        agent.registry().get(id).map(|entry| entry.actor.is_some())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_connection_hibernates_and_keeps_deciding_after() {
+        let agent = start(PolicyOptions::default()).await;
+        assert!(agent.decide(frame("c1", "hello")).await.is_allow());
+        assert_eq!(awake(&agent, "c1"), Some(true));
+        assert!(
+            advance_until(Duration::from_secs(10), || awake(&agent, "c1")
+                == Some(false))
+            .await,
+            "not hibernated after 10 s idle (--hibernate-after 5)"
+        );
+        // Woken by its next frame, with the same tracked state.
+        let verdict = agent.decide(frame("c1", "<script>alert(1)</script>")).await;
+        assert!(!verdict.is_allow());
+        assert_eq!(awake(&agent, "c1"), Some(true));
+        assert_eq!(
+            agent.registry().get("c1").unwrap().shared.frames[0].load(Ordering::Relaxed),
+            2
+        );
+        agent.stop();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_connection_is_evicted_after_the_idle_timeout() {
+        let options = PolicyOptions {
+            idle_timeout: 60,
+            ..PolicyOptions::default()
+        };
+        let agent = start(options).await;
+        assert!(agent.decide(frame("idle", "hello")).await.is_allow());
+        // Virtual time: 50 s pass at once (the connection hibernates meanwhile).
+        tokio::time::sleep(Duration::from_secs(50)).await;
+        assert_eq!(awake(&agent, "idle"), Some(false));
+        assert!(
+            agent.registry().get("idle").is_some(),
+            "evicted before the idle timeout"
+        );
+        assert!(
+            advance_until(Duration::from_secs(30), || agent
+                .registry()
+                .get("idle")
+                .is_none())
+            .await,
+            "still tracked 80 s after its last frame (--idle-timeout 60)"
+        );
+        agent.stop();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_frame_handed_in_is_answered_exactly_once() {
+        let agent = start(PolicyOptions::default()).await;
+        let (queue, mut answers) = mpsc::unbounded_channel();
+        let ids = ["a", "b", "c", "d"];
+        for n in 0..200 {
+            let payload = if n % 3 == 0 {
+                "<script>x</script>"
+            } else {
+                "hi"
+            };
+            let target = ReplyTarget::Queue {
+                queue: queue.clone(),
+                permit: None,
+            };
+            agent
+                .submit(frame(ids[n % ids.len()], payload), target)
+                .await;
+        }
+        drop(queue);
+        let mut count = 0;
+        while let Some(answer) = answers.recv().await {
+            assert!(ids.contains(&&*answer.correlation_id));
+            count += 1;
+        }
+        assert_eq!(count, 200);
+        agent.stop();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_frame_handed_in_after_stop_is_still_answered_once() {
+        let agent = start(PolicyOptions::default()).await;
+        agent.stop();
+        assert!(advance_until(Duration::from_secs(5), || !agent.is_serving()).await);
+        let (queue, mut answers) = mpsc::unbounded_channel();
+        agent
+            .submit(
+                frame("late", "hello"),
+                ReplyTarget::Queue {
+                    queue,
+                    permit: None,
+                },
+            )
+            .await;
+        let answer = answers.recv().await.expect("an answer");
+        assert_eq!(answer.verdict.uninspected, Some(ReasonCode::InspectionLost));
+        assert!(answers.recv().await.is_none(), "answered twice");
     }
 }

@@ -1,8 +1,10 @@
 //! A cheap monotonic clock in nanoseconds since the process started, so that per-connection state
-//! can store timestamps in 8 bytes instead of an `Instant`.
+//! can store timestamps in 8 bytes instead of an `Instant`. It reads tokio's clock (the system's
+//! monotonic clock, unless a test pauses time), so idle and hibernation rules can be tested in
+//! virtual time.
 
 use std::sync::OnceLock;
-use std::time::Instant;
+use tokio::time::Instant;
 
 static START: OnceLock<Instant> = OnceLock::new();
 

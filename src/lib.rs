@@ -11,14 +11,19 @@ pub mod actors;
 pub mod agent;
 pub mod clock;
 pub mod compiler;
-pub mod health;
+#[cfg(feature = "fault-injection")]
+pub mod fault_injection;
 pub mod inspect;
 pub mod lifecycle;
 pub mod limits;
 pub mod model;
+pub mod ops;
 pub mod options;
 pub mod pipeline;
 pub mod policy;
+/// The health state, now in [`ops::health`]; this path stays for the transports and fuzz targets
+/// that name it.
+pub use ops::health;
 pub mod server;
 pub mod shared_limits;
 pub mod telemetry;

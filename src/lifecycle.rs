@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::{broadcast, watch, Notify};
 
 /// Shared drain state.
 #[derive(Debug)]
@@ -19,32 +19,7 @@ pub struct Lifecycle {
     connection_closed: Notify,
 }
 
-/// Which transport a proxy connection came in on; each has its own limit, so that a flood on one
-/// never refuses the other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// A Unix socket connection (v1 or v2).
-    UnixSocket,
-    /// A gRPC stream (bidirectional or unary).
-    Grpc,
-}
-
-impl Transport {
-    fn index(self) -> usize {
-        match self {
-            Transport::UnixSocket => 0,
-            Transport::Grpc => 1,
-        }
-    }
-
-    /// The metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::UnixSocket => "uds",
-            Transport::Grpc => "grpc",
-        }
-    }
-}
+pub use crate::model::Transport;
 
 /// Held by every proxy connection task; dropping it marks the connection closed.
 #[derive(Debug)]
@@ -170,6 +145,76 @@ impl Lifecycle {
     }
 }
 
+/// Broadcasts every termination signal (SIGTERM, SIGINT) the process gets, by name, to the
+/// [`Shutdown`]s subscribed at that moment.
+#[derive(Debug)]
+pub struct Signals {
+    notify: broadcast::Sender<&'static str>,
+}
+
+impl Signals {
+    /// Starts listening for termination signals (on the current runtime).
+    pub fn listen() -> Signals {
+        let (notify, _) = broadcast::channel(4);
+        let sender = notify.clone();
+        tokio::spawn(async move {
+            loop {
+                // With nobody subscribed the signal is dropped; later subscribers hear later ones.
+                let _ = sender.send(termination_signal().await);
+            }
+        });
+        Signals { notify }
+    }
+
+    /// A [`Shutdown`] that hears the signals from now on (not those already sent).
+    pub fn shutdown(&self) -> Shutdown {
+        Shutdown::new(self.notify.subscribe())
+    }
+}
+
+/// Listens for the shutdown notice, in the style of mini-redis's `Shutdown`: a broadcast
+/// receiver and whether the notice came already (then [`Shutdown::recv`] returns at once).
+#[derive(Debug)]
+pub struct Shutdown {
+    /// The signal that asked for the shutdown, once received.
+    received: Option<&'static str>,
+    notify: broadcast::Receiver<&'static str>,
+}
+
+impl Shutdown {
+    /// A `Shutdown` over `notify`.
+    pub fn new(notify: broadcast::Receiver<&'static str>) -> Shutdown {
+        Shutdown {
+            received: None,
+            notify,
+        }
+    }
+
+    /// True once the notice was received.
+    pub fn is_shutdown(&self) -> bool {
+        self.received.is_some()
+    }
+
+    /// Waits for the notice; returns the name of the signal that sent it.
+    pub async fn recv(&mut self) -> &'static str {
+        if let Some(signal) = self.received {
+            return signal;
+        }
+        let signal = loop {
+            match self.notify.recv().await {
+                Ok(signal) => break signal,
+                // Several signals at once: any of them is the notice.
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                // The sender is gone (the runtime is stopping): nothing will ever come; treat it
+                // as the notice so that nobody waits forever.
+                Err(broadcast::error::RecvError::Closed) => break "shutdown",
+            }
+        };
+        self.received = Some(signal);
+        signal
+    }
+}
+
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).
 pub async fn termination_signal() -> &'static str {
     #[cfg(unix)]
@@ -197,6 +242,20 @@ pub async fn termination_signal() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_shutdown_hears_only_notices_sent_after_it_subscribed_and_keeps_them() {
+        let (notify, _) = broadcast::channel(4);
+        let mut first = Shutdown::new(notify.subscribe());
+        notify.send("SIGTERM").unwrap();
+        let mut second = Shutdown::new(notify.subscribe());
+        assert!(!first.is_shutdown());
+        assert_eq!(first.recv().await, "SIGTERM");
+        assert!(first.is_shutdown());
+        assert_eq!(first.recv().await, "SIGTERM");
+        notify.send("SIGINT").unwrap();
+        assert_eq!(second.recv().await, "SIGINT");
+    }
 
     #[tokio::test]
     async fn drain_waits_for_open_connections() {

@@ -218,6 +218,132 @@ impl fmt::Display for AuditTag {
     }
 }
 
+/// The agent's own machine-readable reason codes: why a limit closed a frame, or why a frame
+/// could not be inspected. (A validation failure's codes name the schema path and keyword and are
+/// built by [`crate::validate`]; these are the fixed ones.) Each code is named once, here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReasonCode {
+    /// A text frame over `--max-text-frame-size`.
+    TextFrameSize,
+    /// A binary frame over `--max-binary-frame-size`.
+    BinaryFrameSize,
+    /// A message over `--max-message-size`.
+    MessageSize,
+    /// The reassembly buffer (per message or process-wide) is full.
+    ReassemblyBuffer,
+    /// The client's message rate is exceeded.
+    MessageRate,
+    /// The client's byte rate is exceeded.
+    ByteRate,
+    /// A new data frame inside a fragmented message.
+    InterleavedMessage,
+    /// A text message that is not UTF-8.
+    InvalidUtf8,
+    /// The frame's actor or queue went away before it was decided.
+    InspectionLost,
+    /// Every detector queue was full.
+    DetectorSaturated,
+    /// The detector slot had no actor (it was being restarted).
+    DetectorUnavailable,
+    /// The proxy's frame event could not be decoded.
+    UndecodableFrame,
+    /// A v2 message of a type the agent does not know.
+    UnknownMessageType,
+    /// A v1 request over the size limit.
+    RequestTooLarge,
+    /// A v1 request that is not valid JSON of the expected shape.
+    MalformedRequest,
+    /// The client IP's message rate is exceeded (all its connections, across agents).
+    IpMessageRate,
+    /// The client IP's byte rate is exceeded.
+    IpByteRate,
+}
+
+impl ReasonCode {
+    /// Every code, in [`ReasonCode::index`] order.
+    pub const ALL: [ReasonCode; 17] = [
+        ReasonCode::TextFrameSize,
+        ReasonCode::BinaryFrameSize,
+        ReasonCode::MessageSize,
+        ReasonCode::ReassemblyBuffer,
+        ReasonCode::MessageRate,
+        ReasonCode::ByteRate,
+        ReasonCode::InterleavedMessage,
+        ReasonCode::InvalidUtf8,
+        ReasonCode::InspectionLost,
+        ReasonCode::DetectorSaturated,
+        ReasonCode::DetectorUnavailable,
+        ReasonCode::UndecodableFrame,
+        ReasonCode::UnknownMessageType,
+        ReasonCode::RequestTooLarge,
+        ReasonCode::MalformedRequest,
+        ReasonCode::IpMessageRate,
+        ReasonCode::IpByteRate,
+    ];
+
+    /// Position in [`ReasonCode::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The code as it appears in audit metadata, logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonCode::TextFrameSize => "text-frame-size",
+            ReasonCode::BinaryFrameSize => "binary-frame-size",
+            ReasonCode::MessageSize => "message-size",
+            ReasonCode::ReassemblyBuffer => "reassembly-buffer",
+            ReasonCode::MessageRate => "message-rate",
+            ReasonCode::ByteRate => "byte-rate",
+            ReasonCode::InterleavedMessage => "interleaved-message",
+            ReasonCode::InvalidUtf8 => "invalid-utf8",
+            ReasonCode::InspectionLost => "inspection-lost",
+            ReasonCode::DetectorSaturated => "detector-saturated",
+            ReasonCode::DetectorUnavailable => "detector-unavailable",
+            ReasonCode::UndecodableFrame => "undecodable-frame",
+            ReasonCode::UnknownMessageType => "unknown-message-type",
+            ReasonCode::RequestTooLarge => "request-too-large",
+            ReasonCode::MalformedRequest => "malformed-request",
+            ReasonCode::IpMessageRate => "ip-message-rate",
+            ReasonCode::IpByteRate => "ip-byte-rate",
+        }
+    }
+}
+
+impl fmt::Display for ReasonCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which transport a proxy connection came in on; each has its own limit, so that a flood on one
+/// never refuses the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// A Unix socket connection (v1 or v2).
+    UnixSocket,
+    /// A gRPC stream (bidirectional or unary).
+    Grpc,
+}
+
+impl Transport {
+    /// Position among the transports (0: Unix socket, 1: gRPC).
+    pub fn index(self) -> usize {
+        match self {
+            Transport::UnixSocket => 0,
+            Transport::Grpc => 1,
+        }
+    }
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::UnixSocket => "uds",
+            Transport::Grpc => "grpc",
+        }
+    }
+}
+
 /// What the proxy should do with the frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -246,11 +372,18 @@ impl Action {
     /// Position of the action in [`Action::NAMES`].
     pub fn index(&self) -> usize {
         match self {
-            Action::Allow => 0,
-            Action::Drop => 1,
-            Action::Close { .. } => 2,
+            Action::Allow => Self::ALLOW,
+            Action::Drop => Self::DROP,
+            Action::Close { .. } => Self::CLOSE,
         }
     }
+
+    /// [`Action::index`] of [`Action::Allow`].
+    pub const ALLOW: usize = 0;
+    /// [`Action::index`] of [`Action::Drop`].
+    pub const DROP: usize = 1;
+    /// [`Action::index`] of any [`Action::Close`].
+    pub const CLOSE: usize = 2;
 }
 
 /// The agent's answer for one frame: the action plus the audit trail that explains it.
@@ -264,6 +397,9 @@ pub struct Verdict {
     pub rule_ids: Vec<Cow<'static, str>>,
     /// Machine-readable reason codes (`/quantity: minimum`, `text-frame-size`, ...).
     pub reason_codes: Vec<Cow<'static, str>>,
+    /// Why inspection could not complete, when the frame was decided by `--fail-open` (allowed
+    /// with `ws-fail-open`, or closed with `ws-inspection-error`).
+    pub uninspected: Option<ReasonCode>,
 }
 
 impl Verdict {
@@ -274,6 +410,7 @@ impl Verdict {
             tags: Vec::new(),
             rule_ids: Vec::new(),
             reason_codes: Vec::new(),
+            uninspected: None,
         }
     }
 
@@ -290,7 +427,7 @@ impl Verdict {
 
     /// The decision for a frame whose inspection could not complete (saturation, crash, bad
     /// input): allow with `ws-fail-open` when `fail_open`, else close 1011.
-    pub fn failure(fail_open: bool, reason_code: &'static str) -> Self {
+    pub fn failure(fail_open: bool, reason: ReasonCode) -> Self {
         let mut verdict = if fail_open {
             Verdict::allow()
         } else {
@@ -301,8 +438,14 @@ impl Verdict {
         } else {
             AuditTag::InspectionError
         });
-        verdict.reason_codes.push(Cow::Borrowed(reason_code));
+        verdict.add_reason(reason);
+        verdict.uninspected = Some(reason);
         verdict
+    }
+
+    /// Adds one of the agent's own reason codes to the audit trail.
+    pub fn add_reason(&mut self, reason: ReasonCode) {
+        self.reason_codes.push(Cow::Borrowed(reason.as_str()));
     }
 
     /// Adds `tag` unless it is already present.

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use crate::inspect::{Finding, MessagePart, Scratch};
 use crate::limits::reassembly::MessageKind;
-use crate::model::{AuditTag, Direction, Verdict, CLOSE_POLICY_VIOLATION};
+use crate::model::{AuditTag, Direction, ReasonCode, Verdict, CLOSE_POLICY_VIOLATION};
 use crate::options::PolicyOptions;
 use crate::policy::Policy;
 
@@ -118,11 +118,11 @@ pub fn violation(
     tag: AuditTag,
     code: u16,
     reason: Cow<'static, str>,
-    reason_code: &'static str,
+    reason_code: ReasonCode,
 ) -> Verdict {
     let mut verdict = Verdict::allow();
     verdict.add_tag(tag);
-    verdict.reason_codes.push(Cow::Borrowed(reason_code));
+    verdict.add_reason(reason_code);
     enforce(options, verdict, code, reason)
 }
 
@@ -133,6 +133,7 @@ pub fn merge(mut verdict: Verdict, extra: Verdict) -> Verdict {
     }
     verdict.rule_ids.extend(extra.rule_ids);
     verdict.reason_codes.extend(extra.reason_codes);
+    verdict.uninspected = verdict.uninspected.or(extra.uninspected);
     if verdict.is_allow() {
         verdict.action = extra.action;
     }
@@ -155,6 +156,7 @@ fn enforce(
                 tags,
                 rule_ids,
                 reason_codes,
+                uninspected: verdict.uninspected,
                 ..Verdict::close(code, reason)
             };
         }

@@ -1,19 +1,27 @@
-//! Wires the pieces together for the binary: compile the policy, start the actor system and the
-//! listeners, then run until a signal and drain.
+//! Wires the pieces together for the binary, in the manner of mini-redis: [`Listeners`] binds and
+//! serves every socket, [`ActorSystem`] starts and stops the actors, and a
+//! [`crate::lifecycle::Shutdown`] per stage hears the termination signals (the first drains, a
+//! second exits at once).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::agent::{Agent, AgentSettings, StartError};
 use crate::compiler::CompileLimits;
-use crate::health;
-use crate::lifecycle::{termination_signal, DrainOutcome, Lifecycle};
+use crate::lifecycle::{DrainOutcome, Lifecycle, Signals};
+use crate::ops::{health, http};
 use crate::options::Options;
 use crate::policy::{Policy, PolicyError};
 use crate::shared_limits::{IpLimiter, SharedLimitSettings};
 use crate::telemetry;
 use crate::transport::uds::{self, BindError};
 use crate::transport::{grpc, TransportContext};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// How long the router may take to stop its actors at exit.
+const ROUTER_STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +46,9 @@ pub enum RunError {
     /// A gRPC TLS file is unusable.
     #[error(transparent)]
     Tls(#[from] grpc::TlsError),
+    /// `--debug-panic-marker` was given to a build without the `fault-injection` feature.
+    #[error("--debug-panic-marker (WS_DEBUG_PANIC_MARKER) is a test hook this build does not have: unset it, or build with `--features fault-injection` for fault-injection tests")]
+    FaultInjectionUnavailable,
     /// The per-client-IP limits cannot start (a bad --redis-url).
     #[error(transparent)]
     SharedLimits(#[from] crate::shared_limits::BadRedisUrl),
@@ -51,18 +62,14 @@ pub enum RunError {
     },
 }
 
-/// Runs the agent until SIGTERM/SIGINT and the drain that follows.
+/// Runs the agent until SIGTERM/SIGINT and the drain that follows: bind every listener, start the
+/// actor system, serve, then on the first signal drain (a second one exits at once) and stop.
 pub async fn run(options: Options) -> Result<(), RunError> {
     let compile_limits = CompileLimits::from_options(&options);
     // The start-up configuration obeys the same bounds as a pushed one (with detailed errors:
     // the operator wrote it).
     let policy = Policy::compile_with(options.policy.clone(), &compile_limits.for_startup())?;
-    if let Some(marker) = &options.debug_panic_marker {
-        tracing::warn!(
-            "--debug-panic-marker is set: detectors will panic on purpose (testing only)"
-        );
-        crate::actors::detector::fault_injection::arm(marker);
-    }
+    arm_fault_injection(options.debug_panic_marker.as_deref())?;
     let tls = match (&options.grpc_tls_cert, &options.grpc_tls_key) {
         (Some(cert), Some(key)) => Some(grpc::GrpcTls::load(
             cert,
@@ -71,65 +78,26 @@ pub async fn run(options: Options) -> Result<(), RunError> {
         )?),
         _ => None,
     };
+    // Listening from the start: a signal during start-up begins the drain as soon as serving has
+    // started.
+    let signals = Signals::listen();
+    let mut shutdown = signals.shutdown();
     let lifecycle = Lifecycle::new();
     let prometheus = telemetry::install_recorder();
     telemetry::Telemetry::get();
 
     // Everything that can fail is bound before the actor system starts: a start that fails (a
     // port taken) exits without detectors to stop (they were restarted in a storm otherwise).
-    let metrics_listener =
-        match &options.metrics_address {
-            Some(address) => Some(tokio::net::TcpListener::bind(address).await.map_err(
-                |source| RunError::Metrics {
-                    address: address.clone(),
-                    source,
-                },
-            )?),
-            None => None,
-        };
-    let grpc_listener =
-        match &options.grpc_address {
-            Some(address) => Some(tokio::net::TcpListener::bind(address).await.map_err(
-                |source| RunError::Grpc {
-                    address: address.clone(),
-                    source,
-                },
-            )?),
-            None => None,
-        };
     let ip_limiter = IpLimiter::start(&SharedLimitSettings {
         redis_url: options.redis_url.clone(),
         peers_hint: options.redis_peers_hint,
         max_tracked_ips: usize::try_from(options.max_tracked_ips).unwrap_or(usize::MAX),
     })?;
-    let socket = uds::bind(&options.socket, options.socket_mode).await?;
-    let workers = options.worker_count();
-    let (agent, router_handle) = Agent::start_with(
-        policy,
-        AgentSettings {
-            workers,
-            max_buffered_bytes: options.max_buffered_bytes,
-            hibernate_after: Duration::from_secs(options.hibernate_after),
-            compile_limits,
-            ip_limiter: Some(ip_limiter),
-        },
-    )
-    .await?;
-    if let (Some(listener), Some(handle)) = (metrics_listener, prometheus) {
-        tracing::info!(
-            address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-            "serving /metrics, /healthz, /readyz, /connections"
-        );
-        tokio::spawn(telemetry::http::serve(
-            listener,
-            handle,
-            Arc::clone(&lifecycle),
-            agent.clone(),
-        ));
-    }
+    let listeners = Listeners::bind(&options).await?;
+    let actors = ActorSystem::start(policy, &options, compile_limits, ip_limiter).await?;
     let context = TransportContext {
-        health: health::spawn_monitor(agent.clone(), Arc::clone(&lifecycle)),
-        agent: agent.clone(),
+        health: health::spawn_monitor(actors.agent.clone(), Arc::clone(&lifecycle)),
+        agent: actors.agent.clone(),
         lifecycle: Arc::clone(&lifecycle),
         agent_id: Arc::from(options.agent_id.as_str()),
         report_interval: Duration::from_millis(options.report_interval_ms),
@@ -138,55 +106,24 @@ pub async fn run(options: Options) -> Result<(), RunError> {
         max_grpc_streams: options.max_grpc_streams as usize,
         read_timeout: Duration::from_secs(options.read_timeout),
     };
-    tracing::info!(
-        socket = %options.socket.display(),
-        workers,
-        version = env!("CARGO_PKG_VERSION"),
-        "sentinel-ws-agent listening (protocol v1 and v2)"
-    );
-    let listener = tokio::spawn(uds::serve(socket, context.clone()));
-    if let (Some(address), Some(grpc)) = (&options.grpc_address, grpc_listener) {
-        let local = grpc.local_addr().map_err(|source| RunError::Grpc {
-            address: address.clone(),
-            source,
-        })?;
-        if tls.is_none() && !local.ip().is_loopback() {
-            tracing::warn!(
-                address = %local,
-                "gRPC is served without TLS on a non-loopback address; keep it on loopback or use --grpc-tls-cert/--grpc-tls-key"
-            );
+    let accepting = match listeners.serve(&options, context, prometheus, tls) {
+        Ok(accepting) => accepting,
+        Err(error) => {
+            actors.stop().await;
+            return Err(error);
         }
-        tracing::info!(
-            address = %local,
-            tls = tls.is_some(),
-            mutual_tls = tls.as_ref().is_some_and(|t| t.mutual),
-            "serving gRPC (sentinel.agent.v1, sentinel.agent.v2, zentinel.agent.v2)"
-        );
-        let serving = match grpc::server(grpc, context.clone(), tls) {
-            Ok(serving) => serving,
-            Err(error) => {
-                agent.stop();
-                return Err(RunError::Grpc {
-                    address: address.clone(),
-                    source: std::io::Error::other(error),
-                });
-            }
-        };
-        tokio::spawn(async move {
-            if let Err(error) = serving.await {
-                tracing::error!(%error, "gRPC server failed");
-            }
-        });
-    }
+    };
 
-    let signal = termination_signal().await;
+    let signal = shutdown.recv().await;
     tracing::info!(
         signal,
         open_connections = lifecycle.open_connections(),
         "draining"
     );
     lifecycle.start_drain();
-    let _ = listener.await;
+    let _ = accepting.await;
+    // Subscribed after the first signal: it hears only a second one.
+    let mut second = signals.shutdown();
     let drain_timeout = Duration::from_secs(options.drain_timeout);
     tokio::select! {
         outcome = lifecycle.wait_idle(drain_timeout) => match outcome {
@@ -196,9 +133,166 @@ pub async fn run(options: Options) -> Result<(), RunError> {
                 "drain timeout reached; exiting with connections open"
             ),
         },
-        signal = termination_signal() => tracing::warn!(signal, "second signal: exiting at once"),
+        signal = second.recv() => tracing::warn!(signal, "second signal: exiting at once"),
     }
-    agent.stop();
-    let _ = tokio::time::timeout(Duration::from_secs(2), router_handle).await;
+    actors.stop().await;
     Ok(())
+}
+
+/// Every listener the options ask for, bound before anything starts.
+struct Listeners {
+    metrics: Option<TcpListener>,
+    grpc: Option<TcpListener>,
+    socket: uds::BoundSocket,
+}
+
+impl Listeners {
+    /// Binds the metrics and gRPC addresses (when given) and the Unix socket.
+    async fn bind(options: &Options) -> Result<Listeners, RunError> {
+        let metrics = match &options.metrics_address {
+            Some(address) => {
+                Some(
+                    TcpListener::bind(address)
+                        .await
+                        .map_err(|source| RunError::Metrics {
+                            address: address.clone(),
+                            source,
+                        })?,
+                )
+            }
+            None => None,
+        };
+        let grpc = match &options.grpc_address {
+            Some(address) => {
+                Some(
+                    TcpListener::bind(address)
+                        .await
+                        .map_err(|source| RunError::Grpc {
+                            address: address.clone(),
+                            source,
+                        })?,
+                )
+            }
+            None => None,
+        };
+        let socket = uds::bind(&options.socket, options.socket_mode).await?;
+        Ok(Listeners {
+            metrics,
+            grpc,
+            socket,
+        })
+    }
+
+    /// Starts serving on every listener; the handle resolves once the Unix socket listener has
+    /// stopped accepting (on drain).
+    fn serve(
+        self,
+        options: &Options,
+        context: TransportContext,
+        prometheus: Option<PrometheusHandle>,
+        tls: Option<grpc::GrpcTls>,
+    ) -> Result<JoinHandle<()>, RunError> {
+        if let (Some(listener), Some(handle)) = (self.metrics, prometheus) {
+            tracing::info!(
+                address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+                "serving /metrics, /healthz, /readyz, /connections"
+            );
+            tokio::spawn(http::serve(
+                listener,
+                handle,
+                Arc::clone(&context.lifecycle),
+                context.agent.clone(),
+            ));
+        }
+        tracing::info!(
+            socket = %options.socket.display(),
+            workers = options.worker_count(),
+            version = env!("CARGO_PKG_VERSION"),
+            "sentinel-ws-agent listening (protocol v1 and v2)"
+        );
+        let accepting = tokio::spawn(uds::serve(self.socket, context.clone()));
+        if let (Some(address), Some(grpc)) = (&options.grpc_address, self.grpc) {
+            let grpc_error = |source| RunError::Grpc {
+                address: address.clone(),
+                source,
+            };
+            let local = grpc.local_addr().map_err(grpc_error)?;
+            if tls.is_none() && !local.ip().is_loopback() {
+                tracing::warn!(
+                    address = %local,
+                    "gRPC is served without TLS on a non-loopback address; keep it on loopback or use --grpc-tls-cert/--grpc-tls-key"
+                );
+            }
+            tracing::info!(
+                address = %local,
+                tls = tls.is_some(),
+                mutual_tls = tls.as_ref().is_some_and(|t| t.mutual),
+                "serving gRPC (sentinel.agent.v1, sentinel.agent.v2, zentinel.agent.v2)"
+            );
+            let serving = grpc::server(grpc, context, tls)
+                .map_err(|error| grpc_error(std::io::Error::other(error)))?;
+            tokio::spawn(async move {
+                if let Err(error) = serving.await {
+                    tracing::error!(%error, "gRPC server failed");
+                }
+            });
+        }
+        Ok(accepting)
+    }
+}
+
+/// The actor system: the agent handle the transports use and the router task behind it.
+struct ActorSystem {
+    agent: Agent,
+    router: JoinHandle<()>,
+}
+
+impl ActorSystem {
+    /// Starts the router, its detectors and the configuration compiler.
+    async fn start(
+        policy: Policy,
+        options: &Options,
+        compile_limits: CompileLimits,
+        ip_limiter: Arc<IpLimiter>,
+    ) -> Result<ActorSystem, StartError> {
+        let (agent, router) = Agent::start_with(
+            policy,
+            AgentSettings {
+                workers: options.worker_count(),
+                max_buffered_bytes: options.max_buffered_bytes,
+                hibernate_after: Duration::from_secs(options.hibernate_after),
+                compile_limits,
+                ip_limiter: Some(ip_limiter),
+            },
+        )
+        .await?;
+        Ok(ActorSystem { agent, router })
+    }
+
+    /// Stops every actor and waits (briefly) for the router to finish.
+    async fn stop(self) {
+        self.agent.stop();
+        let _ = tokio::time::timeout(ROUTER_STOP_TIMEOUT, self.router).await;
+    }
+}
+
+/// Arms the fault-injection test hook when `--debug-panic-marker` is set; a build without the
+/// `fault-injection` feature refuses the option instead of ignoring it.
+fn arm_fault_injection(marker: Option<&str>) -> Result<(), RunError> {
+    let Some(marker) = marker else {
+        return Ok(());
+    };
+    #[cfg(feature = "fault-injection")]
+    {
+        tracing::warn!(
+            "--debug-panic-marker is set: detectors will panic on purpose (testing only)"
+        );
+        crate::fault_injection::arm(marker);
+        Ok(())
+    }
+    #[cfg(not(feature = "fault-injection"))]
+    {
+        let _ = marker;
+        Err(RunError::FaultInjectionUnavailable)
+    }
 }

@@ -8,21 +8,21 @@
 //! flags) in [`ConnectionShared`] and stops; the next frame starts a new actor from them.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::detector::DetectorPool;
-use super::reply::Responder;
+use super::reply::{LastTag, Responder};
 use crate::clock;
 use crate::inspect::MessagePart;
 use crate::limits::reassembly::{Assembled, MessageKind, Reassembly, ReassemblyError};
 use crate::limits::utf8::Utf8Stream;
 use crate::limits::{ReassemblyBudget, TokenBucket};
 use crate::model::{
-    AuditTag, Direction, Frame, Opcode, Verdict, CLOSE_INVALID_PAYLOAD, CLOSE_MESSAGE_TOO_BIG,
-    CLOSE_POLICY_VIOLATION, CLOSE_PROTOCOL_ERROR,
+    AuditTag, Direction, Frame, Opcode, ReasonCode, Verdict, CLOSE_INVALID_PAYLOAD,
+    CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION, CLOSE_PROTOCOL_ERROR,
 };
 use crate::options::InvalidUtf8;
 use crate::pipeline::{violation, InspectJob};
@@ -77,8 +77,8 @@ pub struct ConnectionShared {
     pub message_tokens: AtomicU64,
     /// Byte bucket level (`f64` bits), or [`NO_BUCKET`].
     pub byte_tokens: AtomicU64,
-    /// The last violation tag raised on this connection: [`AuditTag::index`] + 1, 0 for none.
-    pub last_tag: AtomicU8,
+    /// The last violation tag raised on this connection.
+    pub last_tag: Arc<LastTag>,
     /// The state of a hibernated actor, taken by the next one.
     parked: Mutex<Option<ParkedState>>,
 }
@@ -98,20 +98,9 @@ impl ConnectionShared {
         }
     }
 
-    /// Records the violation tag of a verdict, if it has one.
-    pub fn record_tag(&self, verdict: &Verdict) {
-        if let Some(tag) = verdict.primary_tag() {
-            self.last_tag
-                .store(tag.index() as u8 + 1, Ordering::Relaxed);
-        }
-    }
-
     /// The last violation tag.
     pub fn last_tag(&self) -> Option<AuditTag> {
-        match self.last_tag.load(Ordering::Relaxed) {
-            0 => None,
-            n => AuditTag::from_index(usize::from(n) - 1),
-        }
+        self.last_tag.get()
     }
 }
 
@@ -227,7 +216,7 @@ impl Actor for ConnectionActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             ConnMsg::Frame { frame, mut reply } => {
-                reply.observe_connection(Arc::clone(&state.shared));
+                reply.observe_connection(Arc::clone(&state.shared.last_tag));
                 let ended = state.on_frame(frame, reply);
                 state.publish_state();
                 if ended {
@@ -252,7 +241,8 @@ impl ConnectionState {
     /// Decides or dispatches one frame. Returns true when the connection has ended (a close frame
     /// was seen in both directions).
     fn on_frame(&mut self, frame: Frame, reply: Responder) -> bool {
-        super::detector::fault_injection::maybe_panic(frame.correlation_id.as_bytes());
+        #[cfg(feature = "fault-injection")]
+        crate::fault_injection::maybe_panic(frame.correlation_id.as_bytes());
         let now = clock::now_nanos();
         let shared = &self.shared;
         shared.last_seen_nanos.store(now, Ordering::Relaxed);
@@ -314,7 +304,7 @@ impl ConnectionState {
                 options,
                 CLOSE_PROTOCOL_ERROR,
                 "Protocol error: new message inside a fragmented message",
-                "interleaved-message",
+                ReasonCode::InterleavedMessage,
             );
             if options.block_mode {
                 self.reassembly[dir].clear();
@@ -436,7 +426,7 @@ impl ConnectionState {
             options,
             CLOSE_INVALID_PAYLOAD,
             "Invalid frame payload data: text is not UTF-8",
-            "invalid-utf8",
+            ReasonCode::InvalidUtf8,
         ))
     }
 
@@ -457,7 +447,7 @@ impl ConnectionState {
                     AuditTag::RateLimit,
                     CLOSE_POLICY_VIOLATION,
                     Cow::Borrowed("Policy violation: message rate limit exceeded"),
-                    "message-rate",
+                    ReasonCode::MessageRate,
                 ));
             }
         }
@@ -472,7 +462,7 @@ impl ConnectionState {
                     AuditTag::RateLimit,
                     CLOSE_POLICY_VIOLATION,
                     Cow::Borrowed("Policy violation: byte rate limit exceeded"),
-                    "byte-rate",
+                    ReasonCode::ByteRate,
                 ));
             }
         }
@@ -536,7 +526,7 @@ fn protocol_violation(
     options: &crate::options::PolicyOptions,
     code: u16,
     reason: &'static str,
-    reason_code: &'static str,
+    reason_code: ReasonCode,
 ) -> Verdict {
     violation(
         options,
@@ -550,13 +540,13 @@ fn protocol_violation(
 /// 1009 for size limits; a full reassembly buffer is an inspection limit, decided by fail-open.
 fn size_verdict(policy: &Policy, error: ReassemblyError) -> Verdict {
     let options = &policy.options;
-    let (reason_code, reason): (&'static str, Cow<'static, str>) = match error {
+    let (reason_code, reason): (ReasonCode, Cow<'static, str>) = match error {
         ReassemblyError::FrameTooBig {
             kind: MessageKind::Text,
             limit,
             ..
         } => (
-            "text-frame-size",
+            ReasonCode::TextFrameSize,
             format!("Message too big: text frame over {limit} bytes").into(),
         ),
         ReassemblyError::FrameTooBig {
@@ -564,21 +554,21 @@ fn size_verdict(policy: &Policy, error: ReassemblyError) -> Verdict {
             limit,
             ..
         } => (
-            "binary-frame-size",
+            ReasonCode::BinaryFrameSize,
             format!("Message too big: binary frame over {limit} bytes").into(),
         ),
         ReassemblyError::MessageTooBig { limit, .. } => (
-            "message-size",
+            ReasonCode::MessageSize,
             format!("Message too big: message over {limit} bytes").into(),
         ),
         ReassemblyError::BufferFull { limit, .. } => {
             if options.fail_open {
-                let mut verdict = Verdict::failure(true, "reassembly-buffer");
+                let mut verdict = Verdict::failure(true, ReasonCode::ReassemblyBuffer);
                 verdict.add_tag(AuditTag::SizeLimit);
                 return verdict;
             }
             (
-                "reassembly-buffer",
+                ReasonCode::ReassemblyBuffer,
                 format!("Message too big to inspect: over {limit} bytes").into(),
             )
         }

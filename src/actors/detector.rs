@@ -9,33 +9,9 @@ use std::sync::{Arc, RwLock};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::reply::Responder;
+use crate::model::ReasonCode;
 use crate::pipeline::{evaluate, InspectJob, PipelineScratch};
 use crate::telemetry::Telemetry;
-
-/// A test hook: with `--debug-panic-marker M` (hidden; for fault-injection tests only), a detector
-/// panics on any message containing `M` and a connection actor on any frame whose correlation id
-/// contains it, so supervision and the fail-open path can be exercised against the real binary.
-pub mod fault_injection {
-    use std::sync::OnceLock;
-
-    static MARKER: OnceLock<Vec<u8>> = OnceLock::new();
-
-    /// Arms the hook (once per process).
-    pub fn arm(marker: &str) {
-        if !marker.is_empty() {
-            let _ = MARKER.set(marker.as_bytes().to_vec());
-        }
-    }
-
-    /// Panics when the hook is armed and `data` contains the marker.
-    pub fn maybe_panic(data: &[u8]) {
-        if let Some(marker) = MARKER.get() {
-            if data.windows(marker.len()).any(|w| w == marker.as_slice()) {
-                panic!("fault injection: detector panic requested by --debug-panic-marker");
-            }
-        }
-    }
-}
 
 /// Jobs one detector may have queued before the pool counts it as full.
 pub const DETECTOR_QUEUE_CAPACITY: usize = 1024;
@@ -132,12 +108,12 @@ impl DetectorPool {
             slot.queued.fetch_sub(1, Ordering::AcqRel);
             self.saturated.fetch_add(1, Ordering::Relaxed);
             Telemetry::get().record_saturation();
-            reply.fail("detector-saturated");
+            reply.fail(ReasonCode::DetectorSaturated);
             return;
         }
         let Some(actor) = slot.actor() else {
             slot.queued.fetch_sub(1, Ordering::AcqRel);
-            reply.fail("detector-unavailable");
+            reply.fail(ReasonCode::DetectorUnavailable);
             return;
         };
         if let Err(error) = actor.send_message(DetectorMsg::Inspect { job, reply }) {
@@ -182,11 +158,105 @@ impl Actor for Detector {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         let DetectorMsg::Inspect { job, reply } = message;
-        fault_injection::maybe_panic(&job.data);
+        #[cfg(feature = "fault-injection")]
+        crate::fault_injection::maybe_panic(&job.data);
         let verdict = evaluate(&job, &mut state.scratch);
         let log_frames = job.policy.options.log_frames;
         reply.send(verdict, Some(&job.data), log_frames);
         state.slot.queued.fetch_sub(1, Ordering::AcqRel);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::actors::ReplyTarget;
+    use crate::inspect::MessagePart;
+    use crate::limits::reassembly::MessageKind;
+    use crate::model::{AuditTag, Direction, Frame, Opcode, Verdict};
+    use crate::options::PolicyOptions;
+    use crate::policy::Policy;
+
+    fn job_and_reply(
+        queue: &mpsc::UnboundedSender<crate::actors::Answer>,
+    ) -> (InspectJob, Responder) {
+        let frame = Frame {
+            correlation_id: Arc::from("pool"),
+            direction: Direction::ClientToServer,
+            opcode: Opcode::Text,
+            fin: true,
+            payload: Bytes::from_static(b"hello"),
+            route_id: None,
+            client_ip: None,
+        };
+        let job = InspectJob {
+            policy: Arc::new(Policy::compile(PolicyOptions::default()).unwrap()),
+            kind: MessageKind::Text,
+            part: MessagePart::Complete,
+            data: frame.payload.clone(),
+            direction: frame.direction,
+            prior: Verdict::allow(),
+        };
+        let target = ReplyTarget::Queue {
+            queue: queue.clone(),
+            permit: None,
+        };
+        (job, Responder::new(&frame, target, true, 0))
+    }
+
+    #[test]
+    fn a_full_pool_answers_at_once_by_fail_open_exactly_once() {
+        let pool = DetectorPool::new(1, 1);
+        pool.slots()[0].queued.store(1, Ordering::Release);
+        let (queue, mut answers) = mpsc::unbounded_channel();
+        let (job, reply) = job_and_reply(&queue);
+        pool.submit(job, reply);
+        drop(queue);
+        let answer = answers.try_recv().expect("answered at once");
+        assert_eq!(
+            answer.verdict.uninspected,
+            Some(ReasonCode::DetectorSaturated)
+        );
+        assert!(answer.verdict.tags.contains(&AuditTag::FailOpen));
+        assert!(answers.try_recv().is_err(), "answered twice");
+        assert_eq!(pool.saturated_total(), 1);
+        assert_eq!(
+            pool.slots()[0].queued(),
+            1,
+            "the refused job was counted in"
+        );
+    }
+
+    #[test]
+    fn a_slot_without_actor_answers_exactly_once() {
+        let pool = DetectorPool::new(1, 4);
+        let (queue, mut answers) = mpsc::unbounded_channel();
+        let (job, reply) = job_and_reply(&queue);
+        pool.submit(job, reply);
+        drop(queue);
+        let answer = answers.try_recv().expect("answered at once");
+        assert_eq!(
+            answer.verdict.uninspected,
+            Some(ReasonCode::DetectorUnavailable)
+        );
+        assert!(answers.try_recv().is_err(), "answered twice");
+        assert_eq!(pool.slots()[0].queued(), 0);
+    }
+
+    #[test]
+    fn a_responder_dropped_unanswered_answers_once_by_fail_open() {
+        let (queue, mut answers) = mpsc::unbounded_channel();
+        let (_job, reply) = job_and_reply(&queue);
+        drop(reply);
+        drop(queue);
+        let answer = answers.try_recv().expect("the drop answered");
+        assert_eq!(answer.verdict.uninspected, Some(ReasonCode::InspectionLost));
+        assert!(answers.try_recv().is_err(), "answered twice");
     }
 }

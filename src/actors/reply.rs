@@ -2,14 +2,13 @@
 //! was, records the decision's figures and log line, and, if it is dropped unanswered (an actor
 //! crashed or a queue was torn down), answers by `--fail-open` itself.
 
-use std::borrow::Cow;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
-use super::connection::ConnectionShared;
 use crate::clock;
-use crate::model::{AuditTag, Direction, Frame, Opcode, Verdict};
+use crate::model::{AuditTag, Direction, Frame, Opcode, ReasonCode, Verdict};
 use crate::telemetry::Telemetry;
 use crate::util::{escaped_excerpt, for_log};
 
@@ -52,13 +51,36 @@ struct FrameMeta {
     received_nanos: u64,
 }
 
+/// The last violation tag raised on one WebSocket connection, recorded by the responders of its
+/// frames when they are answered (a connection's figures hold it; observers read it).
+#[derive(Debug, Default)]
+pub struct LastTag(AtomicU8);
+
+impl LastTag {
+    /// Records the violation tag of a verdict, if it has one.
+    pub fn record(&self, verdict: &Verdict) {
+        if let Some(tag) = verdict.primary_tag() {
+            // AuditTag::index + 1; 0 stands for none.
+            self.0.store(tag.index() as u8 + 1, Ordering::Relaxed);
+        }
+    }
+
+    /// The last violation tag, if any was raised.
+    pub fn get(&self) -> Option<AuditTag> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            n => AuditTag::from_index(usize::from(n) - 1),
+        }
+    }
+}
+
 /// The promise of one answer for one frame.
 #[derive(Debug)]
 pub struct Responder {
     target: Option<ReplyTarget>,
     meta: FrameMeta,
     fail_open: bool,
-    connection: Option<Arc<ConnectionShared>>,
+    last_tag: Option<Arc<LastTag>>,
 }
 
 impl Responder {
@@ -75,13 +97,13 @@ impl Responder {
                 received_nanos,
             },
             fail_open,
-            connection: None,
+            last_tag: None,
         }
     }
 
-    /// Records this frame's violation tag on its connection's figures when it is answered.
-    pub fn observe_connection(&mut self, connection: Arc<ConnectionShared>) {
-        self.connection = Some(connection);
+    /// Records this frame's violation tag in `last_tag` (its connection's) when it is answered.
+    pub fn observe_connection(&mut self, last_tag: Arc<LastTag>) {
+        self.last_tag = Some(last_tag);
     }
 
     /// Answers with `verdict`. `payload` is logged (escaped, cut to 64 bytes) on a violation when
@@ -91,8 +113,8 @@ impl Responder {
     }
 
     /// Answers by `--fail-open` because inspection could not complete.
-    pub fn fail(mut self, reason_code: &'static str) {
-        let verdict = Verdict::failure(self.fail_open, reason_code);
+    pub fn fail(mut self, reason: ReasonCode) {
+        let verdict = Verdict::failure(self.fail_open, reason);
         self.deliver(verdict, None);
     }
 
@@ -101,22 +123,16 @@ impl Responder {
             return;
         };
         let meta = &self.meta;
-        let latency = clock::now_nanos().saturating_sub(meta.received_nanos) as f64 / 1e9;
+        let latency = clock::now_nanos().saturating_sub(meta.received_nanos);
         let telemetry = Telemetry::get();
         telemetry.record_decision(meta.direction, meta.opcode, &verdict, latency);
-        if verdict
-            .tags
-            .iter()
-            .any(|t| matches!(t, AuditTag::FailOpen | AuditTag::InspectionError))
-        {
-            if let Some(Cow::Borrowed(reason)) = verdict.reason_codes.first() {
-                telemetry.record_uninspected(meta.direction, reason);
-            }
+        if let Some(reason) = verdict.uninspected {
+            telemetry.record_uninspected(meta.direction, reason);
         }
         if !verdict.tags.is_empty() {
             log_verdict(meta, &verdict, excerpt);
-            if let Some(connection) = &self.connection {
-                connection.record_tag(&verdict);
+            if let Some(last_tag) = &self.last_tag {
+                last_tag.record(&verdict);
             }
         }
         match target {
@@ -137,7 +153,7 @@ impl Responder {
 impl Drop for Responder {
     fn drop(&mut self) {
         if self.target.is_some() {
-            let verdict = Verdict::failure(self.fail_open, "inspection-lost");
+            let verdict = Verdict::failure(self.fail_open, ReasonCode::InspectionLost);
             self.deliver(verdict, None);
         }
     }

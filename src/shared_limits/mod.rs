@@ -31,7 +31,7 @@ use metrics::SharedLimitMetrics;
 use redis_link::{drop_request, LinkRequest, RedisLink};
 
 use crate::clock;
-use crate::model::{AuditTag, Verdict, CLOSE_POLICY_VIOLATION};
+use crate::model::{AuditTag, ReasonCode, Verdict, CLOSE_POLICY_VIOLATION};
 use crate::options::PolicyOptions;
 use crate::pipeline::violation;
 
@@ -283,11 +283,11 @@ pub fn over_budget_verdict(options: &PolicyOptions, over: OverBudget) -> Verdict
     let (reason, reason_code) = match over {
         OverBudget::Messages => (
             "Policy violation: client IP message rate limit exceeded",
-            "ip-message-rate",
+            ReasonCode::IpMessageRate,
         ),
         OverBudget::Bytes => (
             "Policy violation: client IP byte rate limit exceeded",
-            "ip-byte-rate",
+            ReasonCode::IpByteRate,
         ),
     };
     violation(

@@ -6,9 +6,11 @@ use std::future::Future;
 
 use crate::agent::Agent;
 use crate::health::HealthReport;
+use crate::model::Action;
 use crate::telemetry::{
     self,
     snapshot::{HistogramSample, MetricsSnapshot, Sample},
+    Figures, Telemetry,
 };
 
 use super::framing::V2_MAX_MESSAGE;
@@ -69,41 +71,29 @@ pub struct ReportFigures {
     pub help: std::collections::BTreeMap<String, String>,
 }
 
-/// Builds the report figures from a registry snapshot.
-pub fn report_figures(snapshot: MetricsSnapshot) -> ReportFigures {
+/// Builds the report figures from a registry snapshot (passed through) and the agent's typed
+/// figures (the aggregates).
+pub fn report_figures(snapshot: MetricsSnapshot, figures: &Figures) -> ReportFigures {
     let mut counters = snapshot.counters;
-    let frames = "ws_agent_frames_total";
-    let total = |filter: &[(&str, &str)]| {
-        counters
-            .iter()
-            .filter(|s| {
-                s.name == frames
-                    && filter
-                        .iter()
-                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-            })
-            .map(|s| s.value)
-            .sum::<f64>()
-    };
-    let aggregate = |name: &str, value: f64| Sample {
+    let aggregate = |name: &str, value: u64| Sample {
         name: name.to_string(),
         labels: Default::default(),
-        value,
+        value: value as f64,
     };
     let derived = [
-        aggregate("frames_processed", total(&[])),
-        aggregate("frames_allowed", total(&[("decision", "allow")])),
-        aggregate("frames_blocked", total(&[("decision", "close")])),
+        aggregate("frames_processed", figures.decided_total()),
+        aggregate("frames_allowed", figures.decided(Action::ALLOW)),
+        aggregate("frames_blocked", figures.decided(Action::CLOSE)),
     ];
-    let dropped: Vec<Sample> = counters
-        .iter()
-        .filter(|s| s.name == "ws_agent_frames_uninspected_total")
-        .map(|s| Sample {
-            name: "frames_dropped".into(),
-            labels: s.labels.clone(),
-            value: s.value,
-        })
-        .collect();
+    let dropped = figures.uninspected().map(|(direction, reason, n)| Sample {
+        name: "frames_dropped".into(),
+        labels: [
+            ("direction".to_string(), direction.as_str().to_string()),
+            ("reason".to_string(), reason.as_str().to_string()),
+        ]
+        .into(),
+        value: n as f64,
+    });
     counters.extend(derived);
     counters.extend(dropped);
     ReportFigures {
@@ -150,7 +140,12 @@ where
         }
         if metrics_due {
             if let Some(snapshot) = telemetry::snapshot() {
-                if !send(Report::Metrics(report_figures(snapshot))).await {
+                if !send(Report::Metrics(report_figures(
+                    snapshot,
+                    Telemetry::get().figures(),
+                )))
+                .await
+                {
                     return;
                 }
             }

@@ -84,7 +84,10 @@ where
             tracing::error!(%error, answer = crate::model::failure_answer(agent.policy().fail_open()), "v1 request too large; answered without inspection, closing the connection");
             Telemetry::get().record_protocol_error();
             start_message(&mut response);
-            let verdict = Verdict::failure(agent.policy().fail_open(), "request-too-large");
+            let verdict = Verdict::failure(
+                agent.policy().fail_open(),
+                crate::model::ReasonCode::RequestTooLarge,
+            );
             json_wire::encode_frame_response(&mut response, V1_VERSION, &verdict, None);
             write_message(&mut stream, &mut response).await?;
             return Err(error);
@@ -153,7 +156,10 @@ async fn handle_request(
                         answer = crate::model::failure_answer(agent.policy().fail_open()),
                         "undecodable WebSocket frame; answered without inspection"
                     );
-                    Verdict::failure(agent.policy().fail_open(), "undecodable-frame")
+                    Verdict::failure(
+                        agent.policy().fail_open(),
+                        crate::model::ReasonCode::UndecodableFrame,
+                    )
                 }
             };
             json_wire::encode_frame_response(out, V1_VERSION, &verdict, None);
@@ -215,6 +221,9 @@ async fn configure(agent: &Agent, payload: &str) -> Result<(), String> {
 fn reject_malformed(agent: &Agent, out: &mut Vec<u8>, message: &str) {
     Telemetry::get().record_protocol_error();
     tracing::error!(error = %for_log(message), answer = crate::model::failure_answer(agent.policy().fail_open()), "bad v1 request; answered without inspection");
-    let verdict = Verdict::failure(agent.policy().fail_open(), "malformed-request");
+    let verdict = Verdict::failure(
+        agent.policy().fail_open(),
+        crate::model::ReasonCode::MalformedRequest,
+    );
     json_wire::encode_frame_response(out, V1_VERSION, &verdict, None);
 }

@@ -461,8 +461,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
                         // Always answered: with the id when it can be read, else with the empty
                         // id such a request carries (an empty body included), so that no peer
                         // waits out its timeout for an answer that never comes.
-                        let verdict =
-                            Verdict::failure(agent.policy().fail_open(), "undecodable-frame");
+                        let verdict = Verdict::failure(
+                            agent.policy().fail_open(),
+                            crate::model::ReasonCode::UndecodableFrame,
+                        );
                         let _ = answers.send(Answer {
                             correlation_id: Arc::from(correlation_id.unwrap_or_default()),
                             verdict,
@@ -512,8 +514,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 tracing::error!(message_type = other, "unexpected v2 message type; ignored");
                 if let Some(id) = json_wire::correlation_id_of(&payload) {
                     let permit = Arc::clone(in_flight).acquire_owned().await.ok();
-                    let verdict =
-                        Verdict::failure(agent.policy().fail_open(), "unknown-message-type");
+                    let verdict = Verdict::failure(
+                        agent.policy().fail_open(),
+                        crate::model::ReasonCode::UnknownMessageType,
+                    );
                     let _ = answers.send(Answer {
                         correlation_id: Arc::from(id),
                         verdict,

@@ -88,8 +88,8 @@ pub fn server(
             limit: context.read_timeout,
         })
         .add_service(proto::sentinel_v1::agent_processor_server::AgentProcessorServer::new(v1))
-        .add_service(v2::sentinel::Service::new(context.clone()).server())
-        .add_service(v2::zentinel::Service::new(context).server());
+        .add_service(v2::Service::new(context.clone()).sentinel_server())
+        .add_service(v2::Service::new(context).zentinel_server());
     Ok(
         router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             lifecycle.accepting_stopped().await;

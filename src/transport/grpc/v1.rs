@@ -44,7 +44,7 @@ impl V1Service {
             tracing::error!(opcode = %crate::util::for_log(&event.opcode), answer = crate::model::failure_answer(self.agent.policy().fail_open()), "unknown opcode in a v1 gRPC frame; answered without inspection");
             return response(Some(&Verdict::failure(
                 self.agent.policy().fail_open(),
-                "undecodable-frame",
+                crate::model::ReasonCode::UndecodableFrame,
             )));
         };
         let frame = Frame {

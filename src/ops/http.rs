@@ -104,7 +104,7 @@ async fn answer(
             let limit = query_limit(query)
                 .unwrap_or(DEFAULT_CONNECTIONS_LIMIT)
                 .min(MAX_CONNECTIONS_LIMIT);
-            let connections = agent.connections(limit);
+            let connections = super::connections::connections(agent, limit);
             let body = serde_json::json!({
                 "tracked": agent.tracked_connections(),
                 "shown": connections.len(),

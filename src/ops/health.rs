@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use crate::agent::Agent;
 use crate::lifecycle::Lifecycle;
-use crate::telemetry;
+use crate::telemetry::Telemetry;
 
 /// How often the signals are read.
 const EVALUATION_PERIOD: Duration = Duration::from_millis(250);
@@ -85,8 +85,7 @@ pub fn spawn_monitor(agent: Agent, lifecycle: Arc<Lifecycle>) -> watch::Receiver
             let saturated_recently = saturated_now > last_saturated;
             last_saturated = saturated_now;
             ticks += 1;
-            // Latency comes from the metrics registry; reading it is cheap but not free, so it is
-            // looked at every LATENCY_EVERY ticks.
+            // Latency is compared over LATENCY_EVERY ticks, so a period holds enough decisions.
             let latency = ticks.is_multiple_of(LATENCY_EVERY).then_some(&mut latency);
             let report = evaluate(&agent, &lifecycle, saturated_recently, latency);
             sender.send_if_modified(|current| {
@@ -171,12 +170,11 @@ struct LatencyTracker {
 impl LatencyTracker {
     /// (recent average, normal average) when frames were decided since the last call.
     fn update(&mut self) -> Option<(f64, f64)> {
-        let snapshot = telemetry::snapshot()?;
-        let histogram = snapshot.histogram("ws_agent_decision_latency_seconds")?;
-        let frames = histogram.count.saturating_sub(self.last_count);
-        let sum = histogram.sum - self.last_sum;
-        self.last_count = histogram.count;
-        self.last_sum = histogram.sum;
+        let (count, sum_secs) = Telemetry::get().figures().latency();
+        let frames = count.saturating_sub(self.last_count);
+        let sum = sum_secs - self.last_sum;
+        self.last_count = count;
+        self.last_sum = sum_secs;
         if frames == 0 {
             return None;
         }
