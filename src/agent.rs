@@ -21,6 +21,7 @@ use crate::model::{Frame, ReasonCode, Verdict};
 use crate::options::ConfigError;
 use crate::policy::{ConfigureOutcome, Policy, PolicyError, SharedPolicy};
 use crate::routes::{PolicyDocument, PolicySet};
+use crate::shared_limits::{IpLimiter, SharedLimitSettings};
 use crate::telemetry::{ConfigResult, Telemetry};
 
 /// A policy a configure push asks for: `{"policy-file": PATH}` or `{"policy": {...}}`.
@@ -90,6 +91,8 @@ pub struct AgentSettings {
     pub compile_limits: CompileLimits,
     /// The policy file the start-up set came from (`--policy-file`), reloaded on SIGHUP.
     pub policy_file: Option<std::path::PathBuf>,
+    /// The per-client-IP limiter (`None`: one counting in this process, with default bounds).
+    pub ip_limiter: Option<Arc<IpLimiter>>,
 }
 
 impl Default for AgentSettings {
@@ -100,6 +103,7 @@ impl Default for AgentSettings {
             hibernate_after: crate::actors::router::DEFAULT_HIBERNATE_AFTER,
             compile_limits: CompileLimits::default(),
             policy_file: None,
+            ip_limiter: None,
         }
     }
 }
@@ -124,6 +128,7 @@ struct Inner {
     compiler: Compiler,
     /// The policy file SIGHUP reloads: `--policy-file`, or the last one a push named.
     policy_file: std::sync::Mutex<Option<std::path::PathBuf>>,
+    ip_limiter: Arc<IpLimiter>,
     /// Serializes configure events so that the same push on every pooled connection compiles
     /// once (the others find it unchanged).
     configuring: tokio::sync::Mutex<()>,
@@ -162,7 +167,13 @@ impl Agent {
             hibernate_after,
             compile_limits,
             policy_file,
+            ip_limiter,
         } = settings;
+        let ip_limiter = match ip_limiter {
+            Some(limiter) => limiter,
+            None => IpLimiter::start(&SharedLimitSettings::default())
+                .map_err(|e| StartError(e.to_string()))?,
+        };
         let compiler = Compiler::start(compile_limits)
             .map_err(|e| StartError(format!("cannot start the configuration compiler: {e}")))?;
         let policy = Arc::new(SharedPolicy::with_set(set));
@@ -172,6 +183,7 @@ impl Agent {
             policy: Arc::clone(&policy),
             detectors: Arc::clone(&detectors),
             budget: Arc::new(ReassemblyBudget::new(max_buffered_bytes)),
+            ip_limiter: Arc::clone(&ip_limiter),
         });
         let (router, handle) = Router::spawn(
             None,
@@ -193,11 +205,17 @@ impl Agent {
                     router,
                     compiler,
                     policy_file: std::sync::Mutex::new(policy_file),
+                    ip_limiter,
                     configuring: tokio::sync::Mutex::new(()),
                 }),
             },
             handle,
         ))
+    }
+
+    /// The per-client-IP limiter (for health).
+    pub fn ip_limiter(&self) -> &IpLimiter {
+        &self.inner.ip_limiter
     }
 
     /// The running policy.

@@ -26,6 +26,7 @@ pub mod routes;
 /// that name it.
 pub use ops::health;
 pub mod server;
+pub mod shared_limits;
 pub mod telemetry;
 #[doc(hidden)]
 pub mod testdata;

@@ -161,11 +161,14 @@ pub enum AuditTag {
     /// The peer broke the WebSocket protocol (a new message inside a fragmented one, text that is
     /// not UTF-8).
     ProtocolViolation,
+    /// A per-client-IP rate limit was exceeded (all connections of the IP, across agents sharing
+    /// a Redis).
+    IpRateLimit,
 }
 
 impl AuditTag {
     /// Every tag, in a fixed order (used for compact indices and metric labels).
-    pub const ALL: [AuditTag; 11] = [
+    pub const ALL: [AuditTag; 12] = [
         AuditTag::Xss,
         AuditTag::Sqli,
         AuditTag::CmdInjection,
@@ -177,6 +180,7 @@ impl AuditTag {
         AuditTag::FailOpen,
         AuditTag::InspectionError,
         AuditTag::ProtocolViolation,
+        AuditTag::IpRateLimit,
     ];
 
     /// Position in [`AuditTag::ALL`].
@@ -203,6 +207,7 @@ impl AuditTag {
             AuditTag::FailOpen => "ws-fail-open",
             AuditTag::InspectionError => "ws-inspection-error",
             AuditTag::ProtocolViolation => "ws-protocol-violation",
+            AuditTag::IpRateLimit => "ws-ip-rate-limit",
         }
     }
 }
@@ -248,11 +253,15 @@ pub enum ReasonCode {
     RequestTooLarge,
     /// A v1 request that is not valid JSON of the expected shape.
     MalformedRequest,
+    /// The client IP's message rate is exceeded (all its connections, across agents).
+    IpMessageRate,
+    /// The client IP's byte rate is exceeded.
+    IpByteRate,
 }
 
 impl ReasonCode {
     /// Every code, in [`ReasonCode::index`] order.
-    pub const ALL: [ReasonCode; 15] = [
+    pub const ALL: [ReasonCode; 17] = [
         ReasonCode::TextFrameSize,
         ReasonCode::BinaryFrameSize,
         ReasonCode::MessageSize,
@@ -268,6 +277,8 @@ impl ReasonCode {
         ReasonCode::UnknownMessageType,
         ReasonCode::RequestTooLarge,
         ReasonCode::MalformedRequest,
+        ReasonCode::IpMessageRate,
+        ReasonCode::IpByteRate,
     ];
 
     /// Position in [`ReasonCode::ALL`].
@@ -293,6 +304,8 @@ impl ReasonCode {
             ReasonCode::UnknownMessageType => "unknown-message-type",
             ReasonCode::RequestTooLarge => "request-too-large",
             ReasonCode::MalformedRequest => "malformed-request",
+            ReasonCode::IpMessageRate => "ip-message-rate",
+            ReasonCode::IpByteRate => "ip-byte-rate",
         }
     }
 }

@@ -134,6 +134,21 @@ pub struct Options {
     #[arg(long, env = "WS_DRAIN_TIMEOUT", default_value_t = 30)]
     pub drain_timeout: u64,
 
+    /// Redis shared by every agent for the per-client-IP limits (`redis://HOST:PORT/DB`,
+    /// `rediss://` for TLS). Without it the per-IP limits are counted in this agent alone.
+    #[arg(long, env = "WS_REDIS_URL", value_name = "URL")]
+    pub redis_url: Option<String>,
+
+    /// Agents sharing the Redis budget: while Redis does not answer, each agent counts the per-IP
+    /// limits divided by this.
+    #[arg(long, env = "WS_REDIS_PEERS_HINT", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub redis_peers_hint: u32,
+
+    /// Most client IPs with per-IP limit state at once; the least recently seen are forgotten
+    /// first (and any IP idle for 30 s).
+    #[arg(long, env = "WS_MAX_TRACKED_IPS", default_value_t = crate::shared_limits::DEFAULT_MAX_TRACKED_IPS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_tracked_ips: u64,
+
     /// Log line format.
     #[arg(long, env = "WS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -363,6 +378,20 @@ pub struct PolicyOptions {
     #[arg(long, env = "WS_RATE_BURST", default_value_t = 10)]
     pub rate_limit_burst: u32,
 
+    /// Messages per second one client IP may send, all its connections together (and across
+    /// agents with --redis-url); 0 = unlimited.
+    #[arg(long, env = "WS_IP_RATE_MESSAGES", default_value_t = 0)]
+    pub ip_max_messages_per_sec: u32,
+
+    /// Payload bytes per second one client IP may send, all its connections together; 0 =
+    /// unlimited.
+    #[arg(long, env = "WS_IP_RATE_BYTES", default_value_t = 0)]
+    pub ip_max_bytes_per_sec: u64,
+
+    /// Messages one client IP may send at once above its per-second rate.
+    #[arg(long, env = "WS_IP_RATE_BURST", default_value_t = 10)]
+    pub ip_burst: u32,
+
     /// Largest text frame in bytes (0 = unlimited); fragments count against their message's type.
     #[arg(long, env = "WS_MAX_TEXT", default_value_t = 0)]
     pub max_text_frame_size: u64,
@@ -439,6 +468,9 @@ impl Default for PolicyOptions {
             max_messages_per_sec: 0,
             max_bytes_per_sec: 0,
             rate_limit_burst: 10,
+            ip_max_messages_per_sec: 0,
+            ip_max_bytes_per_sec: 0,
+            ip_burst: 10,
             max_text_frame_size: 0,
             max_binary_frame_size: 0,
             max_message_size: 0,

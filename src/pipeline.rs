@@ -145,13 +145,14 @@ pub fn violation(
 pub fn rate_violation(
     options: &PolicyOptions,
     whole_message: bool,
+    tag: AuditTag,
     reason: &'static str,
     reason_code: ReasonCode,
 ) -> Verdict {
     violation_answered(
         options,
         ViolationAction::answer(options.rate_limit_action, whole_message),
-        AuditTag::RateLimit,
+        tag,
         CLOSE_POLICY_VIOLATION,
         Cow::Borrowed(reason),
         reason_code,
@@ -312,10 +313,22 @@ mod tests {
             rate_limit_action: ViolationAction::Drop,
             ..PolicyOptions::default()
         };
-        let dropped = rate_violation(&options, true, "rate", ReasonCode::MessageRate);
+        let dropped = rate_violation(
+            &options,
+            true,
+            AuditTag::RateLimit,
+            "rate",
+            ReasonCode::MessageRate,
+        );
         assert_eq!(dropped.action, Action::Drop);
         assert_eq!(dropped.tags, vec![AuditTag::RateLimit]);
-        let fragment = rate_violation(&options, false, "rate", ReasonCode::ByteRate);
+        let fragment = rate_violation(
+            &options,
+            false,
+            AuditTag::RateLimit,
+            "rate",
+            ReasonCode::ByteRate,
+        );
         assert!(matches!(fragment.action, Action::Close { code: 1008, .. }));
         // Content violations keep closing: block-action is `close`.
         let verdict = evaluate(

@@ -13,6 +13,7 @@ use crate::ops::{health, http};
 use crate::options::Options;
 use crate::policy::{Policy, PolicyError};
 use crate::routes::PolicySet;
+use crate::shared_limits::{IpLimiter, SharedLimitSettings};
 use crate::telemetry;
 use crate::transport::uds::{self, BindError};
 use crate::transport::{grpc, TransportContext};
@@ -52,6 +53,9 @@ pub enum RunError {
     /// `--debug-panic-marker` was given to a build without the `fault-injection` feature.
     #[error("--debug-panic-marker (WS_DEBUG_PANIC_MARKER) is a test hook this build does not have: unset it, or build with `--features fault-injection` for fault-injection tests")]
     FaultInjectionUnavailable,
+    /// The per-client-IP limits cannot start (a bad --redis-url).
+    #[error(transparent)]
+    SharedLimits(#[from] crate::shared_limits::BadRedisUrl),
     /// The gRPC address cannot be bound.
     #[error("cannot serve gRPC on {address}: {source}")]
     Grpc {
@@ -109,8 +113,13 @@ pub async fn run(options: Options) -> Result<(), RunError> {
 
     // Everything that can fail is bound before the actor system starts: a start that fails (a
     // port taken) exits without detectors to stop (they were restarted in a storm otherwise).
+    let ip_limiter = IpLimiter::start(&SharedLimitSettings {
+        redis_url: options.redis_url.clone(),
+        peers_hint: options.redis_peers_hint,
+        max_tracked_ips: usize::try_from(options.max_tracked_ips).unwrap_or(usize::MAX),
+    })?;
     let listeners = Listeners::bind(&options).await?;
-    let actors = ActorSystem::start(policies, &options, compile_limits).await?;
+    let actors = ActorSystem::start(policies, &options, compile_limits, ip_limiter).await?;
     tokio::spawn(reload_on_sighup(actors.agent.clone(), hangups));
     let context = TransportContext {
         health: health::spawn_monitor(actors.agent.clone(), Arc::clone(&lifecycle)),
@@ -270,6 +279,7 @@ impl ActorSystem {
         policies: PolicySet,
         options: &Options,
         compile_limits: CompileLimits,
+        ip_limiter: Arc<IpLimiter>,
     ) -> Result<ActorSystem, StartError> {
         let (agent, router) = Agent::start_with_set(
             policies,
@@ -279,6 +289,7 @@ impl ActorSystem {
                 hibernate_after: Duration::from_secs(options.hibernate_after),
                 compile_limits,
                 policy_file: options.policy_file.clone(),
+                ip_limiter: Some(ip_limiter),
             },
         )
         .await?;

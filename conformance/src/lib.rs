@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 
 pub mod raw;
+pub mod redis;
 pub mod v1;
 
 /// How long the agent may take to start listening.

@@ -34,6 +34,7 @@ use crate::pipeline::{rate_violation, violation, InspectJob};
 use crate::policy::{Policy, SharedPolicy};
 #[cfg(doc)]
 use crate::routes::PolicySet;
+use crate::shared_limits::{self, IpLimiter};
 use crate::telemetry::Telemetry;
 
 /// A message to a connection actor.
@@ -144,6 +145,8 @@ pub struct ConnectionContext {
     pub detectors: Arc<DetectorPool>,
     /// Bytes all connections may hold for unfinished messages.
     pub budget: Arc<ReassemblyBudget>,
+    /// Per-client-IP budgets (shared through Redis when configured).
+    pub ip_limiter: Arc<IpLimiter>,
 }
 
 /// Start-up arguments of a connection actor.
@@ -488,6 +491,7 @@ impl ConnectionState {
                 return Some(rate_violation(
                     options,
                     whole_message,
+                    AuditTag::RateLimit,
                     "Policy violation: message rate limit exceeded",
                     ReasonCode::MessageRate,
                 ));
@@ -502,12 +506,37 @@ impl ConnectionState {
                 return Some(rate_violation(
                     options,
                     whole_message,
+                    AuditTag::RateLimit,
                     "Policy violation: byte rate limit exceeded",
                     ReasonCode::ByteRate,
                 ));
             }
         }
-        None
+        self.check_ip_budget(frame, options, starts_message, whole_message, now)
+    }
+
+    /// Charges the frame to its client IP's budget (issue 17; never waits for Redis).
+    fn check_ip_budget(
+        &self,
+        frame: &Frame,
+        options: &crate::options::PolicyOptions,
+        starts_message: bool,
+        whole_message: bool,
+        now: u64,
+    ) -> Option<Verdict> {
+        let ip = frame.client_ip.as_ref().filter(|ip| !ip.is_empty())?;
+        let over = self.context.ip_limiter.check(
+            ip,
+            starts_message,
+            frame.payload.len(),
+            shared_limits::limits_of(options),
+            now,
+        )?;
+        Some(shared_limits::over_budget_verdict(
+            options,
+            over,
+            whole_message,
+        ))
     }
 
     /// Publishes what observers read: reassembly memory (also to the global gauge) and bucket

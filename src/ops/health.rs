@@ -141,6 +141,11 @@ fn evaluate(
         ));
         return report;
     }
+    if let Some(reason) = agent.ip_limiter().degraded_reason() {
+        report.state = HealthState::Degraded;
+        report.message = Some(reason);
+        return report;
+    }
     if let Some((recent, normal)) = latency.and_then(LatencyTracker::update) {
         if recent > LATENCY_FLOOR_SECS && recent > normal * LATENCY_FACTOR {
             report.state = HealthState::Degraded;

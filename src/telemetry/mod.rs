@@ -224,6 +224,13 @@ pub fn install_recorder() -> Option<PrometheusHandle> {
             &LATENCY_BUCKETS,
         )
         .ok()?
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(
+                crate::shared_limits::metrics::REDIS_LATENCY.into(),
+            ),
+            &LATENCY_BUCKETS,
+        )
+        .ok()?
         .install_recorder()
         .ok()?;
     let _ = PROMETHEUS.set(handle.clone());
