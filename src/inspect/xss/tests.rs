@@ -296,7 +296,10 @@ fn every_rule_is_catalogued_and_can_be_switched_off() {
 
 #[test]
 fn jump_names_every_punctuation_trigger() {
-    let listed: Vec<usize> = PUNCTUATION_TRIGGERS.iter().map(|&b| usize::from(b)).collect();
+    let listed: Vec<usize> = PUNCTUATION_TRIGGERS
+        .iter()
+        .map(|&b| usize::from(b))
+        .collect();
     for b in 0..256 {
         assert_eq!(TRIGGER_PUNCTUATION[b], listed.contains(&b), "byte {b:#x}");
     }

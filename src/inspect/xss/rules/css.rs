@@ -173,9 +173,26 @@ mod tests {
     #[test]
     fn one_pass_reads_what_the_needles_read() {
         let pieces: &[&[u8]] = &[
-            b"url(", b"javascript", b":", b"vbscript", b"expression", b"(", b"\\", b"behavior",
-            b"behaviour", b"binding", b"-moz-binding", b"@import", b"color", b" ", b"'", b"red",
-            b";", b"-", b"@", b"x",
+            b"url(",
+            b"javascript",
+            b":",
+            b"vbscript",
+            b"expression",
+            b"(",
+            b"\\",
+            b"behavior",
+            b"behaviour",
+            b"binding",
+            b"-moz-binding",
+            b"@import",
+            b"color",
+            b" ",
+            b"'",
+            b"red",
+            b";",
+            b"-",
+            b"@",
+            b"x",
         ];
         let mut x: u32 = 0x1234_5678;
         for _ in 0..20_000 {
@@ -198,7 +215,9 @@ mod tests {
         }
         assert!(css_dangerous_plain(b"width:expression(alert(1))"));
         assert!(css_dangerous_plain(b"background:url( 'vbscript:x')"));
-        assert!(!css_dangerous_plain(b"background:url(a.png) url(javascript:x)"));
+        assert!(!css_dangerous_plain(
+            b"background:url(a.png) url(javascript:x)"
+        ));
         assert!(!css_dangerous_plain(b"color: red; margin-top: -2px"));
     }
 }
