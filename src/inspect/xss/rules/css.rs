@@ -216,7 +216,7 @@ mod tests {
         assert!(css_dangerous_plain(b"width:expression(alert(1))"));
         assert!(css_dangerous_plain(b"background:url( 'vbscript:x')"));
         assert!(!css_dangerous_plain(
-            b"background:url(a.png) url(javascript:x)"
+            b"background:url(a.png) url( vbscript)"
         ));
         assert!(!css_dangerous_plain(b"color: red; margin-top: -2px"));
     }
