@@ -183,6 +183,17 @@ impl Marks {
     pub fn escape_intro(self) -> bool {
         self.any(ESCAPE_INTRO)
     }
+    /// Does the view hold byte `b` itself? Exact for ASCII punctuation and whitespace (each has
+    /// its own bit) and for 0xbc; for letters, digits and other bytes above 0x7f it says whether
+    /// one of the kind is there (as [`Marks::has`]).
+    pub fn holds(self, b: u8) -> bool {
+        let bit = if b == 0xbc {
+            mark_bit(0xbc) & !mark_bit(0x80)
+        } else {
+            mark_bit(b)
+        };
+        self.0 & bit != 0
+    }
 }
 
 const ESCAPE_INTRO: Marks = Marks::of(b"%&\\");
@@ -648,6 +659,53 @@ mod tests {
         assert_eq!(folded("a\u{fffd}\x7f\u{fffd}b"), run);
         assert_eq!(folded("a\u{fffd}\u{200b}\0\u{fffd}b"), run);
         assert_ne!(folded("a\u{fffd}x\u{fffd}b"), run);
+    }
+
+    /// [`fold`] one byte at a time through the table (no eight-byte paths).
+    fn fold_bytewise(input: &[u8]) -> (Vec<u8>, Marks) {
+        let mut out = Vec::new();
+        let mut acc = 0u64;
+        for k in 0..input.len() {
+            let mut one = Vec::new();
+            // Single bytes fold alone except the special ones, which this test keeps out.
+            let m = fold(&input[k..k + 1], &mut one);
+            out.extend_from_slice(&one);
+            acc |= m.0;
+        }
+        (out, Marks(acc))
+    }
+
+    #[test]
+    fn eight_byte_paths_fold_as_one_byte_at_a_time() {
+        let mut x: u32 = 0x9e37_79b9;
+        // Mostly letters, digits and spaces, so that whole eight-byte chunks occur, with the other
+        // single-byte kinds sprinkled in (the bytes before and after each range too).
+        let alphabet = b"aAzZmM09 5@[`{/:!,.\t\x0b\x00\x7f\x80\xbc";
+        for len in [0usize, 1, 7, 8, 9, 15, 16, 17, 64, 301] {
+            for _ in 0..200 {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 17;
+                        x ^= x << 5;
+                        if x % 4 != 0 {
+                            b"abcXYZ 019qQ"[(x as usize >> 3) % 12]
+                        } else {
+                            alphabet[(x as usize >> 3) % alphabet.len()]
+                        }
+                    })
+                    .collect();
+                let mut out = Vec::new();
+                let m = fold(&bytes, &mut out);
+                assert_eq!((out, m), fold_bytewise(&bytes), "{bytes:?}");
+            }
+        }
+        for b in 0..=0x7fu8 {
+            let chunk = [b; 8];
+            let mut out = Vec::new();
+            let m = fold(&chunk, &mut out);
+            assert_eq!((out, m), fold_bytewise(&chunk), "{b:#x}");
+        }
     }
 
     #[test]

@@ -89,8 +89,13 @@ pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
             memchr::memchr(anchor, window)
         };
         let start = i + found? - offset;
-        // Anchors are found in order, so the first match is the leftmost.
-        if hay[start..].starts_with(needle) {
+        // Anchors are found in order, so the first match is the leftmost. The needle's first
+        // and last bytes reject most candidates before a whole comparison.
+        let candidate = &hay[start..start + needle.len()];
+        if candidate[0] == needle[0]
+            && candidate[needle.len() - 1] == needle[needle.len() - 1]
+            && candidate == needle
+        {
             return Some(start);
         }
         i = start + offset + 1;

@@ -25,8 +25,27 @@ pub(super) struct Scanner<'a, 'r> {
     depth: u8,
     /// The bytes scanning stops at ([`super::TRIGGER`] or [`super::TRIGGER_PUNCTUATION`]).
     trigger: &'static [bool; 256],
+    /// How the next trigger byte is found.
+    jump: Jump,
     /// The rules that may fire.
     rules: RuleFilter<'r>,
+}
+
+/// How [`Scanner::run`] finds the next byte of its trigger table. Every variant finds the same
+/// position: `One`, `Two` and `Three` name every trigger byte the whole view holds (so any
+/// slice of it, an attribute value included, holds no other), `Nowhere` says it holds none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Jump {
+    /// Test every byte against the table.
+    Table,
+    /// The view holds no trigger byte.
+    Nowhere,
+    /// The only trigger byte the view holds.
+    One(u8),
+    /// The only two.
+    Two(u8, u8),
+    /// The only three.
+    Three(u8, u8, u8),
 }
 
 pub(super) fn quote_slot(q: u8) -> usize {
@@ -40,14 +59,33 @@ pub(super) fn quote_slot(q: u8) -> usize {
 impl<'a, 'r> Scanner<'a, 'r> {
     /// A scanner of the whole view `s`, stopping at the bytes of `trigger`, reporting the rules
     /// `rules` allows.
-    pub(super) fn new(s: &'a [u8], trigger: &'static [bool; 256], rules: RuleFilter<'r>) -> Self {
+    pub(super) fn new(
+        s: &'a [u8],
+        trigger: &'static [bool; 256],
+        jump: Jump,
+        rules: RuleFilter<'r>,
+    ) -> Self {
         Scanner {
             s,
             no_quote_after: [usize::MAX; 3],
             depth: 0,
             trigger,
+            jump,
             rules,
         }
+    }
+
+    /// Where the next trigger byte at or after `i` is.
+    fn next_trigger(&self, i: usize) -> Option<usize> {
+        let rest = &self.s[i..];
+        let p = match self.jump {
+            Jump::Table => rest.iter().position(|&c| self.trigger[usize::from(c)]),
+            Jump::Nowhere => None,
+            Jump::One(a) => memchr::memchr(a, rest),
+            Jump::Two(a, b) => memchr::memchr2(a, b, rest),
+            Jump::Three(a, b, c) => memchr::memchr3(a, b, c, rest),
+        };
+        p.map(|p| i + p)
     }
 
     pub(super) fn run(&mut self) -> Option<Rule> {
@@ -59,9 +97,9 @@ impl<'a, 'r> Scanner<'a, 'r> {
             let b = s[i];
             if !self.trigger[usize::from(b)] {
                 // Jump to the next byte any rule below starts from.
-                match s[i..].iter().position(|&c| self.trigger[usize::from(c)]) {
+                match self.next_trigger(i) {
                     Some(p) => {
-                        i += p;
+                        i = p;
                         continue;
                     }
                     None => break,
@@ -422,7 +460,7 @@ impl<'a, 'r> Scanner<'a, 'r> {
             // `<style>`, `<noscript>`, mismatched quotes).
             if value.contains(&b'<') && self.depth < MAX_DEPTH {
                 // A value holds no byte its view does not: the same trigger bytes.
-                let mut inner = Scanner::new(value, self.trigger, self.rules);
+                let mut inner = Scanner::new(value, self.trigger, self.jump, self.rules);
                 inner.depth = self.depth + 1;
                 if let Some(r) = inner.run() {
                     rule = Some(r);

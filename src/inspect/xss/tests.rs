@@ -293,3 +293,46 @@ fn every_rule_is_catalogued_and_can_be_switched_off() {
         assert_ne!(again, Some(rule));
     }
 }
+
+#[test]
+fn jump_names_every_punctuation_trigger() {
+    let listed: Vec<usize> = PUNCTUATION_TRIGGERS
+        .iter()
+        .map(|&b| usize::from(b))
+        .collect();
+    for b in 0..256 {
+        assert_eq!(TRIGGER_PUNCTUATION[b], listed.contains(&b), "byte {b:#x}");
+    }
+}
+
+#[test]
+fn every_jump_finds_what_the_table_finds() {
+    // Views holding few and many trigger kinds, scanned with the jump their marks give and
+    // with the table test at every byte: same verdict.
+    let views: &[&[u8]] = &[
+        b"plain words only",
+        b"a, b - c, d",
+        b"x <b>bold</b>, y",
+        b"say \"hi\" <i>x</i> {a} $b #c *d",
+        b"\xbcscript\xbe, done",
+        b"\"><img src=x onerror=alert(1)>",
+        b"a - b: c, <script>",
+        b"x' onmouseover=alert(1) '",
+    ];
+    for view in views {
+        let marks = crate::inspect::normalize::marks(view);
+        let letters = marks.any(LETTER_RULE_MARKS) || new_activex(view);
+        let trigger = if letters {
+            &TRIGGER
+        } else {
+            &TRIGGER_PUNCTUATION
+        };
+        let jumped = Scanner::new(view, trigger, jump_for(letters, marks), RuleFilter::ALL).run();
+        let table = Scanner::new(view, trigger, Jump::Table, RuleFilter::ALL).run();
+        assert_eq!(jumped, table, "{}", String::from_utf8_lossy(view));
+    }
+    assert_eq!(jump_for(false, Marks::of(b"ab, cd")), Jump::One(b','));
+    assert_eq!(jump_for(false, Marks::of(b"words")), Jump::Nowhere);
+    assert_eq!(jump_for(false, Marks::of(b"\xe9t\xe9")), Jump::Nowhere);
+    assert_eq!(jump_for(true, Marks::of(b"a=b")), Jump::Table);
+}

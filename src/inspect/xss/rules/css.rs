@@ -85,25 +85,58 @@ pub(in crate::inspect::xss) fn css_dangerous(css: &[u8]) -> bool {
     css_dangerous_plain(&buf[..len])
 }
 
+/// Style that runs script, read without comments and escapes: `expression(`, `expression\`,
+/// `behavior:` / `behaviour:`, `binding:url(`, `-moz-binding`, `javascript:` / `vbscript:`,
+/// `@import`, or a first `url(` that runs a script scheme. Every one of these holds one of the
+/// bytes `(`, `:`, `\`, `-`, `@` at a fixed place, so one pass visits only those bytes and
+/// compares the words around them.
 pub(in crate::inspect::xss) fn css_dangerous_plain(css: &[u8]) -> bool {
-    // Every shape below has one of these bytes; most attribute values have none.
-    if !css
-        .iter()
-        .any(|&b| matches!(b, b'(' | b':' | b'\\' | b'@' | b'-'))
-    {
-        return false;
+    let mut first_url = true;
+    for (p, &b) in css.iter().enumerate() {
+        if !CSS_MARKERS[usize::from(b)] {
+            continue;
+        }
+        let before = &css[..p];
+        let dangerous = match b {
+            b'(' => {
+                if before.ends_with(b"expression") {
+                    true
+                } else if first_url && before.ends_with(b"url") {
+                    // Only the first `url(` is judged.
+                    first_url = false;
+                    url_runs_script(&css[p + 1..])
+                } else {
+                    false
+                }
+            }
+            b':' => {
+                before.ends_with(b"behaviour")
+                    || before.ends_with(b"behavior")
+                    || before.ends_with(b"javascript")
+                    || before.ends_with(b"vbscript")
+                    || (before.ends_with(b"binding") && css[p + 1..].starts_with(b"url("))
+            }
+            b'\\' => before.ends_with(b"expression"),
+            b'-' => css[p..].starts_with(b"-moz-binding"),
+            _ => css[p..].starts_with(b"@import"),
+        };
+        if dangerous {
+            return true;
+        }
     }
-    find(css, b"expression(").is_some()
-        || find(css, b"behaviour:").is_some()
-        || find(css, b"binding:url(").is_some()
-        || find(css, b"expression\\").is_some()
-        || find(css, b"javascript:").is_some()
-        || find(css, b"vbscript:").is_some()
-        || find(css, b"behavior:").is_some()
-        || find(css, b"-moz-binding").is_some()
-        || find(css, b"@import").is_some()
-        || find(css, b"url(").is_some_and(|p| url_runs_script(&css[p + 4..]))
+    false
 }
+
+/// The bytes [`css_dangerous_plain`] compares around.
+static CSS_MARKERS: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'(' as usize] = true;
+    t[b':' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[b'-' as usize] = true;
+    t[b'@' as usize] = true;
+    t
+};
 
 /// After `url(`: a script scheme (`url(javascript:...)`, `url( 'vbscript`), also cut short.
 pub(in crate::inspect::xss) fn url_runs_script(after: &[u8]) -> bool {
@@ -113,4 +146,78 @@ pub(in crate::inspect::xss) fn url_runs_script(after: &[u8]) -> bool {
         .unwrap_or(after.len());
     let v = &after[k..];
     v.starts_with(b"javascript") || v.starts_with(b"vbscript") || v.starts_with(b"livescript")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The needle-by-needle reading the one-pass [`css_dangerous_plain`] replaced.
+    fn by_needles(css: &[u8]) -> bool {
+        let has = |n: &[u8]| css.windows(n.len()).any(|w| w == n);
+        has(b"expression(")
+            || has(b"behaviour:")
+            || has(b"binding:url(")
+            || has(b"expression\\")
+            || has(b"javascript:")
+            || has(b"vbscript:")
+            || has(b"behavior:")
+            || has(b"-moz-binding")
+            || has(b"@import")
+            || css
+                .windows(4)
+                .position(|w| w == b"url(")
+                .is_some_and(|p| url_runs_script(&css[p + 4..]))
+    }
+
+    #[test]
+    fn one_pass_reads_what_the_needles_read() {
+        let pieces: &[&[u8]] = &[
+            b"url(",
+            b"javascript",
+            b":",
+            b"vbscript",
+            b"expression",
+            b"(",
+            b"\\",
+            b"behavior",
+            b"behaviour",
+            b"binding",
+            b"-moz-binding",
+            b"@import",
+            b"color",
+            b" ",
+            b"'",
+            b"red",
+            b";",
+            b"-",
+            b"@",
+            b"x",
+        ];
+        let mut x: u32 = 0x1234_5678;
+        for _ in 0..20_000 {
+            let mut css = Vec::new();
+            for _ in 0..(x % 7) {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                css.extend_from_slice(pieces[(x as usize) % pieces.len()]);
+            }
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            assert_eq!(
+                css_dangerous_plain(&css),
+                by_needles(&css),
+                "{}",
+                String::from_utf8_lossy(&css)
+            );
+        }
+        assert!(css_dangerous_plain(b"width:expression(alert(1))"));
+        assert!(css_dangerous_plain(b"background:url( 'vbscript:x')"));
+        assert!(!css_dangerous_plain(
+            b"background:url(a.png) url( vbscript)"
+        ));
+        assert!(!css_dangerous_plain(b"color: red; margin-top: -2px"));
+    }
 }
