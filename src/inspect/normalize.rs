@@ -676,9 +676,9 @@ mod tests {
     }
 
     #[test]
-    fn eight_byte_paths_fold_as_one_byte_at_a_time() {
+    fn fold_reads_runs_of_plain_bytes_as_one_byte_at_a_time() {
         let mut x: u32 = 0x9e37_79b9;
-        // Mostly letters, digits and spaces, so that whole eight-byte chunks occur, with the other
+        // Mostly letters, digits and spaces, so that long plain runs occur, with the other
         // single-byte kinds sprinkled in (the bytes before and after each range too).
         let alphabet = b"aAzZmM09 5@[`{/:!,.\t\x0b\x00\x7f\x80\xbc";
         for len in [0usize, 1, 7, 8, 9, 15, 16, 17, 64, 301] {
@@ -688,7 +688,7 @@ mod tests {
                         x ^= x << 13;
                         x ^= x >> 17;
                         x ^= x << 5;
-                        if x % 4 != 0 {
+                        if !x.is_multiple_of(4) {
                             b"abcXYZ 019qQ"[(x as usize >> 3) % 12]
                         } else {
                             alphabet[(x as usize >> 3) % alphabet.len()]

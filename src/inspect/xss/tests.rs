@@ -300,8 +300,8 @@ fn jump_names_every_punctuation_trigger() {
         .iter()
         .map(|&b| usize::from(b))
         .collect();
-    for b in 0..256 {
-        assert_eq!(TRIGGER_PUNCTUATION[b], listed.contains(&b), "byte {b:#x}");
+    for (b, &is_trigger) in TRIGGER_PUNCTUATION.iter().enumerate() {
+        assert_eq!(is_trigger, listed.contains(&b), "byte {b:#x}");
     }
 }
 
