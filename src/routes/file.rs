@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use toml::Spanned;
 
 use super::glob::RoutePattern;
+use super::json_locations::{JsonLocations, TableLocations};
 use crate::compiler::read_regular_file;
 use crate::util::{cut, for_log};
 
@@ -33,7 +34,8 @@ pub struct Location {
 }
 
 impl Location {
-    fn of(text: &str, offset: usize) -> Self {
+    /// The line and column of byte `offset` of `text`.
+    pub(super) fn of(text: &str, offset: usize) -> Self {
         let before = &text[..floor_char_boundary(text, offset.min(text.len()))];
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -208,15 +210,25 @@ impl PolicyDocument {
             table: None,
             message: format!("not valid JSON: {e}"),
         })?;
-        Self::from_json(&value, origin, base)
+        Self::from_json_at(&value, origin, base, &super::json_locations::locate(text))
     }
 
-    /// Reads a policy given as a JSON value (a `.json` file, or `policy` in a configure push).
-    /// Keys have no line numbers here; errors name the route and the key.
+    /// Reads a policy given as a JSON value (`policy` in a configure push: there is no text, so
+    /// errors name the route and the key, without a line).
     pub fn from_json(
         value: &Value,
         origin: &str,
         base: Option<&Path>,
+    ) -> Result<Self, PolicyFileError> {
+        Self::from_json_at(value, origin, base, &JsonLocations::default())
+    }
+
+    /// Reads a policy given as a JSON value whose text put its tables and keys at `places`.
+    fn from_json_at(
+        value: &Value,
+        origin: &str,
+        base: Option<&Path>,
+        places: &JsonLocations,
     ) -> Result<Self, PolicyFileError> {
         let error = |message: String| PolicyFileError {
             origin: origin.to_owned(),
@@ -231,25 +243,27 @@ impl PolicyDocument {
         };
         let mut default = None;
         let mut routes = Vec::new();
-        let table = |value: &Value, what: &str| match value {
+        let no_places = TableLocations::default();
+        let table = |value: &Value, what: &str, places: &TableLocations| match value {
             Value::Object(map) => Ok(RawTable {
-                at: None,
+                at: places.at,
                 entries: map
                     .iter()
-                    .map(|(k, v)| (k.clone(), None, v.clone()))
+                    .map(|(k, v)| (k.clone(), places.keys.get(k).copied(), v.clone()))
                     .collect(),
             }),
             _ => Err(error(format!("`{what}` must be an object of options"))),
         };
         for (key, value) in top {
             match key.as_str() {
-                "default" => default = Some(table(value, "default")?),
+                "default" => default = Some(table(value, "default", &places.default)?),
                 "route" => {
                     let Value::Array(list) = value else {
                         return Err(error("`route` must be an array of route objects".into()));
                     };
-                    for item in list {
-                        routes.push(table(item, "route")?);
+                    for (index, item) in list.iter().enumerate() {
+                        let at = places.routes.get(index).unwrap_or(&no_places);
+                        routes.push(table(item, "route", at)?);
                     }
                 }
                 other => {

@@ -11,6 +11,7 @@
 
 pub mod file;
 pub mod glob;
+pub mod json_locations;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -274,6 +275,21 @@ mod tests {
             Some(Arc::new(doc)),
             &CompileLimits::default(),
         )
+    }
+
+    #[test]
+    fn a_json_file_names_the_line_of_a_bad_key_like_a_toml_file() {
+        let text = "{\n  \"default\": {\"block-mode\": true},\n  \"route\": [\n    {\"match\": \"chat\"},\n    {\"match\": \"trading\",\n     \"max-mesages-per-sec\": 5}\n  ]\n}\n";
+        let doc = PolicyDocument::parse_json(text, "routes.json", None).unwrap();
+        let err = PolicySet::compile(
+            PolicyOptions::default(),
+            Some(Arc::new(doc)),
+            &CompileLimits::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("routes.json:6:"), "{err}");
+        assert!(err.contains("max-mesages-per-sec"), "{err}");
     }
 
     #[test]
