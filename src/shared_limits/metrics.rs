@@ -9,8 +9,7 @@ use metrics::{
     Gauge, Histogram, Unit,
 };
 
-/// Name of the Redis latency histogram (its buckets are set where the recorder is installed).
-pub const REDIS_LATENCY: &str = "ws_agent_redis_latency_seconds";
+use crate::telemetry::names;
 
 /// Pre-registered handles.
 #[derive(Debug)]
@@ -40,43 +39,43 @@ impl SharedLimitMetrics {
     pub fn get() -> &'static SharedLimitMetrics {
         METRICS.get_or_init(|| {
             describe_counter!(
-                "ws_agent_ip_leases_total",
+                names::IP_LEASES,
                 "Token leases Redis granted for per-client-IP budgets"
             );
             describe_counter!(
-                "ws_agent_redis_errors_total",
+                names::REDIS_ERRORS,
                 "Redis calls that failed or took over 20 ms"
             );
             describe_counter!(
-                "ws_agent_redis_fallbacks_total",
+                names::REDIS_FALLBACKS,
                 "Times per-IP limits fell back to counting in this agent because Redis did not answer"
             );
             describe_gauge!(
-                "ws_agent_redis_fallback",
+                names::REDIS_FALLBACK,
                 "1 while per-IP limits are counted in this agent because Redis does not answer"
             );
             describe_counter!(
-                "ws_agent_redis_requests_refused_total",
+                names::REDIS_REQUESTS_REFUSED,
                 "Lease requests not sent to Redis because too many were waiting"
             );
-            describe_histogram!(REDIS_LATENCY, Unit::Seconds, "Time of Redis calls");
+            describe_histogram!(names::REDIS_LATENCY, Unit::Seconds, "Time of Redis calls");
             describe_counter!(
-                "ws_agent_ip_over_budget_total",
+                names::IP_OVER_BUDGET,
                 "Times a client IP went over its per-IP budget"
             );
             describe_gauge!(
-                "ws_agent_tracked_ips",
+                names::TRACKED_IPS,
                 "Client IPs with per-IP limit state in this agent"
             );
             SharedLimitMetrics {
-                leases: counter!("ws_agent_ip_leases_total"),
-                redis_errors: counter!("ws_agent_redis_errors_total"),
-                fallbacks: counter!("ws_agent_redis_fallbacks_total"),
-                fallback_active: gauge!("ws_agent_redis_fallback"),
-                queue_refused: counter!("ws_agent_redis_requests_refused_total"),
-                redis_latency: histogram!(REDIS_LATENCY),
-                ips_over_budget: counter!("ws_agent_ip_over_budget_total"),
-                tracked_ips: gauge!("ws_agent_tracked_ips"),
+                leases: counter!(names::IP_LEASES),
+                redis_errors: counter!(names::REDIS_ERRORS),
+                fallbacks: counter!(names::REDIS_FALLBACKS),
+                fallback_active: gauge!(names::REDIS_FALLBACK),
+                queue_refused: counter!(names::REDIS_REQUESTS_REFUSED),
+                redis_latency: histogram!(names::REDIS_LATENCY),
+                ips_over_budget: counter!(names::IP_OVER_BUDGET),
+                tracked_ips: gauge!(names::TRACKED_IPS),
             }
         })
     }

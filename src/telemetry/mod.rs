@@ -56,6 +56,22 @@ pub mod names {
     pub const TRANSPORT_CONNECTIONS: &str = "ws_agent_transport_connections";
     /// The agent's version, as a label of a gauge set to 1.
     pub const BUILD_INFO: &str = "ws_agent_build_info";
+    /// Token leases Redis granted for per-client-IP budgets.
+    pub const IP_LEASES: &str = "ws_agent_ip_leases_total";
+    /// Redis calls that failed or were too slow.
+    pub const REDIS_ERRORS: &str = "ws_agent_redis_errors_total";
+    /// Switches of the per-IP limits from shared to local counting.
+    pub const REDIS_FALLBACKS: &str = "ws_agent_redis_fallbacks_total";
+    /// 1 while per-IP limits are counted locally because Redis does not answer.
+    pub const REDIS_FALLBACK: &str = "ws_agent_redis_fallback";
+    /// Lease requests not sent to Redis because too many were waiting.
+    pub const REDIS_REQUESTS_REFUSED: &str = "ws_agent_redis_requests_refused_total";
+    /// Time of Redis calls.
+    pub const REDIS_LATENCY: &str = "ws_agent_redis_latency_seconds";
+    /// Times a client IP went over its per-IP budget.
+    pub const IP_OVER_BUDGET: &str = "ws_agent_ip_over_budget_total";
+    /// Client IPs with per-IP limit state.
+    pub const TRACKED_IPS: &str = "ws_agent_tracked_ips";
 }
 
 /// Latency histogram bucket bounds, in seconds (10 µs .. 100 ms).
@@ -225,9 +241,7 @@ pub fn install_recorder() -> Option<PrometheusHandle> {
         )
         .ok()?
         .set_buckets_for_metric(
-            metrics_exporter_prometheus::Matcher::Full(
-                crate::shared_limits::metrics::REDIS_LATENCY.into(),
-            ),
+            metrics_exporter_prometheus::Matcher::Full(names::REDIS_LATENCY.into()),
             &LATENCY_BUCKETS,
         )
         .ok()?

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use metrics::{counter, Counter};
 
-use super::{DECISIONS, DIRECTIONS, OPCODES};
+use super::{names, DECISIONS, DIRECTIONS, OPCODES};
 use crate::model::{AuditTag, Direction, Opcode, Verdict};
 
 /// The label value of frames decided under a policy file's default policy.
@@ -56,12 +56,12 @@ impl RouteCounters {
             for opcode in OPCODES {
                 for decision in DECISIONS {
                     frames.push(match &label {
-                        Some(route) => counter!("ws_agent_frames_total",
+                        Some(route) => counter!(names::FRAMES,
                             "direction" => direction.as_str(),
                             "opcode" => opcode.as_str(),
                             "decision" => decision,
                             "route" => route.to_string()),
-                        None => counter!("ws_agent_frames_total",
+                        None => counter!(names::FRAMES,
                             "direction" => direction.as_str(),
                             "opcode" => opcode.as_str(),
                             "decision" => decision),
@@ -72,9 +72,9 @@ impl RouteCounters {
         let detections = AuditTag::ALL
             .iter()
             .map(|tag| match &label {
-                Some(route) => counter!("ws_agent_detections_total",
+                Some(route) => counter!(names::DETECTIONS,
                     "tag" => tag.as_str(), "route" => route.to_string()),
-                None => counter!("ws_agent_detections_total", "tag" => tag.as_str()),
+                None => counter!(names::DETECTIONS, "tag" => tag.as_str()),
             })
             .collect();
         RouteCounters {

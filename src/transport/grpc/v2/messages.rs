@@ -12,7 +12,7 @@ use crate::model::{Action, Direction, Frame, Opcode, Verdict};
 use crate::transport::grpc::proto::sentinel_v2 as pb;
 use crate::transport::reports::{self, ReportFigures, AGENT_NAME};
 use crate::transport::TransportContext;
-use pb::{agent_to_proxy, AgentToProxy};
+use pb::{agent_to_proxy, proxy_to_agent, AgentToProxy};
 
 /// The v2 proto's frame types (no continuation: each frame is a whole message).
 fn opcode_of(frame_type: i32) -> Opcode {
@@ -130,6 +130,27 @@ pub(super) fn frame_response(correlation_id: &str, verdict: &Verdict) -> AgentTo
             }),
             ..pb::AgentResponse::default()
         })),
+    }
+}
+
+/// The correlation id an event carries (empty when it has none). Every event kind is named, so
+/// a new kind in the proto is a compile error here rather than an answer with a lost id.
+pub(super) fn correlation_id_of(message: &proxy_to_agent::Message) -> &str {
+    use proxy_to_agent::Message;
+    match message {
+        Message::RequestHeaders(event) => event
+            .metadata
+            .as_ref()
+            .map_or("", |m| m.correlation_id.as_str()),
+        Message::RequestBodyChunk(event) | Message::ResponseBodyChunk(event) => {
+            &event.correlation_id
+        }
+        Message::ResponseHeaders(event) => &event.correlation_id,
+        Message::RequestComplete(event) => &event.correlation_id,
+        Message::Guardrail(event) => &event.correlation_id,
+        Message::WebsocketFrame(event) => &event.correlation_id,
+        Message::Cancel(event) => &event.correlation_id,
+        Message::Configure(_) | Message::Handshake(_) | Message::Ping(_) => "",
     }
 }
 

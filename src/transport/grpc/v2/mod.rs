@@ -30,7 +30,9 @@ use crate::lifecycle::{ConnectionGuard, Transport};
 use crate::telemetry::throttle::LogThrottle;
 use crate::telemetry::Telemetry;
 use crate::transport::TransportContext;
-use messages::{allow_response, frame, frame_response, handshake_response, pong};
+use messages::{
+    allow_response, correlation_id_of, frame, frame_response, handshake_response, pong,
+};
 
 /// Messages buffered towards the proxy per stream.
 const OUTBOUND_CAPACITY: usize = 1024;
@@ -172,23 +174,8 @@ impl Service {
             }
             proxy_to_agent::Message::Ping(ping) => pong(&ping),
             proxy_to_agent::Message::Cancel(_) => allow_response(""),
-            proxy_to_agent::Message::RequestHeaders(event) => allow_response(
-                event
-                    .metadata
-                    .as_ref()
-                    .map_or("", |m| m.correlation_id.as_str()),
-            ),
-            proxy_to_agent::Message::RequestBodyChunk(event)
-            | proxy_to_agent::Message::ResponseBodyChunk(event) => {
-                allow_response(&event.correlation_id)
-            }
-            proxy_to_agent::Message::ResponseHeaders(event) => {
-                allow_response(&event.correlation_id)
-            }
-            proxy_to_agent::Message::RequestComplete(event) => {
-                allow_response(&event.correlation_id)
-            }
-            proxy_to_agent::Message::Guardrail(event) => allow_response(&event.correlation_id),
+            // HTTP events are not the agent's to inspect: allowed, echoing their id.
+            http_event => allow_response(correlation_id_of(&http_event)),
         };
         Ok(Response::new(reply))
     }

@@ -10,8 +10,8 @@ use tokio::sync::{mpsc, Semaphore};
 use tonic::{Status, Streaming};
 
 use super::messages::{
-    allow_response, frame, frame_response, handshake_response, health_message, metrics_message,
-    pong,
+    allow_response, correlation_id_of, frame, frame_response, handshake_response, health_message,
+    metrics_message, pong,
 };
 use super::{configure, configure_from_handshake};
 use crate::actors::{Answer, ReplyTarget};
@@ -157,23 +157,8 @@ pub(super) async fn run_stream(
                 tracing::debug!(correlation_id = %crate::util::for_log(&cancel.correlation_id), "cancel accepted");
                 continue;
             }
-            proxy_to_agent::Message::RequestHeaders(event) => allow_response(
-                event
-                    .metadata
-                    .as_ref()
-                    .map_or("", |m| m.correlation_id.as_str()),
-            ),
-            proxy_to_agent::Message::RequestBodyChunk(event)
-            | proxy_to_agent::Message::ResponseBodyChunk(event) => {
-                allow_response(&event.correlation_id)
-            }
-            proxy_to_agent::Message::ResponseHeaders(event) => {
-                allow_response(&event.correlation_id)
-            }
-            proxy_to_agent::Message::RequestComplete(event) => {
-                allow_response(&event.correlation_id)
-            }
-            proxy_to_agent::Message::Guardrail(event) => allow_response(&event.correlation_id),
+            // HTTP events are not the agent's to inspect: allowed, echoing their id.
+            http_event => allow_response(correlation_id_of(&http_event)),
         };
         if outbound.send(Ok(reply)).await.is_err() {
             break;
