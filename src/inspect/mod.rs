@@ -21,6 +21,7 @@ use std::borrow::Cow;
 use crate::model::AuditTag;
 
 use json_views::JsonStrings;
+use normalize::Marks;
 use rules::RuleFilter;
 
 pub use custom::CustomPatterns;
@@ -338,75 +339,93 @@ fn inspect_message(
         decoded,
     } = scratch;
     let is_json = part == MessagePart::Complete && json.extract(data);
-    if is_json {
-        // The raw JSON text is inspected for markup that straddles fields; the SQL and shell
-        // detectors read a message as one value, so they see the decoded strings instead.
+    if !is_json {
+        inspect_unit(data, rules, pending, view, next, decoded, findings);
+        json.clear();
+        return;
+    }
+    // The SQL and shell detectors read a message as one value, so they see the decoded strings
+    // only; so does the XSS detector, and the raw JSON text afterwards when markup could
+    // straddle fields (see [`could_straddle`]).
+    let mut seen = Marks::default();
+    // A lone command word is a probe when it is what a message carries (`{"type":
+    // "message", "text": "whoami"}`); among the many values of a record it is data (a
+    // country code `ID`, a tag `id`, a field list).
+    let values = json.keys.iter().filter(|&&key| !key).count();
+    let lone_words_judged = values <= LONE_WORD_MAX_VALUES;
+    for k in 0..json.spans.len() {
+        if !pending.any() {
+            break;
+        }
+        let (a, b) = json.spans[k];
+        let unit = json.buf.get(a..b).unwrap_or(&[]);
+        if pending.sqli && json.keys.get(k) == Some(&true) {
+            // A NoSQL query operator as a key (`{"user": {"$ne": null}}`).
+            if let Some(rule) = sqli::json_key(unit, rules) {
+                pending.sqli = false;
+                findings.push(finding(AuditTag::Sqli, rule));
+            }
+        }
+        if !plain_token(unit) {
+            seen = seen.union(inspect_unit(
+                unit, rules, pending, view, next, decoded, findings,
+            ));
+        } else if pending.cmdi
+            && lone_words_judged
+            && json.keys.get(k) != Some(&true)
+            && cmdi::is_command_word(unit)
+        {
+            // One word can still be a whole command line (`whoami`, `systeminfo`);
+            // nothing else any detector looks for fits in a plain token. A key is a
+            // field name (`"id"`, `"type"`), not a value an application runs.
+            let mut only_cmdi = Pending {
+                xss: false,
+                sqli: false,
+                cmdi: true,
+            };
+            inspect_unit(unit, rules, &mut only_cmdi, view, next, decoded, findings);
+            pending.cmdi &= only_cmdi.cmdi;
+        }
+    }
+    if pending.xss && json.spans.len() > 1 && could_straddle(seen) {
         let mut raw = Pending {
-            xss: pending.xss,
+            xss: true,
             sqli: false,
             cmdi: false,
         };
         inspect_unit(data, rules, &mut raw, view, next, decoded, findings);
         pending.xss &= raw.xss;
-    } else {
-        inspect_unit(data, rules, pending, view, next, decoded, findings);
-    }
-    if is_json && pending.any() {
-        // A lone command word is a probe when it is what a message carries (`{"type":
-        // "message", "text": "whoami"}`); among the many values of a record it is data (a
-        // country code `ID`, a tag `id`, a field list).
-        let values = json.keys.iter().filter(|&&key| !key).count();
-        let lone_words_judged = values <= LONE_WORD_MAX_VALUES;
-        for k in 0..json.spans.len() {
-            if !pending.any() {
-                break;
-            }
-            let (a, b) = json.spans[k];
-            let unit = json.buf.get(a..b).unwrap_or(&[]);
-            if pending.sqli && json.keys.get(k) == Some(&true) {
-                // A NoSQL query operator as a key (`{"user": {"$ne": null}}`).
-                if let Some(rule) = sqli::json_key(unit, rules) {
-                    pending.sqli = false;
-                    findings.push(finding(AuditTag::Sqli, rule));
-                }
-            }
-            if !plain_token(unit) {
-                inspect_unit(unit, rules, pending, view, next, decoded, findings);
-            } else if pending.cmdi
-                && lone_words_judged
-                && json.keys.get(k) != Some(&true)
-                && cmdi::is_command_word(unit)
-            {
-                // One word can still be a whole command line (`whoami`, `systeminfo`);
-                // nothing else any detector looks for fits in a plain token. A key is a
-                // field name (`"id"`, `"type"`), not a value an application runs.
-                let mut only_cmdi = Pending {
-                    xss: false,
-                    sqli: false,
-                    cmdi: true,
-                };
-                inspect_unit(unit, rules, &mut only_cmdi, view, next, decoded, findings);
-                pending.cmdi &= only_cmdi.cmdi;
-            }
-        }
     }
     json.clear();
 }
+
+/// Whether markup or a template may run across the strings of a JSON message, once a page
+/// template concatenates its fields: some view of some string opened a tag (`<`, or the 7-bit
+/// `<` 0xbc) or a template block (`{`). Without one, the raw document holds nothing the strings
+/// did not (its own quotes, colons and braces are JSON's), so it is not scanned again.
+fn could_straddle(seen: Marks) -> bool {
+    seen.any(STRADDLE_OPENERS)
+}
+
+/// See [`could_straddle`].
+const STRADDLE_OPENERS: Marks = Marks::of(b"<{\xbc");
 
 /// Most string values a JSON message may have for a lone command word in one of them to be
 /// judged as a command line (a message envelope carries one or two besides the text).
 const LONE_WORD_MAX_VALUES: usize = 3;
 
-/// A JSON string that is one plain token (`"type"`, `"message"`, `"42"`): nothing the markup or
-/// SQL detectors look for can be in it, so only the shell detector reads it (a lone command).
+/// A JSON string that is one plain token (`"type"`, `"message"`, `"42"`, `"en-gb"`): nothing the
+/// markup or SQL detectors look for can be in it, so only the shell detector reads it (a lone
+/// command). A dot is not plain: `document.cookie` is a script's member access.
 fn plain_token(unit: &[u8]) -> bool {
     unit.len() <= 64
         && unit
             .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
 }
 
 /// Folds `unit`, runs the detectors, then peels decoding layers while they change something.
+/// Returns the marks of every view the detectors read.
 fn inspect_unit(
     unit: &[u8],
     rules: RuleFilter<'_>,
@@ -415,9 +434,10 @@ fn inspect_unit(
     next: &mut Vec<u8>,
     decoded: &mut Vec<u8>,
     findings: &mut Vec<Finding>,
-) {
+) -> Marks {
     view.clear();
     let mut marks = normalize::fold(unit, view);
+    let mut seen = marks;
     run_detectors(view, marks, rules, pending, findings);
     // `+` is a space only in form-encoded text, which has no literal spaces.
     let plus_is_space = !marks.space() && marks.plus();
@@ -441,9 +461,10 @@ fn inspect_unit(
         if any {
             next.clear();
             let marks = normalize::fold(view, next);
+            seen = seen.union(marks);
             run_detectors(next, marks, rules, pending, findings);
         }
-        return;
+        return seen;
     }
     let mut plus_is_space = plus_is_space;
     for round in 0..MAX_DECODE_ROUNDS {
@@ -459,8 +480,10 @@ fn inspect_unit(
         next.clear();
         marks = normalize::fold(decoded, next);
         std::mem::swap(view, next);
+        seen = seen.union(marks);
         run_detectors(view, marks, rules, pending, findings);
     }
+    seen
 }
 
 /// Runs the pending detectors over one view; `marks` are the view's [`normalize::Marks`].

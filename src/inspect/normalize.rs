@@ -163,6 +163,10 @@ impl Marks {
         }
         Marks(m)
     }
+    /// The marks of both views.
+    pub fn union(self, other: Marks) -> Marks {
+        Marks(self.0 | other.0)
+    }
     /// Does the view hold any byte of `set`?
     pub fn any(self, set: Marks) -> bool {
         self.0 & set.0 != 0

@@ -170,6 +170,25 @@ fn json_envelopes_change_nothing() {
 }
 
 #[test]
+fn markup_split_across_json_fields_is_caught() {
+    // A tag opened in one field and finished in the next: no string holds the whole tag, the
+    // page that concatenates the fields does (each part is also judged on its own).
+    for t in [
+        r#"{"a":"<img src=x ","b":" onerror=alert(1)>"}"#,
+        r#"{"a":"\u003csvg","b":"onload=alert(1)\u003e"}"#,
+    ] {
+        assert_class(t, AuditTag::Xss);
+    }
+    // A field that is one dotted token is still script (`document.cookie`), not a plain word.
+    assert_class(r#"{"type":"message","text":"document.cookie"}"#, AuditTag::Xss);
+    // Fields without any tag or template opener give the raw document nothing to add.
+    assert_eq!(
+        tags(r#"{"a":"it's \"fine\"","b":"see: x, y","c":"a=b, c(d)"}"#),
+        Vec::<AuditTag>::new()
+    );
+}
+
+#[test]
 fn views_never_grow() {
     // Fold and decode only shrink text, so the views of a message are bounded by its size.
     let mut x: u32 = 0x9e37_79b9;
