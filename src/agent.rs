@@ -692,7 +692,10 @@ mod tests {
             } else {
                 assert!(matches!(
                     crashed.verdict.action,
-                    Action::Close { code: CLOSE_INTERNAL_ERROR, .. }
+                    Action::Close {
+                        code: CLOSE_INTERNAL_ERROR,
+                        ..
+                    }
                 ));
                 assert_eq!(crashed.verdict.tags, vec![AuditTag::InspectionError]);
             }
@@ -703,7 +706,10 @@ mod tests {
                 assert_eq!(&*answer.correlation_id, id);
                 rest += 1;
             }
-            assert_eq!(rest, 2, "the frames behind the crash were not answered once each");
+            assert_eq!(
+                rest, 2,
+                "the frames behind the crash were not answered once each"
+            );
             // The router notices: the failed actor is no longer the connection's.
             assert!(
                 advance_until(Duration::from_secs(5), || agent
@@ -718,7 +724,10 @@ mod tests {
             let verdict = agent.decide(frame(&id, "<script>alert(1)</script>")).await;
             assert!(matches!(
                 verdict.action,
-                Action::Close { code: CLOSE_POLICY_VIOLATION, .. }
+                Action::Close {
+                    code: CLOSE_POLICY_VIOLATION,
+                    ..
+                }
             ));
             assert_eq!(verdict.uninspected, None);
             assert!(verdict.tags.contains(&AuditTag::Xss));
@@ -747,7 +756,10 @@ mod tests {
         const WAIT: Duration = Duration::from_secs(30);
         fn message(kind: u8, body: &serde_json::Value) -> Vec<u8> {
             let body = serde_json::to_vec(body).unwrap();
-            let mut out = u32::try_from(body.len() + 1).unwrap().to_be_bytes().to_vec();
+            let mut out = u32::try_from(body.len() + 1)
+                .unwrap()
+                .to_be_bytes()
+                .to_vec();
             out.push(kind);
             out.extend_from_slice(&body);
             out
@@ -769,7 +781,9 @@ mod tests {
                 stream.read_exact(&mut body).await.ok()?;
                 if kind == message_type::AGENT_RESPONSE {
                     let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                    let id = json["audit"]["custom"]["correlation_id"].as_str()?.to_string();
+                    let id = json["audit"]["custom"]["correlation_id"]
+                        .as_str()?
+                        .to_string();
                     return Some((id, json));
                 }
             }
@@ -809,13 +823,20 @@ mod tests {
             .await
             .unwrap();
         let length = proxy.read_u32().await.unwrap() as usize;
-        assert_eq!(proxy.read_u8().await.unwrap(), message_type::HANDSHAKE_RESPONSE);
+        assert_eq!(
+            proxy.read_u8().await.unwrap(),
+            message_type::HANDSHAKE_RESPONSE
+        );
         proxy.read_exact(&mut vec![0; length - 1]).await.unwrap();
 
         // 60 frames in flight (every fifth an attack), then the drain begins.
         let mut burst = Vec::new();
         for n in 0..60 {
-            let text = if n % 5 == 0 { "<script>alert(1)</script>" } else { "hello" };
+            let text = if n % 5 == 0 {
+                "<script>alert(1)</script>"
+            } else {
+                "hello"
+            };
             burst.extend(frame_event(&format!("in-flight-{n}"), text));
         }
         proxy.write_all(&burst).await.unwrap();
@@ -859,7 +880,9 @@ mod tests {
         // The proxy closes its connection: nothing more was sent, and the drain ends idle.
         proxy.shutdown().await.unwrap();
         assert_eq!(
-            tokio::time::timeout(WAIT, answer(&mut proxy)).await.unwrap(),
+            tokio::time::timeout(WAIT, answer(&mut proxy))
+                .await
+                .unwrap(),
             None,
             "an answer beyond one per frame"
         );

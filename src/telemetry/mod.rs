@@ -261,7 +261,10 @@ pub fn install_recorder() -> Option<PrometheusHandle> {
     for name in [names::DECISION_LATENCY, names::REDIS_LATENCY] {
         let bounds = histogram_bounds(name)?;
         builder = builder
-            .set_buckets_for_metric(metrics_exporter_prometheus::Matcher::Full(name.into()), bounds)
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full(name.into()),
+                bounds,
+            )
             .ok()?;
     }
     let prometheus = builder.build_recorder();

@@ -398,7 +398,10 @@ mod tests {
             .collect();
         assert_eq!(
             counters,
-            vec![("t_frames_total", "allow", 0), ("t_frames_total", "close", 3)]
+            vec![
+                ("t_frames_total", "allow", 0),
+                ("t_frames_total", "close", 3)
+            ]
         );
         assert_eq!(values.help["t_frames_total"], "Frames");
         let gauge = |name: &str| values.gauges.iter().find(|g| g.name == name).unwrap();

@@ -8,9 +8,9 @@ use crate::agent::Agent;
 use crate::health::HealthReport;
 use crate::model::Action;
 use crate::telemetry::{
-    self,
+    self, names,
     series::{HistogramSample, Sample, SeriesValues},
-    names, Figures, Telemetry,
+    Figures, Telemetry,
 };
 
 use super::framing::V2_MAX_MESSAGE;
