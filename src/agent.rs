@@ -651,4 +651,244 @@ mod tests {
         assert_eq!(answer.verdict.uninspected, Some(ReasonCode::InspectionLost));
         assert!(answers.recv().await.is_none(), "answered twice");
     }
+
+    /// A crashed connection actor (the fault-injection hook panics it on one frame): that frame
+    /// and the frames queued behind it are answered once each, by `--fail-open` (allow with
+    /// `ws-fail-open`) or by 1011; the router drops the failed state, and the next frame of the
+    /// same connection gets a fresh actor and a normal decision.
+    #[cfg(feature = "fault-injection")]
+    #[tokio::test(start_paused = true)]
+    async fn a_crashed_connection_actor_answers_its_frames_once_and_the_next_frame_starts_fresh() {
+        use crate::model::{Action, AuditTag, CLOSE_INTERNAL_ERROR, CLOSE_POLICY_VIOLATION};
+        for fail_open in [true, false] {
+            let agent = start(PolicyOptions {
+                fail_open,
+                ..PolicyOptions::default()
+            })
+            .await;
+            let id = format!("crash-once-{fail_open}");
+            assert!(agent.decide(frame(&id, "hello")).await.is_allow());
+            let first_actor = agent.registry().get(id.as_str()).unwrap().actor.clone();
+            let first_actor = first_actor.expect("awake").get_id();
+
+            crate::fault_injection::crash_next_frame_of(&id);
+            let (queue, mut answers) = mpsc::unbounded_channel();
+            for payload in ["<script>alert(1)</script>", "queued 1", "queued 2"] {
+                let target = ReplyTarget::Queue {
+                    queue: queue.clone(),
+                    permit: None,
+                };
+                agent.submit(frame(&id, payload), target).await;
+            }
+            drop(queue);
+            let crashed = answers.recv().await.expect("the crashed frame's answer");
+            assert_eq!(
+                crashed.verdict.uninspected,
+                Some(ReasonCode::InspectionLost)
+            );
+            if fail_open {
+                assert!(crashed.verdict.is_allow());
+                assert_eq!(crashed.verdict.tags, vec![AuditTag::FailOpen]);
+            } else {
+                assert!(matches!(
+                    crashed.verdict.action,
+                    Action::Close {
+                        code: CLOSE_INTERNAL_ERROR,
+                        ..
+                    }
+                ));
+                assert_eq!(crashed.verdict.tags, vec![AuditTag::InspectionError]);
+            }
+            // The two frames behind it: each answered, once (by the dead actor's dropped mailbox
+            // or by the fresh actor that took them).
+            let mut rest = 0;
+            while let Some(answer) = answers.recv().await {
+                assert_eq!(&*answer.correlation_id, id);
+                rest += 1;
+            }
+            assert_eq!(
+                rest, 2,
+                "the frames behind the crash were not answered once each"
+            );
+            // The router notices: the failed actor is no longer the connection's.
+            assert!(
+                advance_until(Duration::from_secs(5), || agent
+                    .registry()
+                    .get(id.as_str())
+                    .and_then(|entry| entry.actor.as_ref().map(|a| a.get_id()))
+                    != Some(first_actor))
+                .await,
+                "the router kept the crashed actor"
+            );
+            // The next frame: a fresh actor, a full decision.
+            let verdict = agent.decide(frame(&id, "<script>alert(1)</script>")).await;
+            assert!(matches!(
+                verdict.action,
+                Action::Close {
+                    code: CLOSE_POLICY_VIOLATION,
+                    ..
+                }
+            ));
+            assert_eq!(verdict.uninspected, None);
+            assert!(verdict.tags.contains(&AuditTag::Xss));
+            let fresh = agent.registry().get(id.as_str()).unwrap().actor.clone();
+            assert_ne!(fresh.expect("awake").get_id(), first_actor);
+            agent.stop();
+        }
+    }
+
+    /// The drain as `server::run` does it, over the real Unix socket and protocol v2: frames in
+    /// flight when the drain begins are answered once each with full inspection, the open
+    /// connection keeps being served, a new connection is refused, health says draining, and the
+    /// drain ends idle once the proxy closes its connection.
+    #[tokio::test]
+    async fn a_drain_answers_frames_in_flight_once_and_refuses_new_connections() {
+        use std::collections::HashMap;
+
+        use base64::Engine as _;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::net::UnixStream;
+
+        use crate::lifecycle::{DrainOutcome, Lifecycle};
+        use crate::ops::health::{self, HealthState};
+        use crate::transport::{uds, v2::message_type, TransportContext};
+
+        const WAIT: Duration = Duration::from_secs(30);
+        fn message(kind: u8, body: &serde_json::Value) -> Vec<u8> {
+            let body = serde_json::to_vec(body).unwrap();
+            let mut out = u32::try_from(body.len() + 1)
+                .unwrap()
+                .to_be_bytes()
+                .to_vec();
+            out.push(kind);
+            out.extend_from_slice(&body);
+            out
+        }
+        fn frame_event(id: &str, text: &str) -> Vec<u8> {
+            let data = base64::engine::general_purpose::STANDARD.encode(text);
+            message(
+                message_type::WEBSOCKET_FRAME,
+                &serde_json::json!({"correlation_id": id, "opcode": "text", "data": data,
+                    "client_to_server": true, "frame_index": 0, "fin": true}),
+            )
+        }
+        /// The next frame answer (health and metrics reports skipped): its id and verdict.
+        async fn answer(stream: &mut UnixStream) -> Option<(String, serde_json::Value)> {
+            loop {
+                let length = stream.read_u32().await.ok()? as usize;
+                let kind = stream.read_u8().await.ok()?;
+                let mut body = vec![0; length.saturating_sub(1)];
+                stream.read_exact(&mut body).await.ok()?;
+                if kind == message_type::AGENT_RESPONSE {
+                    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                    let id = json["audit"]["custom"]["correlation_id"]
+                        .as_str()?
+                        .to_string();
+                    return Some((id, json));
+                }
+            }
+        }
+        let blocked = |answer: &serde_json::Value| {
+            answer["websocket_decision"]["close"]["code"].as_u64() == Some(1008)
+        };
+        let failed_open = |answer: &serde_json::Value| {
+            answer["audit"]["tags"]
+                .as_array()
+                .is_some_and(|tags| tags.iter().any(|t| t == "ws-fail-open"))
+        };
+
+        let agent = start(PolicyOptions::default()).await;
+        let lifecycle = Lifecycle::new();
+        let mut health = health::spawn_monitor(agent.clone(), Arc::clone(&lifecycle));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.sock");
+        let context = TransportContext {
+            agent: agent.clone(),
+            lifecycle: Arc::clone(&lifecycle),
+            health: health.clone(),
+            agent_id: Arc::from("drain-test"),
+            report_interval: Duration::from_secs(60),
+            max_transport_connections: 16,
+            max_grpc_streams: 16,
+            read_timeout: Duration::from_secs(30),
+        };
+        let socket = uds::bind(&path, 0o600).await.unwrap();
+        let accepting = tokio::spawn(uds::serve(socket, context));
+
+        let mut proxy = UnixStream::connect(&path).await.unwrap();
+        let hello = serde_json::json!({"supported_versions": [2], "proxy_id": "test",
+            "proxy_version": "0", "supported_encodings": ["json"]});
+        proxy
+            .write_all(&message(message_type::HANDSHAKE_REQUEST, &hello))
+            .await
+            .unwrap();
+        let length = proxy.read_u32().await.unwrap() as usize;
+        assert_eq!(
+            proxy.read_u8().await.unwrap(),
+            message_type::HANDSHAKE_RESPONSE
+        );
+        proxy.read_exact(&mut vec![0; length - 1]).await.unwrap();
+
+        // 60 frames in flight (every fifth an attack), then the drain begins.
+        let mut burst = Vec::new();
+        for n in 0..60 {
+            let text = if n % 5 == 0 {
+                "<script>alert(1)</script>"
+            } else {
+                "hello"
+            };
+            burst.extend(frame_event(&format!("in-flight-{n}"), text));
+        }
+        proxy.write_all(&burst).await.unwrap();
+        lifecycle.start_drain();
+        tokio::time::timeout(WAIT, accepting)
+            .await
+            .expect("the listener stops accepting")
+            .unwrap();
+        assert!(
+            UnixStream::connect(&path).await.is_err(),
+            "a new connection was accepted while draining"
+        );
+        tokio::time::timeout(WAIT, health.wait_for(|h| h.state == HealthState::Draining))
+            .await
+            .expect("health reports draining")
+            .unwrap();
+
+        // The open connection keeps full service: a frame sent after the drain began.
+        proxy
+            .write_all(&frame_event("after-drain", "<script>alert(1)</script>"))
+            .await
+            .unwrap();
+        let mut answered: HashMap<String, serde_json::Value> = HashMap::new();
+        while answered.len() < 61 {
+            let (id, verdict) = tokio::time::timeout(WAIT, answer(&mut proxy))
+                .await
+                .expect("every frame answered in time")
+                .expect("the connection stays open");
+            assert!(
+                answered.insert(id.clone(), verdict).is_none(),
+                "{id} answered twice"
+            );
+        }
+        for n in 0..60 {
+            let verdict = &answered[&format!("in-flight-{n}")];
+            assert!(!failed_open(verdict), "in-flight-{n}: {verdict}");
+            assert_eq!(blocked(verdict), n % 5 == 0, "in-flight-{n}: {verdict}");
+        }
+        assert!(blocked(&answered["after-drain"]));
+
+        // The proxy closes its connection: nothing more was sent, and the drain ends idle.
+        proxy.shutdown().await.unwrap();
+        assert_eq!(
+            tokio::time::timeout(WAIT, answer(&mut proxy))
+                .await
+                .unwrap(),
+            None,
+            "an answer beyond one per frame"
+        );
+        drop(proxy);
+        assert_eq!(lifecycle.wait_idle(WAIT).await, DrainOutcome::Idle);
+        assert_eq!(lifecycle.open_connections(), 0);
+        agent.stop();
+    }
 }

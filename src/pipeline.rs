@@ -21,6 +21,7 @@ use crate::limits::reassembly::MessageKind;
 use crate::model::{Action, AuditTag, Direction, ReasonCode, Verdict, CLOSE_POLICY_VIOLATION};
 use crate::options::{PolicyOptions, ViolationAction};
 use crate::policy::Policy;
+use crate::validate::Reason;
 
 /// One message (or window of an unfinished one) to inspect, with the policy that applies to it.
 #[derive(Debug)]
@@ -118,7 +119,9 @@ pub fn evaluate(job: &InspectJob, scratch: &mut PipelineScratch) -> Verdict {
     }
     if let Some(invalid) = invalid {
         verdict.add_tag(AuditTag::SchemaInvalid);
-        verdict.reason_codes.extend(invalid.reason_codes);
+        verdict
+            .reason_codes
+            .extend(invalid.reason_codes.into_iter().map(Reason::into_code));
     }
     enforce(
         &policy.options,

@@ -399,10 +399,63 @@ async fn metrics_report_counters_match_the_frames_sent() {
         .find(|h| h.name == "ws_agent_decision_latency_seconds")
         .expect("latency histogram");
     assert_eq!(latency.count, 10);
+    // Cumulative buckets ending in +Inf, which holds every observation.
+    assert!(latency.buckets.windows(2).all(|w| w[0].count <= w[1].count));
+    let last = latency.buckets.last().expect("buckets");
+    assert!(last.le.is_infinite());
+    assert_eq!(last.count, 10);
+    assert!(latency.sum > 0.0);
     assert!(report
         .gauges
         .iter()
         .any(|g| g.name == "ws_agent_tracked_connections" && g.value == 10.0));
+    // Every registered series is carried, with its help text, labels and kind.
+    let frames = |decision: &str| {
+        report
+            .counters
+            .iter()
+            .filter(|c| {
+                c.name == "ws_agent_frames_total"
+                    && c.labels.get("decision").map(String::as_str) == Some(decision)
+            })
+            .map(|c| c.value)
+            .sum::<u64>()
+    };
+    assert_eq!((frames("allow"), frames("close")), (6, 4));
+    let frames_help = report
+        .counters
+        .iter()
+        .find(|c| c.name == "ws_agent_frames_total")
+        .and_then(|c| c.help.as_deref());
+    assert_eq!(
+        frames_help,
+        Some("Frames decided, by direction, opcode and decision")
+    );
+    let build_info = report
+        .gauges
+        .iter()
+        .find(|g| g.name == "ws_agent_build_info")
+        .expect("build info");
+    assert_eq!(build_info.value, 1.0);
+    assert!(build_info
+        .labels
+        .get("version")
+        .is_some_and(|v| !v.is_empty()));
+    assert!(report
+        .gauges
+        .iter()
+        .any(|g| g.name == "ws_agent_transport_connections" && g.value >= 1.0));
+    for counter in [
+        "ws_agent_evictions_total",
+        "ws_agent_config_reloads_total",
+        "ws_agent_protocol_errors_total",
+        "ws_agent_ip_leases_total",
+    ] {
+        assert!(
+            report.counters.iter().any(|c| c.name == counter),
+            "{counter} missing from the report"
+        );
+    }
     // The Prometheus endpoint shows the same figures: one registry.
     assert_eq!(
         agent.metric("ws_agent_detections_total{tag=\"ws-xss\"}"),

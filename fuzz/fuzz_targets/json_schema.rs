@@ -148,7 +148,7 @@ fuzz_target!(|data: &[u8]| {
                 assert!(!invalid.reason_codes.is_empty());
                 assert!(invalid.reason_codes.len() <= MAX_REASON_CODES);
                 for code in &invalid.reason_codes {
-                    check_code(code, &case.names);
+                    check_code(&code.to_string(), &case.names);
                 }
             }
         }

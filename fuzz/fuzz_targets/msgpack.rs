@@ -154,7 +154,7 @@ fuzz_target!(|data: &[u8]| {
             }
             Err(invalid) => {
                 assert!(!invalid.reason_codes.is_empty() && invalid.reason_codes.len() <= 4);
-                for code in &invalid.reason_codes {
+                for code in invalid.codes() {
                     assert!(code.len() <= 120, "reason code too long: {code}");
                 }
             }

@@ -266,7 +266,7 @@ impl ConnectionState {
     /// was seen in both directions).
     fn on_frame(&mut self, frame: Frame, mut reply: Responder) -> bool {
         #[cfg(feature = "fault-injection")]
-        crate::fault_injection::maybe_panic(frame.correlation_id.as_bytes());
+        crate::fault_injection::maybe_crash_connection(frame.correlation_id.as_bytes());
         let now = clock::now_nanos();
         let shared = &self.shared;
         shared.last_seen_nanos.store(now, Ordering::Relaxed);

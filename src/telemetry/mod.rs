@@ -6,15 +6,17 @@
 //! else records into it, nothing here calls up.
 //!
 //! The figures the agent itself acts on (the MetricsReport's frame totals, the health monitor's
-//! latency) are also kept in typed atomics next to their metrics ([`Figures`]), so nothing reads
-//! the registry back by parsing its text.
+//! latency) are also kept in typed atomics next to their metrics ([`Figures`]), and every series
+//! has a typed twin in the [`series`] table the MetricsReport is built from, so nothing reads the
+//! registry back by parsing its text.
 
 pub mod routes;
-pub mod snapshot;
+pub mod series;
 pub mod throttle;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics::{Counter, Gauge, Histogram, Unit};
@@ -72,6 +74,17 @@ pub mod names {
     pub const IP_OVER_BUDGET: &str = "ws_agent_ip_over_budget_total";
     /// Client IPs with per-IP limit state.
     pub const TRACKED_IPS: &str = "ws_agent_tracked_ips";
+
+    // The MetricsReport's protocol-level aggregates (counters the report adds; not in /metrics).
+
+    /// Frames decided, whatever the decision.
+    pub const FRAMES_PROCESSED: &str = "frames_processed";
+    /// Frames allowed.
+    pub const FRAMES_ALLOWED: &str = "frames_allowed";
+    /// Frames answered with a close.
+    pub const FRAMES_BLOCKED: &str = "frames_blocked";
+    /// Frames decided without complete inspection, by direction and reason.
+    pub const FRAMES_DROPPED: &str = "frames_dropped";
 }
 
 /// Latency histogram bucket bounds, in seconds (10 µs .. 100 ms).
@@ -229,35 +242,52 @@ pub struct Telemetry {
 }
 
 static TELEMETRY: OnceLock<Telemetry> = OnceLock::new();
-static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
+static SERIES: OnceLock<Arc<series::SeriesTable>> = OnceLock::new();
 
-/// Installs the Prometheus recorder as the global `metrics` recorder. Call once, before anything
-/// records a figure; later calls return `None`.
+/// How often the Prometheus recorder's histogram samples are folded into its buckets when nobody
+/// scrapes `/metrics` (a scrape folds them too); without it they pile up in memory.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The bucket bounds of a histogram series, by name (the same for `/metrics` and the reports).
+pub fn histogram_bounds(name: &str) -> Option<&'static [f64]> {
+    (name == names::DECISION_LATENCY || name == names::REDIS_LATENCY).then_some(&LATENCY_BUCKETS)
+}
+
+/// Installs the Prometheus recorder, teed into the [`series`] table, as the global `metrics`
+/// recorder, and starts its upkeep on the current runtime. Call once, before anything records a
+/// figure; later calls return `None`.
 pub fn install_recorder() -> Option<PrometheusHandle> {
-    let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            metrics_exporter_prometheus::Matcher::Full(names::DECISION_LATENCY.into()),
-            &LATENCY_BUCKETS,
-        )
-        .ok()?
-        .set_buckets_for_metric(
-            metrics_exporter_prometheus::Matcher::Full(names::REDIS_LATENCY.into()),
-            &LATENCY_BUCKETS,
-        )
-        .ok()?
-        .install_recorder()
-        .ok()?;
-    let _ = PROMETHEUS.set(handle.clone());
+    let mut builder = PrometheusBuilder::new();
+    for name in [names::DECISION_LATENCY, names::REDIS_LATENCY] {
+        let bounds = histogram_bounds(name)?;
+        builder = builder
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full(name.into()),
+                bounds,
+            )
+            .ok()?;
+    }
+    let prometheus = builder.build_recorder();
+    let handle = prometheus.handle();
+    let table = Arc::new(series::SeriesTable::default());
+    let recorder = series::TeeRecorder::new(prometheus, Arc::clone(&table), histogram_bounds);
+    metrics::set_global_recorder(recorder).ok()?;
+    let _ = SERIES.set(table);
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(UPKEEP_INTERVAL);
+        loop {
+            ticker.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
     Some(handle)
 }
 
 /// Every series in the registry now, for the MetricsReport that hands the proxy all of them
-/// (`None` when no recorder is installed, as in unit tests). The recorder has no other way to list
-/// its series than rendering them; the agent's own decisions read [`Telemetry::figures`] instead.
-pub fn snapshot() -> Option<snapshot::MetricsSnapshot> {
-    let handle = PROMETHEUS.get()?;
-    handle.run_upkeep();
-    Some(snapshot::MetricsSnapshot::parse(&handle.render()))
+/// (`None` when no recorder is installed, as in unit tests), read from their typed twins.
+pub fn series() -> Option<series::SeriesValues> {
+    Some(SERIES.get()?.read())
 }
 
 impl Telemetry {

@@ -1,6 +1,6 @@
 //! What every v2 transport tells the proxy about the agent, independent of the encoding:
 //! capabilities for the handshake and the figures of a MetricsReport. Built from the running
-//! agent and the one metrics registry.
+//! agent and the typed figures of the one metrics registry ([`crate::telemetry::series`]).
 
 use std::future::Future;
 
@@ -8,8 +8,8 @@ use crate::agent::Agent;
 use crate::health::HealthReport;
 use crate::model::Action;
 use crate::telemetry::{
-    self,
-    snapshot::{HistogramSample, MetricsSnapshot, Sample},
+    self, names,
+    series::{HistogramSample, Sample, SeriesValues},
     Figures, Telemetry,
 };
 
@@ -58,49 +58,49 @@ fn max_body_size(agent: &Agent) -> u64 {
 
 /// The figures of one MetricsReport: every series of the registry, plus the protocol-level
 /// aggregates `frames_processed`, `frames_allowed`, `frames_blocked` and `frames_dropped`
-/// (by direction and reason) computed from the same series.
+/// (by direction and reason) from the agent's typed [`Figures`].
 #[derive(Debug, Clone, Default)]
 pub struct ReportFigures {
-    /// Counters (values are whole numbers).
-    pub counters: Vec<Sample>,
+    /// Counters.
+    pub counters: Vec<Sample<u64>>,
     /// Gauges.
-    pub gauges: Vec<Sample>,
+    pub gauges: Vec<Sample<f64>>,
     /// Histograms.
     pub histograms: Vec<HistogramSample>,
     /// Help texts by metric name.
     pub help: std::collections::BTreeMap<String, String>,
 }
 
-/// Builds the report figures from a registry snapshot (passed through) and the agent's typed
+/// Builds the report figures from the registry's series (passed through) and the agent's typed
 /// figures (the aggregates).
-pub fn report_figures(snapshot: MetricsSnapshot, figures: &Figures) -> ReportFigures {
-    let mut counters = snapshot.counters;
+pub fn report_figures(series: SeriesValues, figures: &Figures) -> ReportFigures {
+    let mut counters = series.counters;
     let aggregate = |name: &str, value: u64| Sample {
         name: name.to_string(),
         labels: Default::default(),
-        value: value as f64,
+        value,
     };
     let derived = [
-        aggregate("frames_processed", figures.decided_total()),
-        aggregate("frames_allowed", figures.decided(Action::ALLOW)),
-        aggregate("frames_blocked", figures.decided(Action::CLOSE)),
+        aggregate(names::FRAMES_PROCESSED, figures.decided_total()),
+        aggregate(names::FRAMES_ALLOWED, figures.decided(Action::ALLOW)),
+        aggregate(names::FRAMES_BLOCKED, figures.decided(Action::CLOSE)),
     ];
     let dropped = figures.uninspected().map(|(direction, reason, n)| Sample {
-        name: "frames_dropped".into(),
+        name: names::FRAMES_DROPPED.into(),
         labels: [
             ("direction".to_string(), direction.as_str().to_string()),
             ("reason".to_string(), reason.as_str().to_string()),
         ]
         .into(),
-        value: n as f64,
+        value: n,
     });
     counters.extend(derived);
     counters.extend(dropped);
     ReportFigures {
         counters,
-        gauges: snapshot.gauges,
-        histograms: snapshot.histograms,
-        help: snapshot.help,
+        gauges: series.gauges,
+        histograms: series.histograms,
+        help: series.help,
     }
 }
 
@@ -139,9 +139,9 @@ where
             return;
         }
         if metrics_due {
-            if let Some(snapshot) = telemetry::snapshot() {
+            if let Some(series) = telemetry::series() {
                 if !send(Report::Metrics(report_figures(
-                    snapshot,
+                    series,
                     Telemetry::get().figures(),
                 )))
                 .await

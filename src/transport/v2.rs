@@ -363,7 +363,7 @@ fn encode_metrics(agent_id: &str, interval_ms: u64, figures: &ReportFigures) -> 
                 name: &s.name,
                 help: help(&s.name),
                 labels: &s.labels,
-                value: s.value as u64,
+                value: s.value,
             })
             .collect(),
         gauges: figures

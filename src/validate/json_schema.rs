@@ -2,10 +2,11 @@
 //! strictly, and turning validation errors into reason codes that name the instance path and the
 //! failed keyword without repeating what the sender wrote.
 //!
-//! Reason codes look like `/quantity: minimum`. A path segment is kept only when it is an array
-//! index or a property name the schema itself declares (in `properties`, `required` or
-//! `dependentRequired`); any other segment, which the sender chose, is written `*`. The root is
-//! `/`. For `required` the path ends with the missing property.
+//! A failure's reason is a [`SchemaReason`]: an instance path and the failed keyword, written
+//! `/quantity: minimum`. A path segment is kept only when it is an array index or a property name
+//! the schema itself declares (in `properties`, `required` or `dependentRequired`); any other
+//! segment, which the sender chose, is written `*`. The root is `/`. For `required` the path ends
+//! with the missing property.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -24,6 +25,94 @@ use crate::options::SchemaSource;
 const MAX_REASON_CODE_BYTES: usize = 120;
 /// Longest array index kept in a reason code path (longer digit runs are written `*`).
 const MAX_INDEX_DIGITS: usize = 10;
+
+/// The keywords a failure can name (the validator's built-in ones; no custom keyword is
+/// registered).
+const KEYWORDS: [&str; 32] = [
+    "additionalItems",
+    "additionalProperties",
+    "anyOf",
+    "pattern",
+    "const",
+    "contains",
+    "contentEncoding",
+    "contentMediaType",
+    "enum",
+    "exclusiveMaximum",
+    "exclusiveMinimum",
+    "falseSchema",
+    "format",
+    "maxItems",
+    "maximum",
+    "maxLength",
+    "maxProperties",
+    "minItems",
+    "minimum",
+    "minLength",
+    "minProperties",
+    "multipleOf",
+    "not",
+    "oneOf",
+    "propertyNames",
+    "required",
+    "type",
+    "unevaluatedItems",
+    "unevaluatedProperties",
+    "uniqueItems",
+    "$ref",
+    SCHEMA_KEYWORD,
+];
+
+/// The keyword of a failure the validator does not explain (and of a keyword not in
+/// [`KEYWORDS`]).
+const SCHEMA_KEYWORD: &str = "schema";
+
+/// Why a value does not match a schema, without anything the sender chose: where (the instance
+/// path, at most [`MAX_REASON_CODE_BYTES`] with the keyword) and which keyword failed. Its
+/// `Display` is the reason code on the wire: `/quantity: minimum`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaReason {
+    /// `/`, `/quantity`, `/legs/0/price`, `/*/x`; cut (with `…`) to fit the code's bound.
+    path: String,
+    /// One of [`KEYWORDS`].
+    keyword: &'static str,
+}
+
+impl SchemaReason {
+    /// The reason of a failure the validator does not list: `/: schema`.
+    pub fn unexplained() -> Self {
+        SchemaReason {
+            path: "/".to_string(),
+            keyword: SCHEMA_KEYWORD,
+        }
+    }
+
+    /// The instance path (segments the schema does not declare written `*`).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The failed keyword (`minimum`, `required`, `type`, ...).
+    pub fn keyword(&self) -> &'static str {
+        self.keyword
+    }
+}
+
+impl fmt::Display for SchemaReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.keyword)
+    }
+}
+
+/// The validator's keyword as one of [`KEYWORDS`].
+fn keyword_of(kind: &ValidationErrorKind) -> &'static str {
+    let name = kind.keyword();
+    KEYWORDS
+        .iter()
+        .find(|keyword| **keyword == name)
+        .copied()
+        .unwrap_or(SCHEMA_KEYWORD)
+}
 
 /// One compiled schema and the property names it declares.
 pub struct JsonSchema {
@@ -114,22 +203,23 @@ impl JsonSchema {
         self.validator.is_valid(instance)
     }
 
-    /// Appends up to `max` distinct reason codes for why `instance` does not match.
-    pub fn reason_codes(&self, instance: &Value, max: usize, out: &mut Vec<Cow<'static, str>>) {
+    /// Appends up to `max` distinct reasons why `instance` does not match.
+    pub fn reasons(&self, instance: &Value, max: usize, out: &mut Vec<SchemaReason>) {
         let start = out.len();
         for error in self.validator.iter_errors(instance) {
             if out.len() - start >= max {
                 break;
             }
-            let code = self.reason_code(error.instance_path().as_str(), error.kind());
-            if !out[start..].iter().any(|c| *c == code) {
-                out.push(Cow::Owned(code));
+            let reason = self.reason(error.instance_path().as_str(), error.kind());
+            if !out[start..].contains(&reason) {
+                out.push(reason);
             }
         }
     }
 
-    /// `<path>: <keyword>`, with every segment the schema does not declare written `*`.
-    fn reason_code(&self, pointer: &str, kind: &ValidationErrorKind) -> String {
+    /// The path and keyword of one failure, with every segment the schema does not declare
+    /// written `*`.
+    fn reason(&self, pointer: &str, kind: &ValidationErrorKind) -> SchemaReason {
         let mut code = String::new();
         for raw in pointer.split('/').skip(1) {
             code.push('/');
@@ -152,14 +242,15 @@ impl JsonSchema {
             code.push('/');
         }
         // A long path is cut, never the keyword.
-        let keyword = kind.keyword();
+        let keyword = keyword_of(kind);
         let room = MAX_REASON_CODE_BYTES.saturating_sub(keyword.len() + 2 + '…'.len_utf8());
         if code.len() > room {
             code = crate::util::cut(&code, room).into_owned();
         }
-        code.push_str(": ");
-        code.push_str(keyword);
-        code
+        SchemaReason {
+            path: code,
+            keyword,
+        }
     }
 
     /// An escaped JSON pointer segment that is an array index or a declared property name.
@@ -370,8 +461,8 @@ mod tests {
     fn codes(schema: &JsonSchema, instance: Value) -> Vec<String> {
         assert!(!schema.is_valid(&instance));
         let mut out = Vec::new();
-        schema.reason_codes(&instance, 4, &mut out);
-        out.into_iter().map(Cow::into_owned).collect()
+        schema.reasons(&instance, 4, &mut out);
+        out.iter().map(SchemaReason::to_string).collect()
     }
 
     #[test]
@@ -460,8 +551,11 @@ mod tests {
                 Err(error) => return error.reason_code().to_string(),
             };
             let mut out = Vec::new();
-            schema.reason_codes(&value, 4, &mut out);
-            out.join(", ")
+            schema.reasons(&value, 4, &mut out);
+            out.iter()
+                .map(SchemaReason::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         for (message, code) in [
             (

@@ -12,8 +12,9 @@
 //!   two above for that direction and type, and a binary one decodes that direction's binary
 //!   messages as MessagePack.
 //!
-//! A failure is a list of reason codes (see [`json_schema`] for their format), at most
-//! [`MAX_REASON_CODES`] per message, none repeating the sender's data.
+//! A failure is a list of typed [`Reason`]s (see [`json_schema`] for a schema failure's), at most
+//! [`MAX_REASON_CODES`] per message, none repeating the sender's data; each one's `Display` is
+//! the reason code on the wire.
 
 pub mod json_schema;
 pub mod msgpack;
@@ -25,7 +26,7 @@ use crate::compiler::CompileLimits;
 use crate::model::Direction;
 use crate::options::{PolicyOptions, SchemaDirection};
 
-pub use json_schema::{JsonError, JsonSchema};
+pub use json_schema::{JsonError, JsonSchema, SchemaReason};
 pub use msgpack::{MsgpackError, MAX_DEPTH};
 
 /// Most reason codes reported for one message.
@@ -59,18 +60,55 @@ pub enum ValidateError {
     MsgpackSchemaWithoutValidation,
 }
 
-/// Why a message failed validation: its reason codes (at least one).
+/// One reason a message failed validation. Its `Display` is the reason code on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// A text message is not acceptable JSON: `json: syntax`, `json: depth`, ...
+    Json(JsonError),
+    /// A binary message is not well-formed MessagePack: `msgpack: trailing-bytes`, ...
+    Msgpack(MsgpackError),
+    /// The value does not match its schema: `/quantity: minimum`.
+    Schema(SchemaReason),
+}
+
+impl Reason {
+    /// The reason code for a verdict's audit trail (only a schema reason allocates).
+    pub fn into_code(self) -> Cow<'static, str> {
+        match self {
+            Reason::Json(error) => Cow::Borrowed(error.reason_code()),
+            Reason::Msgpack(error) => Cow::Borrowed(error.reason_code()),
+            Reason::Schema(reason) => Cow::Owned(reason.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Json(error) => f.write_str(error.reason_code()),
+            Reason::Msgpack(error) => f.write_str(error.reason_code()),
+            Reason::Schema(reason) => reason.fmt(f),
+        }
+    }
+}
+
+/// Why a message failed validation: its reasons (at least one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
-    /// `/quantity: minimum`, `json: syntax`, `msgpack: trailing-bytes`, ...
-    pub reason_codes: Vec<Cow<'static, str>>,
+    /// At most [`MAX_REASON_CODES`], distinct.
+    pub reason_codes: Vec<Reason>,
 }
 
 impl Invalid {
-    fn code(code: &'static str) -> Self {
+    fn one(reason: Reason) -> Self {
         Invalid {
-            reason_codes: vec![Cow::Borrowed(code)],
+            reason_codes: vec![reason],
         }
+    }
+
+    /// The reason codes as the wire writes them.
+    pub fn codes(&self) -> Vec<String> {
+        self.reason_codes.iter().map(Reason::to_string).collect()
     }
 }
 
@@ -193,7 +231,7 @@ impl Validator {
         let Some(schema) = schema else {
             return Ok(());
         };
-        let value = json_schema::parse_strict(data).map_err(|e| Invalid::code(e.reason_code()))?;
+        let value = json_schema::parse_strict(data).map_err(|e| Invalid::one(Reason::Json(e)))?;
         check_value(schema, &value)
     }
 
@@ -210,11 +248,11 @@ impl Validator {
         if !self.msgpack[direction.index()] {
             return Ok(());
         }
-        msgpack::scan(data, strings).map_err(|e| Invalid::code(e.reason_code()))?;
+        msgpack::scan(data, strings).map_err(|e| Invalid::one(Reason::Msgpack(e)))?;
         let Some(schema) = &self.binary[direction.index()] else {
             return Ok(());
         };
-        let value = msgpack::to_json(data).map_err(|e| Invalid::code(e.reason_code()))?;
+        let value = msgpack::to_json(data).map_err(|e| Invalid::one(Reason::Msgpack(e)))?;
         check_value(schema, &value)
     }
 }
@@ -223,12 +261,14 @@ fn check_value(schema: &JsonSchema, value: &serde_json::Value) -> Result<(), Inv
     if schema.is_valid(value) {
         return Ok(());
     }
-    let mut reason_codes = Vec::new();
-    schema.reason_codes(value, MAX_REASON_CODES, &mut reason_codes);
-    if reason_codes.is_empty() {
-        reason_codes.push(Cow::Borrowed("/: schema"));
+    let mut reasons = Vec::new();
+    schema.reasons(value, MAX_REASON_CODES, &mut reasons);
+    if reasons.is_empty() {
+        reasons.push(SchemaReason::unexplained());
     }
-    Err(Invalid { reason_codes })
+    Err(Invalid {
+        reason_codes: reasons.into_iter().map(Reason::Schema).collect(),
+    })
 }
 
 #[cfg(test)]
@@ -331,11 +371,11 @@ mod tests {
         assert!(!validator.validates_text(Direction::ServerToClient));
         assert!(validator.check_text(br#"{"a":1}"#).is_ok());
         assert_eq!(
-            validator.check_text(b"{}").unwrap_err().reason_codes,
+            validator.check_text(b"{}").unwrap_err().codes(),
             vec!["/a: required"]
         );
         assert_eq!(
-            validator.check_text(b"{\"a\":").unwrap_err().reason_codes,
+            validator.check_text(b"{\"a\":").unwrap_err().codes(),
             vec!["json: syntax"]
         );
     }
@@ -361,7 +401,7 @@ mod tests {
         let error = validator
             .check_msgpack(&order, Direction::ClientToServer, &mut Vec::new())
             .unwrap_err();
-        assert_eq!(error.reason_codes, vec!["/b: required"]);
+        assert_eq!(error.codes(), vec!["/b: required"]);
         // Well-formedness is checked in both directions, the schema only in its direction.
         options.schema_direction = SchemaDirection::Server;
         let validator = Validator::new(&options).unwrap();
@@ -371,7 +411,7 @@ mod tests {
         let error = validator
             .check_msgpack(&[0xc0, 0xc0], Direction::ClientToServer, &mut Vec::new())
             .unwrap_err();
-        assert_eq!(error.reason_codes, vec!["msgpack: trailing-bytes"]);
+        assert_eq!(error.codes(), vec!["msgpack: trailing-bytes"]);
     }
 
     #[test]
@@ -396,7 +436,7 @@ mod tests {
                 let error = validator
                     .check_text(json(127, "\"x\"").as_bytes())
                     .unwrap_err();
-                let code = &error.reason_codes[0];
+                let code = &error.codes()[0];
                 assert!(
                     code.starts_with("/0/0/0/") && code.ends_with("…: type"),
                     "{code}"
@@ -404,7 +444,7 @@ mod tests {
                 assert!(code.len() <= 120, "{code}");
                 assert_eq!(
                     validator.check_text(json(200, "1").as_bytes()).unwrap_err(),
-                    Invalid::code("json: depth")
+                    Invalid::one(Reason::Json(JsonError::TooDeep))
                 );
                 let mut packed = vec![0x91; MAX_DEPTH];
                 packed.push(0x01);

@@ -208,7 +208,7 @@ pub(super) fn metrics_message(
                     name: s.name.clone(),
                     help: help(&s.name),
                     labels: labels(&s.labels),
-                    value: s.value as u64,
+                    value: s.value,
                 })
                 .collect(),
             gauges: figures
