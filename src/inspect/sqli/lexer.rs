@@ -38,17 +38,30 @@ pub(super) enum Kind {
 pub(super) struct Tok {
     pub(super) kind: Kind,
     pub(super) kw: Kw,
-    pub(super) start: usize,
-    pub(super) end: usize,
+    /// Offsets in the view, as `u32` so a token is 12 bytes (views are cut to [`MAX_VIEW`]).
+    from: u32,
+    to: u32,
 }
 
 impl Tok {
     pub(super) const NONE: Tok = Tok {
         kind: Kind::Other,
         kw: Kw::None,
-        start: 0,
-        end: 0,
+        from: 0,
+        to: 0,
     };
+
+    /// Where the token starts in the view.
+    #[inline]
+    pub(super) fn start(&self) -> usize {
+        self.from as usize
+    }
+
+    /// Where the token ends in the view (exclusive).
+    #[inline]
+    pub(super) fn end(&self) -> usize {
+        self.to as usize
+    }
 
     pub(super) fn is_value(&self) -> bool {
         matches!(self.kind, Kind::Str | Kind::OpenStr | Kind::Num | Kind::Var)
@@ -115,6 +128,10 @@ pub(super) fn closer(q: u8) -> &'static [u8] {
     }
 }
 
+/// The longest view the tokenizer reads (token offsets are `u32`); [`super::detect`] reads
+/// the first `MAX_VIEW` bytes of a longer one.
+pub(super) const MAX_VIEW: usize = u32::MAX as usize;
+
 pub(super) struct Lexer<'a> {
     s: &'a [u8],
     i: usize,
@@ -174,11 +191,12 @@ impl<'a> Lexer<'a> {
     }
 
     pub(super) fn tok(&self, kind: Kind, kw: Kw, start: usize) -> Tok {
+        // Views are at most MAX_VIEW bytes, so both offsets fit.
         Tok {
             kind,
             kw,
-            start,
-            end: self.i,
+            from: start as u32,
+            to: self.i.min(self.s.len()) as u32,
         }
     }
 

@@ -122,6 +122,8 @@ pub fn detect(view: &[u8], marks: Marks, rules: RuleFilter<'_>) -> Option<Rule> 
     if view.is_empty() {
         return None;
     }
+    // Token offsets are 32-bit; no frame or message limit lets a view come near 4 GiB.
+    let view = &view[..view.len().min(lexer::MAX_VIEW)];
     if let Some(r) = nosql::operator_in_text(view, marks, rules) {
         return Some(r);
     }

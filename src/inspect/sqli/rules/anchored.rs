@@ -293,7 +293,7 @@ pub(super) fn breakout_expression(
         // The application's quote must be the one that closes the final string, and what it
         // closes is a value (`'1`, `'x`, `'`), not the rest of a line of code.
         let ctx_quote = quote_of(view, &a.toks[0]);
-        if view.get(last.start) != Some(&ctx_quote) {
+        if view.get(last.start()) != Some(&ctx_quote) {
             return None;
         }
         let body = text(view, last).get(1..).unwrap_or(&[]).trim_ascii_end();
@@ -317,7 +317,7 @@ pub(super) fn breakout_expression(
     let strong = a.toks[p..end].iter().any(|t| t.kind == Kind::Cmp)
         || (op_count >= 2 && a.toks[p..end].iter().any(Tok::is_cmp))
         || has_sql_weight(a, p, end);
-    if open_end && view.get(last.start + 1).is_some_and(|&b| is_space(b)) && !strong {
+    if open_end && view.get(last.start() + 1).is_some_and(|&b| is_space(b)) && !strong {
         return None;
     }
     // Prose quotes a word: ` "LIKE" STAMP`, `SMALL "&" SIGN`. A payload's break-out value and
@@ -327,7 +327,7 @@ pub(super) fn breakout_expression(
         .skip_while(|&&b| is_space(b))
         .any(|&b| is_space(b));
     if s0_spaced {
-        let final_spaced = open_end && view.get(last.start + 1).is_some_and(|&b| is_space(b));
+        let final_spaced = open_end && view.get(last.start() + 1).is_some_and(|&b| is_space(b));
         let trivial_end = open_end || a.trivial_comment_after[end - 1];
         if final_spaced || !trivial_end || !strong {
             return None;

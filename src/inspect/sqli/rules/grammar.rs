@@ -56,7 +56,7 @@ pub(super) fn arith_expr(a: &Anchor, mut p: usize) -> Option<(usize, bool, usize
 }
 
 pub(super) fn is_unary(t: &Tok) -> bool {
-    t.kind == Kind::Op && t.end == t.start + 1
+    t.kind == Kind::Op && t.end() == t.start() + 1
 }
 
 /// What a boolean operand after AND/OR looks like.
@@ -459,8 +459,8 @@ pub(super) fn has_sql_weight(a: &Anchor, from: usize, to: usize) -> bool {
 
 /// The quote that closes the break-out string `s0` (its last byte), or 0.
 pub(super) fn quote_of(view: &[u8], s0: &Tok) -> u8 {
-    match view.get(s0.end.wrapping_sub(1)) {
-        Some(&q @ (b'\'' | b'"')) if s0.end > 0 => q,
+    match view.get(s0.end().wrapping_sub(1)) {
+        Some(&q @ (b'\'' | b'"')) if s0.end() > 0 => q,
         _ => 0,
     }
 }

@@ -46,5 +46,5 @@ pub(super) struct Anchor {
 
 /// The bytes of token `t`.
 pub(super) fn text<'a>(view: &'a [u8], t: &Tok) -> &'a [u8] {
-    view.get(t.start..t.end).unwrap_or(&[])
+    view.get(t.start()..t.end()).unwrap_or(&[])
 }

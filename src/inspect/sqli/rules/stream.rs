@@ -28,12 +28,12 @@ pub(in crate::inspect::sqli) fn may_end_construct(
                 | Kind::Func
                 | Kind::Var
         )
-        || (cur.kind == Kind::Other && matches!(view.get(cur.start), Some(b'\'' | b'"')))
+        || (cur.kind == Kind::Other && matches!(view.get(cur.start()), Some(b'\'' | b'"')))
         // A cast's type (`x::int`) and the two-byte PostgreSQL JSON operators.
-        || (cur.kind == Kind::Word && cur.start > 0 && view[cur.start - 1] == b':')
+        || (cur.kind == Kind::Word && cur.start() > 0 && view[cur.start() - 1] == b':')
         || (matches!(cur.kind, Kind::Op | Kind::Cmp)
-            && cur.end - cur.start >= 2
-            && matches!(view.get(cur.start), Some(b'@' | b'?' | b'#' | b'-' | b'<')))
+            && cur.end() - cur.start() >= 2
+            && matches!(view.get(cur.start()), Some(b'@' | b'?' | b'#' | b'-' | b'<')))
         || prev1 == Kind::Semi
         || prev2 == Kind::Semi
 }
@@ -106,7 +106,7 @@ pub(in crate::inspect::sqli) fn stream_rule(
     }
     let quote_start = |t: &Tok| {
         matches!(t.kind, Kind::Str | Kind::OpenStr)
-            || t.kind == Kind::Other && matches!(view.get(t.start), Some(b'\'' | b'"'))
+            || t.kind == Kind::Other && matches!(view.get(t.start()), Some(b'\'' | b'"'))
     };
     if quote_start(cur) && back(1).kw == Kw::Delay && back(2).kw == Kw::Waitfor {
         fire!(rules, "sqli-time-based");
@@ -119,7 +119,7 @@ pub(in crate::inspect::sqli) fn stream_rule(
         if strong {
             fire!(rules, "sqli-catalog");
         }
-        let rest = view.get(cur.end..).unwrap_or(&[]);
+        let rest = view.get(cur.end()..).unwrap_or(&[]);
         let rest = rest.strip_prefix(b".").unwrap_or(rest);
         for t in [
             &b"user"[..],
@@ -168,7 +168,7 @@ pub(in crate::inspect::sqli) fn stream_rule(
         // `load_file(path)` is also a common name in code: only a literal path or an encoded
         // one (`load_file('/etc/passwd')`, `load_file(0x2f...)`) is the MySQL function at work.
         let literal_arg = || {
-            let rest = view.get(cur.end..).unwrap_or(&[]);
+            let rest = view.get(cur.end()..).unwrap_or(&[]);
             let rest = rest.trim_ascii_start().strip_prefix(b"(").unwrap_or(&[]);
             let rest = rest.trim_ascii_start();
             matches!(rest.first(), Some(b'\'' | b'"'))
@@ -211,7 +211,7 @@ pub(in crate::inspect::sqli) fn stream_rule(
         let hit = match (name, after) {
             (b"drop" | b"truncate" | b"alter" | b"create", Some(t)) => t.kw == Kw::Table,
             (b"shutdown", None) => {
-                let rest = &view[stmt.end..];
+                let rest = &view[stmt.end()..];
                 rest.iter().all(|&b| is_space(b) || b == b';')
                     || lx.peek(0) == 0
                     || rest.trim_ascii_start().starts_with(b"--")
@@ -255,7 +255,7 @@ fn postgres_rule(
     let is_cast = |t: &Tok| t.kind == Kind::Op && text(view, t) == b"::";
     if cur.kind == Kind::Word && is_cast(b1) && pg_type(text(view, cur)) {
         let castee = matches!(b2.kind, Kind::Str | Kind::Num | Kind::Word | Kind::RParen);
-        let rest = view.get(cur.end..).unwrap_or(&[]).trim_ascii_start();
+        let rest = view.get(cur.end()..).unwrap_or(&[]).trim_ascii_start();
         let rest = if text(view, cur) == b"double" {
             rest.strip_prefix(b"precision")
                 .unwrap_or(b"x")
