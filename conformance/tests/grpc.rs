@@ -452,6 +452,8 @@ async fn v2_stream_frames_are_held_to_the_ip_budget_of_their_upgrade_request() {
         allowed += usize::from(send(&mut stream, "ws-a").await);
     }
     assert_eq!(allowed, 3, "the IP's budget holds 3 messages at once");
+    // The violation log line names the learned IP.
+    agent.wait_for_log("client_ip=198.51.100.20", TIMEOUT);
     // Another WebSocket of the same IP: the same, spent budget.
     upgrade(&mut stream, "ws-b", "198.51.100.20").await;
     assert!(!send(&mut stream, "ws-b").await);

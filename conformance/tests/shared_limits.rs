@@ -546,25 +546,29 @@ async fn with_redis_each_route_budget_leases_from_keys_of_its_own() {
     }
     let refused_at = refused_at.expect("`tight` never went over its budget of 2");
     assert!(refused_at <= 5, "`tight` allowed {refused_at} frames");
-    assert_eq!(
-        allowed_on(&mut stream, Some("roomy"), ip, "roomy", 3).await,
-        3,
+    // A fresh budget of its own: allowed at once (a budget keyed by the IP alone would be the
+    // one `tight` just spent). How many more follow depends on when leases answer.
+    assert!(
+        send_on(&mut stream, Some("roomy"), "roomy", ip).await,
         "`roomy` has its own budget"
     );
     assert!(send_on(&mut stream, Some("news"), "news", ip).await);
-    let expected = vec![
+    let expected: std::collections::BTreeSet<String> = [
         format!("sentinel-ws:ip:route:roomy:{{{ip}}}:messages"),
         format!("sentinel-ws:ip:route:tight:{{{ip}}}:messages"),
         format!("sentinel-ws:ip:{{{ip}}}:messages"),
-    ];
-    // Leases are asked off the frame path: wait for the last one.
+    ]
+    .into_iter()
+    .collect();
+    // Leases are asked off the frame path, and a key expires once its bucket would be full
+    // again: collect what shows up until every expected key was seen.
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut keys = redis.keys("sentinel-ws:*");
-    while keys != expected && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        keys = redis.keys("sentinel-ws:*");
+    let mut seen = std::collections::BTreeSet::new();
+    while !expected.is_subset(&seen) && Instant::now() < deadline {
+        seen.extend(redis.keys("sentinel-ws:*"));
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(keys, expected);
+    assert_eq!(seen, expected);
 }
 
 /// The upgrade request's client IP applies to frames that carry none (v1 here, with an empty

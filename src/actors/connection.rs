@@ -296,6 +296,8 @@ impl ConnectionState {
         }
         if let Some(ip) = frame.client_ip.as_ref().filter(|ip| !ip.is_empty()) {
             let _ = shared.client_ip.set(Arc::clone(ip));
+        } else {
+            reply.observe_client_ip(shared.client_ip.get());
         }
         let policy = Arc::clone(self.route_policy());
         reply.observe_policy(&policy);
