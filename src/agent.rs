@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use crate::actors::connection::{ConnMsg, ConnectionContext};
 use crate::actors::detector::{DetectorPool, DETECTOR_QUEUE_CAPACITY};
 use crate::actors::router::{Registry, Router, RouterArgs, RouterMsg};
+use crate::actors::upgrades::UpgradeIps;
 use crate::actors::{ReplyTarget, Responder};
 use crate::clock;
 use crate::compiler::{CompileLimits, Compiler};
@@ -129,6 +130,8 @@ struct Inner {
     /// The policy file SIGHUP reloads: `--policy-file`, or the last one a push named.
     policy_file: std::sync::Mutex<Option<std::path::PathBuf>>,
     ip_limiter: Arc<IpLimiter>,
+    /// Client IPs of upgrade requests, for WebSockets whose frames carry none.
+    upgrades: Arc<UpgradeIps>,
     /// Serializes configure events so that the same push on every pooled connection compiles
     /// once (the others find it unchanged).
     configuring: tokio::sync::Mutex<()>,
@@ -179,11 +182,13 @@ impl Agent {
         let policy = Arc::new(SharedPolicy::with_set(set));
         let detectors = Arc::new(DetectorPool::new(workers, DETECTOR_QUEUE_CAPACITY));
         let registry = Arc::new(Registry::default());
+        let upgrades = Arc::new(UpgradeIps::default());
         let context = Arc::new(ConnectionContext {
             policy: Arc::clone(&policy),
             detectors: Arc::clone(&detectors),
             budget: Arc::new(ReassemblyBudget::new(max_buffered_bytes)),
             ip_limiter: Arc::clone(&ip_limiter),
+            upgrades: Arc::clone(&upgrades),
         });
         let (router, handle) = Router::spawn(
             None,
@@ -206,6 +211,7 @@ impl Agent {
                     compiler,
                     policy_file: std::sync::Mutex::new(policy_file),
                     ip_limiter,
+                    upgrades,
                     configuring: tokio::sync::Mutex::new(()),
                 }),
             },
@@ -216,6 +222,25 @@ impl Agent {
     /// The per-client-IP limiter (for health).
     pub fn ip_limiter(&self) -> &IpLimiter {
         &self.inner.ip_limiter
+    }
+
+    /// Remembers the client IP the proxy named in a RequestHeaders event, for the frames of the
+    /// WebSocket `correlation_id` if that request was its upgrade (their events may carry no IP:
+    /// gRPC v2's never do). Call it before answering the event. Bounded by `--max-connections`.
+    pub fn learn_client_ip(&self, correlation_id: &str, client_ip: &str) {
+        let max = self
+            .inner
+            .policy
+            .load_set()
+            .default_policy()
+            .options
+            .max_connections;
+        self.inner.upgrades.learn(
+            correlation_id,
+            client_ip,
+            usize::try_from(max).unwrap_or(usize::MAX),
+            clock::now_nanos(),
+        );
     }
 
     /// The running policy.

@@ -144,8 +144,9 @@ pub struct Options {
     #[arg(long, env = "WS_REDIS_PEERS_HINT", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub redis_peers_hint: u32,
 
-    /// Most client IPs with per-IP limit state at once; the least recently seen are forgotten
-    /// first (and any IP idle for 30 s).
+    /// Most per-IP budgets with state at once: one per client IP, plus one per client IP and
+    /// route for policy-file routes with `ip-*` limits of their own; the least recently seen are
+    /// forgotten first (and any idle for 30 s).
     #[arg(long, env = "WS_MAX_TRACKED_IPS", default_value_t = crate::shared_limits::DEFAULT_MAX_TRACKED_IPS, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_tracked_ips: u64,
 
@@ -379,7 +380,9 @@ pub struct PolicyOptions {
     pub rate_limit_burst: u32,
 
     /// Messages per second one client IP may send, all its connections together (and across
-    /// agents with --redis-url); 0 = unlimited.
+    /// agents with --redis-url); 0 = unlimited. A policy-file route that sets this,
+    /// `ip-max-bytes-per-sec` or `ip-burst` has a budget of its own per IP; the others share
+    /// the default one.
     #[arg(long, env = "WS_IP_RATE_MESSAGES", default_value_t = 0)]
     pub ip_max_messages_per_sec: u32,
 

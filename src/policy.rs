@@ -84,6 +84,11 @@ pub struct Policy {
     pub name: Arc<str>,
     /// Where frames decided under this policy are counted (the route's `route` label).
     pub counters: Arc<RouteCounters>,
+    /// Which per-client-IP budget this policy's frames count against: empty for the default
+    /// budget (the default policy, and every route that sets no `ip-*` limit of its own), the
+    /// route's name for a route that sets its own. Computed once here, so the frame path only
+    /// clones the `Arc`.
+    pub ip_budget_scope: Arc<str>,
 }
 
 impl Policy {
@@ -122,6 +127,7 @@ impl Policy {
             limits,
             name: Arc::from(crate::routes::DEFAULT_NAME),
             counters: RouteCounters::unlabeled(),
+            ip_budget_scope: Arc::from(crate::shared_limits::DEFAULT_SCOPE),
         })
     }
 }

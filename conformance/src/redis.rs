@@ -1,6 +1,6 @@
 //! A real `redis-server` for the shared-limits tests, on a free loopback port, without
 //! persistence; ready once it answers PING; killed when dropped (and stoppable and restartable on
-//! the same port, to test an outage). Also two broken "Redis" peers: one that answers garbage and
+//! the same port, to test an outage); its keys can be listed. Also two broken "Redis" peers: one that answers garbage and
 //! one that accepts and never answers.
 
 use std::io::{Read, Write};
@@ -66,6 +66,36 @@ impl RedisServer {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The keys matching `pattern` (`KEYS`), sorted.
+    pub fn keys(&self, pattern: &str) -> Vec<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to redis");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let command = format!("*2\r\n$4\r\nKEYS\r\n${}\r\n{pattern}\r\n", pattern.len());
+        stream.write_all(command.as_bytes()).unwrap();
+        let mut reader = std::io::BufReader::new(stream);
+        let mut line = String::new();
+        let mut read_line = |line: &mut String| {
+            line.clear();
+            std::io::BufRead::read_line(&mut reader, line).expect("a RESP line");
+            line.trim_end().to_string()
+        };
+        let header = read_line(&mut line);
+        let count: usize = header
+            .strip_prefix('*')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("KEYS answered {header:?}"));
+        let mut keys: Vec<String> = (0..count)
+            .map(|_| {
+                let _length = read_line(&mut line);
+                read_line(&mut line)
+            })
+            .collect();
+        keys.sort();
+        keys
     }
 
     fn answers_ping(&self) -> bool {

@@ -377,3 +377,108 @@ async fn health_turns_draining_on_sigterm_while_frames_keep_their_real_decision(
         "{response:?}"
     );
 }
+
+/// v2 gRPC frame events carry no client IP: the agent takes it from the RequestHeaders event of
+/// the WebSocket's upgrade request (same correlation id), so the IP budget applies to the frames
+/// of that WebSocket and of every other WebSocket of the IP; frames whose upgrade was never seen
+/// are counted in `ws_agent_frames_without_client_ip_total` and logged instead of silently
+/// escaping the budget.
+#[tokio::test]
+async fn v2_stream_frames_are_held_to_the_ip_budget_of_their_upgrade_request() {
+    let agent = AgentConfig::default()
+        .args(["--grpc-address", "127.0.0.1:0"])
+        .args(["--ip-max-messages-per-sec", "1", "--ip-burst", "2"])
+        .with_metrics()
+        .start();
+    let mut stream = raw::open(&agent.grpc_endpoint(), "").await;
+    stream
+        .next_matching(|m| matches!(m, raw::agent_to_proxy::Message::Handshake(h) if h.success))
+        .await
+        .unwrap();
+
+    async fn upgrade(stream: &mut raw::Stream, cid: &str, ip: &str) {
+        stream
+            .send(raw::proxy_to_agent::Message::RequestHeaders(
+                raw::RequestHeadersEvent {
+                    metadata: Some(raw::RequestMetadata {
+                        correlation_id: cid.into(),
+                        request_id: format!("req-{cid}"),
+                        client_ip: ip.into(),
+                        client_port: 50_000,
+                        protocol: "HTTP/1.1".into(),
+                        ..Default::default()
+                    }),
+                    method: "GET".into(),
+                    uri: "/ws".into(),
+                    http_version: "HTTP/1.1".into(),
+                    headers: vec![raw::Header {
+                        name: "upgrade".into(),
+                        value: "websocket".into(),
+                    }],
+                },
+            ))
+            .await;
+        let response = stream.response().await;
+        assert_eq!(response.correlation_id, cid);
+        assert!(
+            matches!(
+                response.decision,
+                Some(raw::agent_response::Decision::Allow(_))
+            ),
+            "request headers are allowed: {response:?}"
+        );
+    }
+
+    /// True when allowed; a refusal must be the per-IP close.
+    async fn send(stream: &mut raw::Stream, cid: &str) -> bool {
+        stream.send(raw::frame(cid, 1, b"hello")).await;
+        let response = stream.response().await;
+        assert_eq!(response.correlation_id, cid);
+        match &response.decision {
+            Some(raw::agent_response::Decision::Allow(_)) => true,
+            Some(raw::agent_response::Decision::Block(block)) => {
+                assert_eq!(block.status, 1008, "{response:?}");
+                let tags = &response.audit.as_ref().unwrap().tags;
+                assert!(tags.contains(&"ws-ip-rate-limit".to_string()), "{tags:?}");
+                false
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    upgrade(&mut stream, "ws-a", "198.51.100.20").await;
+    let mut allowed = 0;
+    for _ in 0..5 {
+        allowed += usize::from(send(&mut stream, "ws-a").await);
+    }
+    assert_eq!(allowed, 3, "the IP's budget holds 3 messages at once");
+    // The violation log line names the learned IP.
+    agent.wait_for_log("client_ip=198.51.100.20", TIMEOUT);
+    // Another WebSocket of the same IP: the same, spent budget.
+    upgrade(&mut stream, "ws-b", "198.51.100.20").await;
+    assert!(!send(&mut stream, "ws-b").await);
+    // Another IP has its own.
+    upgrade(&mut stream, "ws-c", "198.51.100.21").await;
+    assert!(send(&mut stream, "ws-c").await);
+    assert_eq!(
+        agent
+            .metric("ws_agent_frames_without_client_ip_total")
+            .unwrap_or(0.0),
+        0.0
+    );
+
+    // No upgrade request seen: allowed, and counted.
+    for _ in 0..4 {
+        assert!(send(&mut stream, "ws-unknown").await);
+    }
+    assert_eq!(
+        agent.metric("ws_agent_frames_without_client_ip_total"),
+        Some(4.0)
+    );
+    let log = agent.wait_for_log("per-IP budgets cannot apply", TIMEOUT);
+    assert_eq!(
+        log.matches("per-IP budgets cannot apply").count(),
+        1,
+        "logged once (at most once a second)"
+    );
+}

@@ -2,7 +2,10 @@
 //! sharing one Redis hold one budget per IP; another IP is unaffected; Redis stopped and restarted
 //! mid-run never makes a frame wait and the limits fall back and come back; a Redis that answers
 //! garbage or never answers leaves frames decided at once and health DEGRADED; without Redis the
-//! budget is counted in the agent across connections.
+//! budget is counted in the agent across connections. Budgets are per route and IP: a route with
+//! its own `ip-*` limits has its own budget (and its own Redis keys); routes without share the
+//! default one. A frame without a client IP takes the one its upgrade request (RequestHeaders)
+//! named; one with none at all is counted, never silently skipped.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -35,7 +38,19 @@ fn frame(cid: &str, ip: &str) -> Value {
 
 /// Sends one frame of `ip`; asserts that a refusal is the per-IP close.
 async fn send(stream: &mut UnixStream, cid: &str, ip: &str) -> bool {
-    let answer = v1_call(stream, "web_socket_frame", &frame(cid, ip)).await;
+    send_event(stream, &frame(cid, ip)).await
+}
+
+/// Sends one frame of `ip` on `route` (no route id with `None`).
+async fn send_on(stream: &mut UnixStream, route: Option<&str>, cid: &str, ip: &str) -> bool {
+    let mut event = frame(cid, ip);
+    event["route_id"] = route.into();
+    send_event(stream, &event).await
+}
+
+/// Sends one v1 frame event; true when allowed, false when refused by the per-IP budget.
+async fn send_event(stream: &mut UnixStream, event: &Value) -> bool {
+    let answer = v1_call(stream, "web_socket_frame", event).await;
     match verdict(&answer).as_str() {
         "allow" => true,
         "1008" => {
@@ -408,4 +423,202 @@ async fn without_redis_the_ip_budget_spans_the_connections_of_one_agent() {
         "three connections of one IP share its 3 messages"
     );
     assert!(send(&mut stream, "local-other", "203.0.113.51").await);
+}
+
+/// Routes and budgets for the per-route tests: the default budget holds 3 messages at once,
+/// `tight` its own 2, `roomy` its own 10 (it sets only `ip-burst`, which is enough to make the
+/// budget its own); `chat-*` and `news` set no `ip-*` key and share the default budget. Every
+/// rate is 1 message/s, so a test of a few dozen frames sees no refill worth a message.
+const ROUTE_BUDGETS: &str = r#"
+[default]
+ip-max-messages-per-sec = 1
+ip-burst = 2
+
+[[route]]
+match = "tight"
+ip-burst = 1
+
+[[route]]
+match = "roomy"
+ip-burst = 9
+
+[[route]]
+match = "chat-*"
+name = "chat"
+max-message-size = 65536
+
+[[route]]
+match = "news"
+"#;
+
+fn route_budget_agent(extra: &[&str]) -> (Agent, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("routes.toml");
+    std::fs::write(&path, ROUTE_BUDGETS).unwrap();
+    let agent = AgentConfig::default()
+        .args(["--policy-file", path.to_str().unwrap()])
+        .args(extra.iter().copied())
+        .with_metrics()
+        .start();
+    (agent, dir)
+}
+
+/// Frames of `ip` on `route`, each on a WebSocket of its own, until `count`; how many were
+/// allowed.
+async fn allowed_on(
+    stream: &mut UnixStream,
+    route: Option<&str>,
+    ip: &str,
+    tag: &str,
+    count: usize,
+) -> usize {
+    let mut allowed = 0;
+    for n in 0..count {
+        if send_on(stream, route, &format!("{tag}-{n}"), ip).await {
+            allowed += 1;
+        }
+    }
+    allowed
+}
+
+/// Without Redis: one IP over its budget on a route with its own (smaller) budget stays allowed
+/// on a route with its own larger one; two routes without their own budget (and frames without
+/// a route id) share the default budget.
+#[tokio::test]
+async fn each_route_with_its_own_ip_limits_has_its_own_budget_and_the_others_share_the_default() {
+    let (agent, _dir) = route_budget_agent(&[]);
+    let mut stream = UnixStream::connect(agent.socket()).await.unwrap();
+    let ip = "203.0.113.60";
+    assert_eq!(
+        allowed_on(&mut stream, Some("tight"), ip, "tight", 5).await,
+        2
+    );
+    assert_eq!(
+        allowed_on(&mut stream, Some("roomy"), ip, "roomy", 12).await,
+        10,
+        "`roomy` has its own budget, untouched by `tight`'s"
+    );
+    // `chat-eu` and `news` share the default budget of 3, which `tight` and `roomy` left alone.
+    let mut shared = 0;
+    for n in 0..3 {
+        shared += allowed_on(&mut stream, Some("chat-eu"), ip, &format!("chat{n}"), 1).await;
+        shared += allowed_on(&mut stream, Some("news"), ip, &format!("news{n}"), 1).await;
+    }
+    assert_eq!(shared, 3, "two routes without ip-* limits share one budget");
+    assert_eq!(
+        allowed_on(&mut stream, None, ip, "no-route", 2).await,
+        0,
+        "frames without a route id count against the default budget too"
+    );
+    // Budgets are still per IP.
+    assert_eq!(
+        allowed_on(&mut stream, Some("tight"), "203.0.113.61", "other", 2).await,
+        2
+    );
+    // Per-IP state: (tight, roomy, default) for the first IP, tight for the second.
+    assert_eq!(agent.metric("ws_agent_tracked_ips"), Some(4.0));
+}
+
+/// With Redis: each route with its own budget leases from keys of its own
+/// (`sentinel-ws:ip:route:NAME:{IP}:messages`); routes without one use the default keys
+/// (`sentinel-ws:ip:{IP}:messages`, as before routes had budgets); and `tight` going over its
+/// budget leaves `roomy` allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_each_route_budget_leases_from_keys_of_its_own() {
+    let redis = RedisServer::start();
+    let (agent, _dir) = route_budget_agent(&["--redis-url", &redis.url()]);
+    wait_for_metric(
+        &agent,
+        "ws_agent_redis_fallback",
+        0.0,
+        Duration::from_secs(10),
+    );
+    let mut stream = UnixStream::connect(agent.socket()).await.unwrap();
+    let ip = "203.0.113.70";
+    // Until its first lease answer a budget is also counted locally, so `tight` may allow a
+    // little more than its 2; it must go over within a few frames all the same.
+    let mut refused_at = None;
+    for n in 0..20 {
+        if !send_on(&mut stream, Some("tight"), &format!("tight-{n}"), ip).await {
+            refused_at = Some(n);
+            break;
+        }
+    }
+    let refused_at = refused_at.expect("`tight` never went over its budget of 2");
+    assert!(refused_at <= 5, "`tight` allowed {refused_at} frames");
+    // A fresh budget of its own: allowed at once (a budget keyed by the IP alone would be the
+    // one `tight` just spent). How many more follow depends on when leases answer.
+    assert!(
+        send_on(&mut stream, Some("roomy"), "roomy", ip).await,
+        "`roomy` has its own budget"
+    );
+    assert!(send_on(&mut stream, Some("news"), "news", ip).await);
+    let expected: std::collections::BTreeSet<String> = [
+        format!("sentinel-ws:ip:route:roomy:{{{ip}}}:messages"),
+        format!("sentinel-ws:ip:route:tight:{{{ip}}}:messages"),
+        format!("sentinel-ws:ip:{{{ip}}}:messages"),
+    ]
+    .into_iter()
+    .collect();
+    // Leases are asked off the frame path, and a key expires once its bucket would be full
+    // again: collect what shows up until every expected key was seen.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = std::collections::BTreeSet::new();
+    while !expected.is_subset(&seen) && Instant::now() < deadline {
+        seen.extend(redis.keys("sentinel-ws:*"));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen, expected);
+}
+
+/// The upgrade request's client IP applies to frames that carry none (v1 here, with an empty
+/// `client_ip`; gRPC v2 frames never carry one: tests/grpc.rs), and a frame with no IP at all is
+/// counted in `ws_agent_frames_without_client_ip_total` and logged, not silently skipped.
+#[tokio::test]
+async fn frames_without_a_client_ip_take_their_upgrade_requests_ip_or_are_counted() {
+    let agent = AgentConfig::default()
+        .args(["--ip-max-messages-per-sec", "1", "--ip-burst", "2"])
+        .with_metrics()
+        .start();
+    let mut stream = UnixStream::connect(agent.socket()).await.unwrap();
+    let headers = serde_json::json!({
+        "metadata": {
+            "correlation_id": "upgraded", "request_id": "r1", "client_ip": "203.0.113.80",
+            "client_port": 50000, "server_name": null, "protocol": "HTTP/1.1",
+            "tls_version": null, "tls_cipher": null, "route_id": "conformance",
+            "upstream_id": null, "timestamp": "2025-01-01T00:00:00Z"
+        },
+        "method": "GET",
+        "uri": "/ws",
+        "headers": {"upgrade": ["websocket"], "connection": ["Upgrade"]}
+    });
+    let answer = v1_call(&mut stream, "request_headers", &headers).await;
+    assert_eq!(answer["decision"], "allow", "{answer}");
+    let mut allowed = 0;
+    for _ in 0..5 {
+        if send(&mut stream, "upgraded", "").await {
+            allowed += 1;
+        }
+    }
+    assert_eq!(
+        allowed, 3,
+        "the upgrade request's IP budget (3 at once) applies"
+    );
+    // The same IP's budget, from another connection that carries the IP itself.
+    assert!(!send(&mut stream, "carries-it", "203.0.113.80").await);
+    assert_eq!(
+        agent
+            .metric("ws_agent_frames_without_client_ip_total")
+            .unwrap_or(0.0),
+        0.0
+    );
+
+    for _ in 0..4 {
+        assert!(send(&mut stream, "never-upgraded", "").await);
+    }
+    assert_eq!(
+        agent.metric("ws_agent_frames_without_client_ip_total"),
+        Some(4.0)
+    );
+    agent.wait_for_log("per-IP budgets cannot apply", Duration::from_secs(5));
 }

@@ -20,6 +20,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::detector::DetectorPool;
 use super::reply::{LastTag, Responder};
+use super::upgrades::UpgradeIps;
 use crate::clock;
 use crate::inspect::MessagePart;
 use crate::limits::reassembly::{Assembled, MessageKind, Reassembly, ReassemblyError};
@@ -79,7 +80,8 @@ pub struct ConnectionShared {
     route_id: OnceLock<Option<Arc<str>>>,
     /// The name of the policy that applies (`default` or the route's), for observers.
     policy_name: Mutex<Option<Arc<str>>>,
-    /// The client's IP, from the first frame that carried one.
+    /// The client's IP: from the first frame that carried one, or learned from the WebSocket's
+    /// upgrade request ([`UpgradeIps`]) when its frames carry none.
     pub client_ip: OnceLock<Arc<str>>,
     /// Bytes held for unfinished messages, both directions.
     pub reassembly_bytes: AtomicU64,
@@ -147,6 +149,8 @@ pub struct ConnectionContext {
     pub budget: Arc<ReassemblyBudget>,
     /// Per-client-IP budgets (shared through Redis when configured).
     pub ip_limiter: Arc<IpLimiter>,
+    /// Client IPs learned from upgrade requests, for frames that carry none.
+    pub upgrades: Arc<UpgradeIps>,
 }
 
 /// Start-up arguments of a connection actor.
@@ -179,6 +183,9 @@ pub struct ConnectionState {
     message_bucket: Option<TokenBucket>,
     byte_bucket: Option<TokenBucket>,
     close_seen: [bool; 2],
+    /// Set once this actor looked for an IP learned from the upgrade request (one look per
+    /// actor, not per frame).
+    looked_up_upgrade: bool,
 }
 
 impl Actor for ConnectionActor {
@@ -209,6 +216,7 @@ impl Actor for ConnectionActor {
             message_bucket: parked.message_bucket,
             byte_bucket: parked.byte_bucket,
             close_seen: parked.close_seen,
+            looked_up_upgrade: false,
         })
     }
 
@@ -276,8 +284,20 @@ impl ConnectionState {
         if shared.route_id.get().is_none() {
             let _ = shared.route_id.set(frame.route_id.clone());
         }
-        if let Some(ip) = &frame.client_ip {
+        if !self.looked_up_upgrade {
+            // The upgrade request's IP (gRPC v2 frames carry none); taken even when the frame
+            // has its own, so that the entry does not wait for the sweep.
+            self.looked_up_upgrade = true;
+            if let Some(ip) = self.context.upgrades.take(&frame.correlation_id) {
+                if frame.client_ip.as_ref().is_none_or(|ip| ip.is_empty()) {
+                    let _ = shared.client_ip.set(ip);
+                }
+            }
+        }
+        if let Some(ip) = frame.client_ip.as_ref().filter(|ip| !ip.is_empty()) {
             let _ = shared.client_ip.set(Arc::clone(ip));
+        } else {
+            reply.observe_client_ip(shared.client_ip.get());
         }
         let policy = Arc::clone(self.route_policy());
         reply.observe_policy(&policy);
@@ -512,24 +532,43 @@ impl ConnectionState {
                 ));
             }
         }
-        self.check_ip_budget(frame, options, starts_message, whole_message, now)
+        self.check_ip_budget(frame, policy, starts_message, whole_message, now)
     }
 
-    /// Charges the frame to its client IP's budget (issue 17; never waits for Redis).
+    /// Charges the frame to its client IP's budget in the policy's scope (issue 17; never waits
+    /// for Redis). The IP is the frame's own, else the connection's (learned from an earlier
+    /// frame or from the upgrade request); a frame with neither is counted and logged as one
+    /// the budget cannot apply to.
     fn check_ip_budget(
         &self,
         frame: &Frame,
-        options: &crate::options::PolicyOptions,
+        policy: &Policy,
         starts_message: bool,
         whole_message: bool,
         now: u64,
     ) -> Option<Verdict> {
-        let ip = frame.client_ip.as_ref().filter(|ip| !ip.is_empty())?;
+        let options = &policy.options;
+        let limits = shared_limits::limits_of(options);
+        if limits.is_off() {
+            return None;
+        }
+        let ip = frame
+            .client_ip
+            .as_ref()
+            .filter(|ip| !ip.is_empty())
+            .or_else(|| self.shared.client_ip.get());
+        let Some(ip) = ip else {
+            self.context
+                .ip_limiter
+                .count_without_ip(&frame.correlation_id);
+            return None;
+        };
         let over = self.context.ip_limiter.check(
+            &policy.ip_budget_scope,
             ip,
             starts_message,
             frame.payload.len(),
-            shared_limits::limits_of(options),
+            limits,
             now,
         )?;
         Some(shared_limits::over_budget_verdict(

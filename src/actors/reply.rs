@@ -112,6 +112,16 @@ impl Responder {
         self.policy = Some(Arc::clone(policy));
     }
 
+    /// Names the connection's client IP in the violation log line of a frame that carried none
+    /// (learned from an earlier frame or the upgrade request).
+    pub fn observe_client_ip(&mut self, client_ip: Option<&Arc<str>>) {
+        if self.meta.client_ip.as_ref().is_none_or(|ip| ip.is_empty()) {
+            if let Some(ip) = client_ip {
+                self.meta.client_ip = Some(Arc::clone(ip));
+            }
+        }
+    }
+
     /// Records this frame's violation tag in `last_tag` (its connection's) when it is answered.
     pub fn observe_connection(&mut self, last_tag: Arc<LastTag>) {
         self.last_tag = Some(last_tag);

@@ -1,8 +1,9 @@
 //! The router: owns the registry `correlation_id -> connection actor` (transports read it
 //! directly; only the router adds and removes), creates connection actors on first sight, asks
 //! connections idle for a while ([`DEFAULT_HIBERNATE_AFTER`]) to hibernate (their actor stops; the next frame starts
-//! a new one from the parked state), evicts idle ones and the least recently seen at capacity, and
-//! supervises every connection and detector actor (a failed detector is replaced; a failed
+//! a new one from the parked state), evicts idle ones and the least recently seen at capacity (and
+//! sweeps idle client IPs learned from upgrade requests with them), and supervises every
+//! connection and detector actor (a failed detector is replaced; a failed
 //! connection's state is dropped and starts fresh on its next frame).
 
 use std::collections::HashMap;
@@ -351,6 +352,7 @@ impl RouterState {
         for id in &idle {
             self.evict(id, EvictionReason::Idle);
         }
+        self.context.upgrades.sweep(now, timeout);
         if self.registry.capacity() > 4096 && self.registry.len() < self.registry.capacity() / 8 {
             self.registry.shrink_to_fit();
         }

@@ -227,7 +227,26 @@ fn compile_table(
     })?;
     policy.name = Arc::from(policy_name);
     policy.counters = RouteCounters::labeled(label);
+    if policy_name != DEFAULT_NAME && sets_own_ip_budget(table) {
+        policy.ip_budget_scope = Arc::from(policy_name);
+    }
     Ok(Arc::new(policy))
+}
+
+/// The options that make a route's per-client-IP budget its own (see
+/// [`Policy::ip_budget_scope`]).
+const IP_BUDGET_KEYS: [&str; 3] = [
+    "ip-max-messages-per-sec",
+    "ip-max-bytes-per-sec",
+    "ip-burst",
+];
+
+/// True when a route's table sets any per-client-IP limit: its frames then count against a budget
+/// of the route's own, else against the default one (shared by every such route).
+fn sets_own_ip_budget(table: &file::OptionTable) -> bool {
+    IP_BUDGET_KEYS
+        .iter()
+        .any(|key| table.values.contains_key(*key))
 }
 
 /// Reads, checks and compiles a policy file on top of `base`, logging shadowed routes and how
@@ -347,6 +366,26 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("txt"), "{err}");
+    }
+
+    #[test]
+    fn only_a_route_that_sets_ip_limits_has_a_budget_of_its_own() {
+        let set = compile(
+            "[default]\nip-max-messages-per-sec = 5\n\n[[route]]\nmatch = \"tight\"\nip-max-messages-per-sec = 1\n\n[[route]]\nmatch = \"bytes-*\"\nname = \"bytes\"\nip-max-bytes-per-sec = 100\n\n[[route]]\nmatch = \"chat\"\nmax-message-size = 10\n",
+        )
+        .unwrap();
+        assert_eq!(&*set.resolve(Some("tight")).ip_budget_scope, "tight");
+        assert_eq!(&*set.resolve(Some("bytes-eu")).ip_budget_scope, "bytes");
+        let chat = set.resolve(Some("chat"));
+        assert_eq!(&*chat.ip_budget_scope, crate::shared_limits::DEFAULT_SCOPE);
+        assert_eq!(
+            chat.options.ip_max_messages_per_sec, 5,
+            "the default budget's limits"
+        );
+        assert_eq!(
+            &*set.default_policy().ip_budget_scope,
+            crate::shared_limits::DEFAULT_SCOPE
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The per-IP limits' figures, registered once in the agent's `metrics` registry (the hot path
-//! only touches their atomics): leases, Redis errors and latency, fallbacks, IPs over budget and
-//! IPs tracked.
+//! only touches their atomics): leases, Redis errors and latency, fallbacks, IPs over budget,
+//! budgets tracked and frames no budget could apply to (no client IP).
 
 use std::sync::OnceLock;
 
@@ -28,8 +28,10 @@ pub struct SharedLimitMetrics {
     pub redis_latency: Histogram,
     /// Times a client IP went over its budget (first refused frame after allowed ones).
     pub ips_over_budget: Counter,
-    /// Client IPs with per-IP state.
+    /// Budgets (client IP and scope) with per-IP state.
     pub tracked_ips: Gauge,
+    /// Client data frames under a per-IP budget that had no client IP.
+    pub frames_without_ip: Counter,
 }
 
 static METRICS: OnceLock<SharedLimitMetrics> = OnceLock::new();
@@ -65,7 +67,11 @@ impl SharedLimitMetrics {
             );
             describe_gauge!(
                 names::TRACKED_IPS,
-                "Client IPs with per-IP limit state in this agent"
+                "Per-IP budgets (client IP and route scope) with state in this agent"
+            );
+            describe_counter!(
+                names::FRAMES_WITHOUT_CLIENT_IP,
+                "Client data frames under a per-IP budget whose client IP is unknown (not in the frame, no upgrade request seen): the budget could not apply"
             );
             SharedLimitMetrics {
                 leases: counter!(names::IP_LEASES),
@@ -76,6 +82,7 @@ impl SharedLimitMetrics {
                 redis_latency: histogram!(names::REDIS_LATENCY),
                 ips_over_budget: counter!(names::IP_OVER_BUDGET),
                 tracked_ips: gauge!(names::TRACKED_IPS),
+                frames_without_ip: counter!(names::FRAMES_WITHOUT_CLIENT_IP),
             }
         })
     }

@@ -1,8 +1,12 @@
 //! Per-client-IP budgets (issue 17): messages and bytes per second per client IP, across every
 //! connection of that IP, and with `--redis-url` across every agent sharing one Redis.
 //!
-//! A frame never waits for Redis. The agent keeps, per client IP, a local lease of tokens in a
-//! bounded map (`--max-tracked-ips`, least recently seen evicted, idle IPs freed) and decides
+//! A budget belongs to a client IP *and* a scope ([`BudgetKey`]): the default scope, shared by
+//! every route without `ip-*` limits of its own, or one route's own (a policy-file route that
+//! sets any `ip-*` key). The scope is fixed per compiled policy ([`Policy::ip_budget_scope`]).
+//!
+//! A frame never waits for Redis. The agent keeps, per budget, a local lease of tokens in a
+//! bounded map (`--max-tracked-ips`, least recently seen evicted, idle ones freed) and decides
 //! frames from it ([`entry`]); when a lease runs low a background task ([`redis_link`]) leases a
 //! block from the IP's shared bucket in Redis with one atomic Lua script call ([`script`]), at most
 //! one call in flight and one per 100 ms per IP, and gives unspent tokens back when the IP is
@@ -33,6 +37,9 @@ use crate::clock;
 use crate::model::{AuditTag, ReasonCode, Verdict};
 use crate::options::PolicyOptions;
 use crate::pipeline::rate_violation;
+#[cfg(doc)]
+use crate::policy::Policy;
+use crate::telemetry::throttle::LogThrottle;
 
 pub use redis_link::BadRedisUrl;
 
@@ -40,8 +47,22 @@ pub use redis_link::BadRedisUrl;
 const IDLE_AFTER_NANOS: u64 = clock::secs(30);
 /// How often idle IPs are looked for.
 const SWEEP_PERIOD: Duration = Duration::from_secs(1);
+/// The warning about frames without a client IP: at most one line per second.
+static WITHOUT_IP_LINES: LogThrottle = LogThrottle::new();
+
 /// Default for `--max-tracked-ips`.
 pub const DEFAULT_MAX_TRACKED_IPS: u64 = 100_000;
+/// The scope of the default budget (the default policy's, shared by routes without their own).
+pub const DEFAULT_SCOPE: &str = "";
+
+/// Which budget a frame counts against: its client IP under a scope (see the module doc).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BudgetKey {
+    /// [`DEFAULT_SCOPE`], or the name of the route whose own budget this is.
+    pub scope: Arc<str>,
+    /// The client IP.
+    pub ip: Arc<str>,
+}
 
 /// Start-up settings of the per-IP limits (options, not policy: a push cannot change them).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,10 +85,10 @@ impl Default for SharedLimitSettings {
     }
 }
 
-/// One client IP as tracked here.
+/// One budget (client IP and scope) as tracked here.
 #[derive(Debug)]
 pub struct IpEntry {
-    ip: Arc<str>,
+    key: BudgetKey,
     last_seen_nanos: AtomicU64,
     state: Mutex<IpState>,
 }
@@ -82,7 +103,7 @@ impl IpEntry {
 /// The per-IP limiter every connection actor shares.
 #[derive(Debug)]
 pub struct IpLimiter {
-    entries: DashMap<Arc<str>, Arc<IpEntry>>,
+    entries: DashMap<BudgetKey, Arc<IpEntry>>,
     max_tracked: usize,
     peers_hint: u32,
     link: Option<RedisLink>,
@@ -108,10 +129,12 @@ impl IpLimiter {
         Ok(limiter)
     }
 
-    /// Counts one client-to-server data frame of `ip` (`starts_message`: its first frame) and
-    /// says whether it is over the IP's budget. Never waits: a lease call it needs is queued.
+    /// Counts one client-to-server data frame of `ip` against its budget in `scope`
+    /// (`starts_message`: its first frame) and says whether it is over that budget. Never
+    /// waits: a lease call it needs is queued. Allocates nothing unless the budget is new here.
     pub fn check(
         &self,
+        scope: &Arc<str>,
         ip: &Arc<str>,
         starts_message: bool,
         bytes: usize,
@@ -121,7 +144,11 @@ impl IpLimiter {
         if limits.is_off() {
             return None;
         }
-        let entry = self.entry(ip, now);
+        let key = BudgetKey {
+            scope: Arc::clone(scope),
+            ip: Arc::clone(ip),
+        };
+        let entry = self.entry(key, now);
         let counting = self.counting();
         let charge = Charge {
             messages: if starts_message { 1.0 } else { 0.0 },
@@ -147,6 +174,21 @@ impl IpLimiter {
         decision.over
     }
 
+    /// Records a client data frame under a per-IP budget whose client IP is unknown: neither
+    /// the frame nor its connection has one (gRPC v2 frame events carry none, and no
+    /// RequestHeaders event named the WebSocket's IP). Counted, and logged at most once a second.
+    pub fn count_without_ip(&self, correlation_id: &str) {
+        self.metrics.frames_without_ip.increment(1);
+        if let Some(suppressed) = WITHOUT_IP_LINES.event() {
+            tracing::warn!(
+                correlation_id = %crate::util::for_log(correlation_id),
+                suppressed,
+                counted_in = crate::telemetry::names::FRAMES_WITHOUT_CLIENT_IP,
+                "per-IP budgets cannot apply to this WebSocket's frames: they carry no client IP and no RequestHeaders event named one for its correlation id (gRPC v2 frame events never carry it; send the route's request headers to the agent)"
+            );
+        }
+    }
+
     /// How frames are counted now.
     pub fn counting(&self) -> Counting {
         match &self.link {
@@ -165,13 +207,13 @@ impl IpLimiter {
         ))
     }
 
-    /// Client IPs tracked now.
+    /// Budgets (client IP and scope) tracked now.
     pub fn tracked_ips(&self) -> usize {
         self.entries.len()
     }
 
-    fn entry(&self, ip: &Arc<str>, now: u64) -> Arc<IpEntry> {
-        if let Some(entry) = self.entries.get(&**ip) {
+    fn entry(&self, key: BudgetKey, now: u64) -> Arc<IpEntry> {
+        if let Some(entry) = self.entries.get(&key) {
             entry.last_seen_nanos.store(now, Ordering::Relaxed);
             return Arc::clone(entry.value());
         }
@@ -180,10 +222,10 @@ impl IpLimiter {
         }
         let entry = self
             .entries
-            .entry(Arc::clone(ip))
+            .entry(key.clone())
             .or_insert_with(|| {
                 Arc::new(IpEntry {
-                    ip: Arc::clone(ip),
+                    key,
                     last_seen_nanos: AtomicU64::new(now),
                     state: Mutex::new(IpState::default()),
                 })
@@ -194,20 +236,15 @@ impl IpLimiter {
         entry
     }
 
-    /// Evicts the least recently seen IPs so that one more fits, plus 1% of the bound so that a
-    /// stream of new IPs does not pay a full scan each.
+    /// Evicts the least recently seen budgets so that one more fits, plus 1% of the bound so
+    /// that a stream of new IPs does not pay a full scan each.
     fn evict_least_recent(&self) {
         let excess = (self.entries.len() + 1).saturating_sub(self.max_tracked);
         let count = excess + self.max_tracked / 100;
-        let mut by_age: Vec<(u64, Arc<str>)> = self
+        let mut by_age: Vec<(u64, BudgetKey)> = self
             .entries
             .iter()
-            .map(|e| {
-                (
-                    e.last_seen_nanos.load(Ordering::Relaxed),
-                    Arc::clone(e.key()),
-                )
-            })
+            .map(|e| (e.last_seen_nanos.load(Ordering::Relaxed), e.key().clone()))
             .collect();
         let count = count.clamp(1, by_age.len().max(1)).min(by_age.len());
         if count == 0 {
@@ -216,14 +253,14 @@ impl IpLimiter {
         if count < by_age.len() {
             by_age.select_nth_unstable_by_key(count - 1, |(seen, _)| *seen);
         }
-        for (_, ip) in by_age.into_iter().take(count) {
-            self.forget(&ip);
+        for (_, key) in by_age.into_iter().take(count) {
+            self.forget(&key);
         }
     }
 
-    /// Forgets `ip`, giving its unspent lease back to Redis.
-    fn forget(&self, ip: &str) {
-        let Some((ip, entry)) = self.entries.remove(ip) else {
+    /// Forgets a budget, giving its unspent lease back to Redis.
+    fn forget(&self, key: &BudgetKey) {
+        let Some((key, entry)) = self.entries.remove(key) else {
             return;
         };
         let mut state = entry.state();
@@ -231,7 +268,11 @@ impl IpLimiter {
         let limits = state.limits();
         drop(state);
         if let (Some(tokens), Some(link)) = (unspent, &self.link) {
-            if let Err(request) = link.try_send(LinkRequest::GiveBack { ip, limits, tokens }) {
+            if let Err(request) = link.try_send(LinkRequest::GiveBack {
+                key,
+                limits,
+                tokens,
+            }) {
                 self.metrics.queue_refused.increment(1);
                 drop_request(request);
             }
@@ -239,16 +280,16 @@ impl IpLimiter {
     }
 
     fn sweep(&self, now: u64) {
-        let idle: Vec<Arc<str>> = self
+        let idle: Vec<BudgetKey> = self
             .entries
             .iter()
             .filter(|e| {
                 now.saturating_sub(e.last_seen_nanos.load(Ordering::Relaxed)) >= IDLE_AFTER_NANOS
             })
-            .map(|e| Arc::clone(e.key()))
+            .map(|e| e.key().clone())
             .collect();
-        for ip in idle {
-            self.forget(&ip);
+        for key in idle {
+            self.forget(&key);
         }
         self.metrics.tracked_ips.set(self.entries.len() as f64);
     }
@@ -300,4 +341,61 @@ pub fn over_budget_verdict(
         reason,
         reason_code,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(messages: u32) -> IpLimits {
+        IpLimits {
+            messages_per_sec: messages,
+            bytes_per_sec: 0,
+            burst: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn one_ip_has_a_budget_per_scope() {
+        let limiter = IpLimiter::start(&SharedLimitSettings::default()).unwrap();
+        let ip: Arc<str> = Arc::from("198.51.100.1");
+        let default: Arc<str> = Arc::from(DEFAULT_SCOPE);
+        let chat: Arc<str> = Arc::from("chat");
+        let allowed = |scope: &Arc<str>, limit: u32, n: usize| {
+            (0..n)
+                .filter(|_| {
+                    limiter
+                        .check(scope, &ip, true, 1, limits(limit), 0)
+                        .is_none()
+                })
+                .count()
+        };
+        assert_eq!(allowed(&chat, 2, 5), 2);
+        assert_eq!(
+            allowed(&default, 4, 6),
+            4,
+            "the default scope is not chat's"
+        );
+        // A scope is matched by content (a reload compiles a new `Arc` for the same route).
+        assert_eq!(allowed(&Arc::from("chat"), 2, 1), 0);
+        assert_eq!(limiter.tracked_ips(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_bound_counts_budgets_not_ips() {
+        let settings = SharedLimitSettings {
+            max_tracked_ips: 2,
+            ..SharedLimitSettings::default()
+        };
+        let limiter = IpLimiter::start(&settings).unwrap();
+        let ip: Arc<str> = Arc::from("198.51.100.1");
+        for (n, scope) in ["a", "b", "c"].into_iter().enumerate() {
+            limiter.check(&Arc::from(scope), &ip, true, 1, limits(1), n as u64);
+        }
+        assert_eq!(limiter.tracked_ips(), 2);
+        // `a` was the least recently seen: forgotten, so its budget starts full again.
+        assert!(limiter
+            .check(&Arc::from("a"), &ip, true, 1, limits(1), 3)
+            .is_none());
+    }
 }

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, Notify, Semaphore};
 use super::entry::{IpLimits, LeaseWant};
 use super::metrics::SharedLimitMetrics;
 use super::script::{invocation, LEASE_SCRIPT};
-use super::IpEntry;
+use super::{BudgetKey, IpEntry};
 use crate::telemetry::throttle::LogThrottle;
 
 /// A lease call slower than this counts as a Redis failure (the frame path falls back).
@@ -47,15 +47,15 @@ pub struct BadRedisUrl {
 /// What the frame path asks of the link.
 #[derive(Debug)]
 pub(crate) enum LinkRequest {
-    /// Lease `want` tokens for `entry`'s IP.
+    /// Lease `want` tokens for `entry`'s budget.
     Lease {
         entry: Arc<IpEntry>,
         limits: IpLimits,
         want: LeaseWant,
     },
-    /// Give unspent tokens of a forgotten IP back.
+    /// Give unspent tokens of a forgotten budget back.
     GiveBack {
-        ip: Arc<str>,
+        key: BudgetKey,
         limits: IpLimits,
         tokens: LeaseWant,
     },
@@ -270,26 +270,28 @@ impl LinkTask {
         let address = self.address.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let (ip, limits, want, give_back, entry) = match request {
+            let (key, limits, want, give_back, entry) = match request {
                 LinkRequest::Lease {
                     entry,
                     limits,
                     want,
                 } => (
-                    Arc::clone(&entry.ip),
+                    entry.key.clone(),
                     limits,
                     want,
                     LeaseWant::default(),
                     Some(entry),
                 ),
-                LinkRequest::GiveBack { ip, limits, tokens } => {
-                    (ip, limits, LeaseWant::default(), tokens, None)
-                }
+                LinkRequest::GiveBack {
+                    key,
+                    limits,
+                    tokens,
+                } => (key, limits, LeaseWant::default(), tokens, None),
             };
             let started = Instant::now();
             let result = tokio::time::timeout(
                 CALL_DEADLINE,
-                invocation(&script, &ip, &limits, want, give_back)
+                invocation(&script, &key, &limits, want, give_back)
                     .invoke_async::<(u64, u64)>(&mut connection),
             )
             .await;
@@ -302,10 +304,11 @@ impl LinkTask {
                         metrics.leases.increment(1);
                         let back = entry.state().leased(messages, bytes);
                         if let Some(tokens) = back {
-                            // The IP was forgotten while the call ran: its tokens go back now.
-                            let _ = invocation(&script, &ip, &limits, LeaseWant::default(), tokens)
-                                .invoke_async::<(u64, u64)>(&mut connection)
-                                .await;
+                            // The budget was forgotten while the call ran: its tokens go back now.
+                            let _ =
+                                invocation(&script, &key, &limits, LeaseWant::default(), tokens)
+                                    .invoke_async::<(u64, u64)>(&mut connection)
+                                    .await;
                         }
                     }
                 }

@@ -1,7 +1,8 @@
-//! The Lua script that leases tokens from (and gives tokens back to) one client IP's shared
-//! buckets in Redis, in one atomic call, and the keys it works on.
+//! The Lua script that leases tokens from (and gives tokens back to) one budget's shared buckets
+//! in Redis, in one atomic call, and the keys it works on.
 //!
-//! Each IP has two token buckets in Redis (messages and bytes), each a hash of `tokens` and `ts`
+//! Each budget (a client IP in the default scope, or in one route's own scope) has two token
+//! buckets in Redis (messages and bytes), each a hash of `tokens` and `ts`
 //! (Redis server time in microseconds, so agents' clocks never matter). A call refills a bucket
 //! for the time since `ts`, adds what the agent gives back (never above the capacity), grants
 //! `min(wanted, whole tokens there)` and expires the key once it would be full again anyway.
@@ -9,8 +10,9 @@
 use redis::{Script, ScriptInvocation};
 
 use super::entry::{IpLimits, LeaseWant};
+use super::BudgetKey;
 
-/// `KEYS[1]`: the IP's message bucket, `KEYS[2]`: its byte bucket. `ARGV`, message bucket then
+/// `KEYS[1]`: the budget's message bucket, `KEYS[2]`: its byte bucket. `ARGV`, message bucket then
 /// byte bucket: rate per second, capacity, tokens wanted, tokens given back. Returns
 /// `{message tokens granted, byte tokens granted}`; a bucket whose rate is 0 is left alone.
 pub const LEASE_SCRIPT: &str = r#"
@@ -48,25 +50,36 @@ pub const KEY_PREFIX: &str = "sentinel-ws:ip:";
 /// The longest IP text used in a key (an IPv6 address with a zone fits; a longer value from the
 /// proxy is cut, never stored whole).
 const MAX_IP_IN_KEY: usize = 64;
+/// The longest route name used in a key: a route's name is at most 64 bytes of letters, digits,
+/// `-`, `_`, `.`, or its `match` glob (at most 256 bytes, no braces), so nothing real is cut.
+const MAX_SCOPE_IN_KEY: usize = 256;
 
-/// The two bucket keys of `ip`. The IP is in braces so that both keys hash to one cluster slot.
-pub fn keys(ip: &str) -> [String; 2] {
-    let ip = crate::util::cut(ip, MAX_IP_IN_KEY);
+/// The two bucket keys of a budget: `sentinel-ws:ip:{IP}:messages` for the default scope (the
+/// keys every agent version uses), `sentinel-ws:ip:route:NAME:{IP}:messages` for a route's own.
+/// The IP is in braces so that both keys hash to one cluster slot. Formatted per Redis call,
+/// never per frame.
+pub fn keys(key: &BudgetKey) -> [String; 2] {
+    let ip = crate::util::cut(&key.ip, MAX_IP_IN_KEY);
+    let scope = if key.scope.is_empty() {
+        String::new()
+    } else {
+        format!("route:{}:", crate::util::cut(&key.scope, MAX_SCOPE_IN_KEY))
+    };
     [
-        format!("{KEY_PREFIX}{{{ip}}}:messages"),
-        format!("{KEY_PREFIX}{{{ip}}}:bytes"),
+        format!("{KEY_PREFIX}{scope}{{{ip}}}:messages"),
+        format!("{KEY_PREFIX}{scope}{{{ip}}}:bytes"),
     ]
 }
 
-/// One lease call: take `want` and give back `give_back` for `ip` under `limits`.
+/// One lease call: take `want` and give back `give_back` for the budget `key` under `limits`.
 pub fn invocation<'s>(
     script: &'s Script,
-    ip: &str,
+    key: &BudgetKey,
     limits: &IpLimits,
     want: LeaseWant,
     give_back: LeaseWant,
 ) -> ScriptInvocation<'s> {
-    let [message_key, byte_key] = keys(ip);
+    let [message_key, byte_key] = keys(key);
     let (message_rate, message_capacity) = limits.message_bucket(1.0).unwrap_or((0.0, 0.0));
     let (byte_rate, byte_capacity) = limits.byte_bucket(1.0).unwrap_or((0.0, 0.0));
     let mut call = script.key(message_key);
@@ -86,12 +99,29 @@ pub fn invocation<'s>(
 mod tests {
     use super::*;
 
+    fn key(scope: &str, ip: &str) -> BudgetKey {
+        BudgetKey {
+            scope: scope.into(),
+            ip: ip.into(),
+        }
+    }
+
     #[test]
     fn keys_share_a_slot_and_bound_the_ip() {
-        let [m, b] = keys("203.0.113.9");
+        let [m, b] = keys(&key("", "203.0.113.9"));
         assert_eq!(m, "sentinel-ws:ip:{203.0.113.9}:messages");
         assert_eq!(b, "sentinel-ws:ip:{203.0.113.9}:bytes");
-        let [long, _] = keys(&"9".repeat(10_000));
+        let [long, _] = keys(&key("", &"9".repeat(10_000)));
         assert!(long.len() < 100, "{}", long.len());
+    }
+
+    #[test]
+    fn a_route_of_its_own_has_keys_of_its_own_in_the_ip_slot() {
+        let [m, b] = keys(&key("chat", "203.0.113.9"));
+        assert_eq!(m, "sentinel-ws:ip:route:chat:{203.0.113.9}:messages");
+        assert_eq!(b, "sentinel-ws:ip:route:chat:{203.0.113.9}:bytes");
+        assert_ne!(keys(&key("trading", "203.0.113.9"))[0], m);
+        let [long, _] = keys(&key(&"r".repeat(10_000), "203.0.113.9"));
+        assert!(long.len() < 350, "{}", long.len());
     }
 }

@@ -72,8 +72,11 @@ pub mod names {
     pub const REDIS_LATENCY: &str = "ws_agent_redis_latency_seconds";
     /// Times a client IP went over its per-IP budget.
     pub const IP_OVER_BUDGET: &str = "ws_agent_ip_over_budget_total";
-    /// Client IPs with per-IP limit state.
+    /// Per-IP budgets (client IP and route scope) with state.
     pub const TRACKED_IPS: &str = "ws_agent_tracked_ips";
+    /// Client data frames under a per-IP budget whose client IP is unknown (the budget cannot
+    /// apply to them).
+    pub const FRAMES_WITHOUT_CLIENT_IP: &str = "ws_agent_frames_without_client_ip_total";
 
     // The MetricsReport's protocol-level aggregates (counters the report adds; not in /metrics).
 

@@ -54,6 +54,37 @@ struct WireCorrelation<'a> {
     correlation_id: Cow<'a, str>,
 }
 
+/// What the agent reads of a RequestHeaders event (`RequestHeadersEvent`, both crates): its
+/// `metadata`'s correlation id (the trace id the WebSocket's frames will carry, if this request
+/// is an upgrade) and client IP. v2 UDS also puts the id at the top level.
+#[derive(Debug, Deserialize)]
+struct WireRequestHeaders<'a> {
+    #[serde(borrow, default)]
+    correlation_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    metadata: WireRequestMetadata<'a>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireRequestMetadata<'a> {
+    #[serde(borrow, default)]
+    correlation_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    client_ip: Option<Cow<'a, str>>,
+}
+
+/// `(correlation id, client IP)` of a JSON RequestHeaders event, when it names both.
+pub fn request_client_ip(json: &[u8]) -> Option<(Cow<'_, str>, Cow<'_, str>)> {
+    let event: WireRequestHeaders<'_> = serde_json::from_slice(json).ok()?;
+    let id = event
+        .metadata
+        .correlation_id
+        .filter(|id| !id.is_empty())
+        .or(event.correlation_id)?;
+    let ip = event.metadata.client_ip?;
+    (!id.is_empty() && !ip.is_empty()).then_some((id, ip))
+}
+
 /// The top-level `correlation_id` of a JSON event, if it has one.
 pub fn correlation_id_of(json: &[u8]) -> Option<String> {
     serde_json::from_slice::<WireCorrelation<'_>>(json)
@@ -348,5 +379,21 @@ mod tests {
         assert_eq!(value["websocket_decision"]["close"]["code"], 1009);
         assert_eq!(value["audit"]["tags"][0], "ws-size-limit");
         assert_eq!(value["audit"]["custom"]["correlation_id"], "cid");
+    }
+
+    #[test]
+    fn request_headers_name_their_websockets_client_ip() {
+        // As Sentinel's v1 and Zentinel's v2 UDS write it (v2 adds the top-level id).
+        let v1 = br#"{"metadata":{"correlation_id":"trace-1","request_id":"r","client_ip":"198.51.100.4","client_port":1,"server_name":null,"protocol":"HTTP/1.1","tls_version":null,"tls_cipher":null,"route_id":"ws","upstream_id":null,"timestamp":"t"},"method":"GET","uri":"/","headers":{}}"#;
+        let (id, ip) = request_client_ip(v1).unwrap();
+        assert_eq!((&*id, &*ip), ("trace-1", "198.51.100.4"));
+        let v2 = br#"{"correlation_id":"trace-2","metadata":{"correlation_id":"","client_ip":"198.51.100.5"}}"#;
+        let (id, ip) = request_client_ip(v2).unwrap();
+        assert_eq!((&*id, &*ip), ("trace-2", "198.51.100.5"));
+        assert!(
+            request_client_ip(br#"{"metadata":{"correlation_id":"x","client_ip":""}}"#).is_none()
+        );
+        assert!(request_client_ip(br#"{"metadata":{"client_ip":"198.51.100.5"}}"#).is_none());
+        assert!(request_client_ip(b"not json").is_none());
     }
 }

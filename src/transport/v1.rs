@@ -1,7 +1,8 @@
 //! Protocol v1 over the Unix socket (Sentinel 0.4.x): 4-byte big-endian length + JSON
 //! `{"version":1,"event_type":...,"payload":...}`, strictly one request then one response, in
-//! order. Events: `web_socket_frame` (inspected), `configure` (applied; allow when valid), every
-//! other known event is allowed untouched.
+//! order. Events: `web_socket_frame` (inspected), `configure` (applied; allow when valid),
+//! `request_headers` (allowed; its client IP is remembered for the WebSocket it may upgrade),
+//! every other known event is allowed untouched.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -20,9 +21,8 @@ use crate::util::{cut, for_log};
 /// The response `version` v1 proxies require.
 const V1_VERSION: u32 = 1;
 
-/// Event names the v1 protocol defines besides the two we act on.
-const OTHER_EVENTS: [&str; 6] = [
-    "request_headers",
+/// Event names the v1 protocol defines besides the three we act on.
+const OTHER_EVENTS: [&str; 5] = [
     "request_body_chunk",
     "response_headers",
     "response_body_chunk",
@@ -188,6 +188,14 @@ async fn handle_request(
                     );
                 }
             }
+        }
+        "request_headers" => {
+            // An upgrade request names the client IP its WebSocket's frames may lack; learned
+            // before the answer, so before any of those frames. Allowed untouched.
+            if let Some((id, ip)) = json_wire::request_client_ip(request.payload.get().as_bytes()) {
+                agent.learn_client_ip(&id, &ip);
+            }
+            json_wire::encode_plain_response(out, V1_VERSION, WireDecision::Allow, &[], None);
         }
         other if OTHER_EVENTS.contains(&other) => {
             tracing::debug!(

@@ -2,7 +2,9 @@
 //! `[u32 length][u8 type][payload]`, length counting the type byte. A JSON handshake (0x01/0x02)
 //! opens the connection; then frames (0x15) are answered with 0x20 responses carrying
 //! `audit.custom.correlation_id`, out of order, as detectors finish. Configure (0x17) is applied
-//! idempotently, Ping (0x41) is echoed as Pong (0x42), Cancel (0x40) is accepted silently.
+//! idempotently, Ping (0x41) is echoed as Pong (0x42), Cancel (0x40) is accepted silently, HTTP
+//! events are allowed (RequestHeaders (0x10) after its client IP is remembered for the WebSocket
+//! it may upgrade).
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -494,6 +496,13 @@ async fn read_loop<R: AsyncRead + Unpin>(
             }
             message_type::REQUEST_HEADERS..=message_type::REQUEST_COMPLETE
             | message_type::GUARDRAIL_INSPECT => {
+                if kind[0] == message_type::REQUEST_HEADERS {
+                    // An upgrade request names the client IP its WebSocket's frames may lack;
+                    // learned before the answer, so before any of those frames.
+                    if let Some((id, ip)) = json_wire::request_client_ip(&payload) {
+                        agent.learn_client_ip(&id, &ip);
+                    }
+                }
                 // Not ours to inspect; answer at once so the proxy does not wait out its timeout.
                 if let Some(id) = json_wire::correlation_id_of(&payload) {
                     let permit = Arc::clone(in_flight).acquire_owned().await.ok();

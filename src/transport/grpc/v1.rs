@@ -35,9 +35,18 @@ impl V1Service {
     }
 
     async fn answer(&self, request: AgentRequest) -> AgentResponse {
-        let Some(agent_request::Event::WebsocketFrame(event)) = request.event else {
-            // HTTP events are not ours to inspect.
-            return response(None);
+        let event = match request.event {
+            Some(agent_request::Event::WebsocketFrame(event)) => event,
+            Some(agent_request::Event::RequestHeaders(headers)) => {
+                // Allowed; an upgrade request's client IP is remembered for its WebSocket first.
+                if let Some(metadata) = &headers.metadata {
+                    self.agent
+                        .learn_client_ip(&metadata.correlation_id, &metadata.client_ip);
+                }
+                return response(None);
+            }
+            // Other HTTP events are not ours to inspect.
+            _ => return response(None),
         };
         let Some(opcode) = Opcode::from_name(&event.opcode) else {
             Telemetry::get().record_protocol_error();

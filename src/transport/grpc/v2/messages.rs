@@ -154,6 +154,14 @@ pub(super) fn correlation_id_of(message: &proxy_to_agent::Message) -> &str {
     }
 }
 
+/// Remembers the client IP of a RequestHeaders event for the WebSocket it may upgrade (the v2
+/// frame event has no client IP); call it before answering the event.
+pub(super) fn learn_client_ip(agent: &Agent, event: &pb::RequestHeadersEvent) {
+    if let Some(metadata) = &event.metadata {
+        agent.learn_client_ip(&metadata.correlation_id, &metadata.client_ip);
+    }
+}
+
 /// `allow` for an event the agent does not inspect.
 pub(super) fn allow_response(correlation_id: &str) -> AgentToProxy {
     AgentToProxy {

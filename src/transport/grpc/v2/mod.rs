@@ -8,7 +8,8 @@
 //! whose `status` is the WebSocket close code (the v2 response has no WebSocket decision), tags and
 //! reason in `audit`; `configure` is applied (a rejected configuration ends the stream with
 //! `INVALID_ARGUMENT` naming the key); `ping` gets a `pong`; `cancel` is accepted; HTTP events are
-//! allowed. Health is reported at once on every change and at the report interval, metrics at the
+//! allowed (a `request_headers` event's client IP is first remembered for the WebSocket it may
+//! upgrade, whose frame events carry none). Health is reported at once on every change and at the report interval, metrics at the
 //! report interval. Answers may leave out of order (they carry the correlation id).
 //! `ProcessEvent` answers one message the same way; `ControlStream` announces the agent's drain.
 //! Every stream counts against --max-grpc-streams.
@@ -31,7 +32,8 @@ use crate::telemetry::throttle::LogThrottle;
 use crate::telemetry::Telemetry;
 use crate::transport::TransportContext;
 use messages::{
-    allow_response, correlation_id_of, frame, frame_response, handshake_response, pong,
+    allow_response, correlation_id_of, frame, frame_response, handshake_response, learn_client_ip,
+    pong,
 };
 
 /// Messages buffered towards the proxy per stream.
@@ -174,8 +176,14 @@ impl Service {
             }
             proxy_to_agent::Message::Ping(ping) => pong(&ping),
             proxy_to_agent::Message::Cancel(_) => allow_response(""),
-            // HTTP events are not the agent's to inspect: allowed, echoing their id.
-            http_event => allow_response(correlation_id_of(&http_event)),
+            // HTTP events are not the agent's to inspect: allowed, echoing their id. An upgrade
+            // request's client IP is remembered for its WebSocket's frames first.
+            http_event => {
+                if let proxy_to_agent::Message::RequestHeaders(event) = &http_event {
+                    learn_client_ip(&context.agent, event);
+                }
+                allow_response(correlation_id_of(&http_event))
+            }
         };
         Ok(Response::new(reply))
     }

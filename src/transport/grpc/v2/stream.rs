@@ -11,7 +11,7 @@ use tonic::{Status, Streaming};
 
 use super::messages::{
     allow_response, correlation_id_of, frame, frame_response, handshake_response, health_message,
-    metrics_message, pong,
+    learn_client_ip, metrics_message, pong,
 };
 use super::{configure, configure_from_handshake};
 use crate::actors::{Answer, ReplyTarget};
@@ -157,8 +157,14 @@ pub(super) async fn run_stream(
                 tracing::debug!(correlation_id = %crate::util::for_log(&cancel.correlation_id), "cancel accepted");
                 continue;
             }
-            // HTTP events are not the agent's to inspect: allowed, echoing their id.
-            http_event => allow_response(correlation_id_of(&http_event)),
+            // HTTP events are not the agent's to inspect: allowed, echoing their id. An upgrade
+            // request's client IP is remembered for its WebSocket's frames first.
+            http_event => {
+                if let proxy_to_agent::Message::RequestHeaders(event) = &http_event {
+                    learn_client_ip(&context.agent, event);
+                }
+                allow_response(correlation_id_of(&http_event))
+            }
         };
         if outbound.send(Ok(reply)).await.is_err() {
             break;
