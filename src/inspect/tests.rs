@@ -180,7 +180,10 @@ fn markup_split_across_json_fields_is_caught() {
         assert_class(t, AuditTag::Xss);
     }
     // A field that is one dotted token is still script (`document.cookie`), not a plain word.
-    assert_class(r#"{"type":"message","text":"document.cookie"}"#, AuditTag::Xss);
+    assert_class(
+        r#"{"type":"message","text":"document.cookie"}"#,
+        AuditTag::Xss,
+    );
     // Fields without any tag or template opener give the raw document nothing to add.
     assert_eq!(
         tags(r#"{"a":"it's \"fine\"","b":"see: x, y","c":"a=b, c(d)"}"#),
