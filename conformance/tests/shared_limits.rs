@@ -36,6 +36,11 @@ fn frame(cid: &str, ip: &str) -> Value {
     event
 }
 
+/// The two load tests measure rates and latencies against Redis's 20 ms call deadline: they run
+/// alone (the other tests of this file, each with its own agents and Redis, take the machine's
+/// two cores otherwise, and a late lease call is, by design, a fallback to local counting).
+static MACHINE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 /// Sends one frame of `ip`; asserts that a refusal is the per-IP close.
 async fn send(stream: &mut UnixStream, cid: &str, ip: &str) -> bool {
     send_event(stream, &frame(cid, ip)).await
@@ -148,6 +153,7 @@ fn agent_with_redis(url: &str, messages_per_sec: u32, peers: u32) -> Agent {
 /// through the first agent at the same time far under the budget, loses nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_agents_sharing_redis_hold_one_budget_per_ip_and_other_ips_are_unaffected() {
+    let _alone = MACHINE.write().await;
     let redis = RedisServer::start();
     let agents = [
         agent_with_redis(&redis.url(), 1000, 2),
@@ -161,6 +167,18 @@ async fn two_agents_sharing_redis_hold_one_budget_per_ip_and_other_ips_are_unaff
             Duration::from_secs(10),
         );
     }
+    // A lease call answered after the 20 ms deadline switches that agent to local counting
+    // until a probe 100 ms later answers (by design: no frame waits), and meanwhile it allows
+    // the budget divided by the peers hint (500/s) on its own. On a busy shared machine that
+    // happens now and then, so each such episode is allowed for: at most 250 ms at 500/s,
+    // spread over the 10 s window (12.5/s per episode). Without episodes the bound is +- 10 %.
+    let fallbacks = |agents: &[Agent]| -> f64 {
+        agents
+            .iter()
+            .map(|a| a.metric("ws_agent_redis_fallbacks_total").unwrap_or(0.0))
+            .sum()
+    };
+    let fallbacks_before = fallbacks(&agents);
     let start = Instant::now();
     let until = Duration::from_secs(11);
     let heavy = Arc::new(Mutex::new(Vec::new()));
@@ -191,8 +209,10 @@ async fn two_agents_sharing_redis_hold_one_budget_per_ip_and_other_ips_are_unaff
     }
     let heavy = heavy.lock().unwrap().clone();
     let (allowed, offered) = rates(&heavy, Duration::from_secs(1), until);
+    let episodes = fallbacks(&agents) - fallbacks_before;
+    let ceiling = 1100.0 + episodes * 12.5;
     eprintln!(
-        "two agents, one IP, budget 1000/s: offered {offered:.0}/s, allowed {allowed:.0}/s ({:.3} of the budget)",
+        "two agents, one IP, budget 1000/s: offered {offered:.0}/s, allowed {allowed:.0}/s ({:.3} of the budget), {episodes} late-answer fallback episodes, ceiling {ceiling:.0}/s",
         allowed / 1000.0
     );
     assert!(
@@ -200,8 +220,13 @@ async fn two_agents_sharing_redis_hold_one_budget_per_ip_and_other_ips_are_unaff
         "the drive did not reach 2 x 1,500/s (offered {offered:.0}/s): the figure would prove nothing"
     );
     assert!(
-        (900.0..=1100.0).contains(&allowed),
-        "allowed {allowed:.0}/s, budget 1000/s +- 10 %"
+        episodes <= 16.0,
+        "{episodes} fallback episodes in 11 s: Redis was not shared long enough to measure"
+    );
+    assert!(
+        (900.0..=ceiling).contains(&allowed),
+        "allowed {allowed:.0}/s, budget 1000/s +- 10 % (+ {:.0}/s for {episodes} fallback episodes)",
+        ceiling - 1100.0
     );
     let other = other.lock().unwrap().clone();
     assert!(other.len() >= 400, "{} frames of the other IP", other.len());
@@ -210,7 +235,13 @@ async fn two_agents_sharing_redis_hold_one_budget_per_ip_and_other_ips_are_unaff
         "another IP lost frames to the first IP's budget"
     );
     for agent in &agents {
-        assert_eq!(agent.metric("ws_agent_redis_fallback"), Some(0.0));
+        // Sharing again (a late answer's fallback ends with the next probe).
+        wait_for_metric(
+            agent,
+            "ws_agent_redis_fallback",
+            0.0,
+            Duration::from_secs(5),
+        );
         assert!(agent.metric("ws_agent_ip_leases_total").unwrap_or(0.0) > 10.0);
         assert!(agent.metric("ws_agent_ip_over_budget_total").unwrap_or(0.0) >= 1.0);
     }
@@ -221,6 +252,7 @@ async fn two_agents_sharing_redis_hold_one_budget_per_ip_and_other_ips_are_unaff
 /// and the shared budget comes back with Redis.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_stopped_and_restarted_no_frame_waits_and_limits_fall_back_and_come_back() {
+    let _alone = MACHINE.write().await;
     let mut redis = RedisServer::start();
     let agent = agent_with_redis(&redis.url(), 200, 2);
     wait_for_metric(
@@ -395,12 +427,14 @@ async fn broken_redis_case(misbehaviour: Misbehaviour) {
 /// DEGRADED and says why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_answering_garbage_leaves_frames_decided_and_health_degraded() {
+    let _shared = MACHINE.read().await;
     broken_redis_case(Misbehaviour::Garbage).await;
 }
 
 /// A "Redis" that accepts and never answers: the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_that_hangs_leaves_frames_decided_and_health_degraded() {
+    let _shared = MACHINE.read().await;
     broken_redis_case(Misbehaviour::Hang).await;
 }
 
@@ -408,6 +442,7 @@ async fn a_redis_that_hangs_leaves_frames_decided_and_health_degraded() {
 /// IP; another IP has its own.
 #[tokio::test]
 async fn without_redis_the_ip_budget_spans_the_connections_of_one_agent() {
+    let _shared = MACHINE.read().await;
     let agent = AgentConfig::default()
         .args(["--ip-max-messages-per-sec", "3", "--ip-burst", "0"])
         .start();
@@ -486,6 +521,7 @@ async fn allowed_on(
 /// a route id) share the default budget.
 #[tokio::test]
 async fn each_route_with_its_own_ip_limits_has_its_own_budget_and_the_others_share_the_default() {
+    let _shared = MACHINE.read().await;
     let (agent, _dir) = route_budget_agent(&[]);
     let mut stream = UnixStream::connect(agent.socket()).await.unwrap();
     let ip = "203.0.113.60";
@@ -525,6 +561,7 @@ async fn each_route_with_its_own_ip_limits_has_its_own_budget_and_the_others_sha
 /// budget leaves `roomy` allowed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_each_route_budget_leases_from_keys_of_its_own() {
+    let _shared = MACHINE.read().await;
     let redis = RedisServer::start();
     let (agent, _dir) = route_budget_agent(&["--redis-url", &redis.url()]);
     wait_for_metric(
@@ -576,6 +613,7 @@ async fn with_redis_each_route_budget_leases_from_keys_of_its_own() {
 /// counted in `ws_agent_frames_without_client_ip_total` and logged, not silently skipped.
 #[tokio::test]
 async fn frames_without_a_client_ip_take_their_upgrade_requests_ip_or_are_counted() {
+    let _shared = MACHINE.read().await;
     let agent = AgentConfig::default()
         .args(["--ip-max-messages-per-sec", "1", "--ip-burst", "2"])
         .with_metrics()

@@ -65,12 +65,29 @@ pub(crate) enum LinkRequest {
 #[derive(Debug)]
 pub(crate) struct LinkStatus {
     fallback: AtomicBool,
+    /// The last failure was a call that answered too late (Redis is up but slow), not an error:
+    /// the link probes again soon instead of backing off further.
+    only_slow: AtomicBool,
     reason: Mutex<Option<String>>,
     failed: Notify,
 }
 
 impl LinkStatus {
     fn fail(&self, reason: String, metrics: &SharedLimitMetrics) {
+        self.only_slow.store(false, Ordering::Relaxed);
+        self.record_failure(reason, metrics);
+    }
+
+    /// A call that took longer than [`CALL_DEADLINE`]: frames are counted locally at once, as for
+    /// any failure, but a slow answer is not an outage, so the next probe comes after
+    /// [`BACKOFF_MIN`] and the backoff does not grow (a host busy for a moment would otherwise
+    /// keep the agent counting alone for seconds while its peers share the budget).
+    fn slow(&self, reason: String, metrics: &SharedLimitMetrics) {
+        self.only_slow.store(true, Ordering::Relaxed);
+        self.record_failure(reason, metrics);
+    }
+
+    fn record_failure(&self, reason: String, metrics: &SharedLimitMetrics) {
         let reason = crate::util::cut(&reason, MAX_REASON_BYTES).into_owned();
         metrics.redis_errors.increment(1);
         if !self.fallback.swap(true, Ordering::AcqRel) {
@@ -117,6 +134,7 @@ impl RedisLink {
         let address = client.get_connection_info().addr().to_string();
         let status = Arc::new(LinkStatus {
             fallback: AtomicBool::new(true),
+            only_slow: AtomicBool::new(false),
             reason: Mutex::new(Some(format!("connecting to Redis at {address}"))),
             failed: Notify::new(),
         });
@@ -218,12 +236,16 @@ impl LinkTask {
                 }
                 () = self.status.failed.notified() => {
                     if probe_at.is_none() {
-                        if recovered_at.is_some_and(|at| at.elapsed() >= BACKOFF_RESET_AFTER) {
-                            backoff = BACKOFF_MIN;
-                        }
                         connection = None;
-                        probe_at = Some(tokio::time::Instant::now() + backoff);
-                        backoff = (backoff * 2).min(BACKOFF_MAX);
+                        if self.status.only_slow.load(Ordering::Relaxed) {
+                            probe_at = Some(tokio::time::Instant::now() + BACKOFF_MIN);
+                        } else {
+                            if recovered_at.is_some_and(|at| at.elapsed() >= BACKOFF_RESET_AFTER) {
+                                backoff = BACKOFF_MIN;
+                            }
+                            probe_at = Some(tokio::time::Instant::now() + backoff);
+                            backoff = (backoff * 2).min(BACKOFF_MAX);
+                        }
                     }
                 }
             }
@@ -322,7 +344,7 @@ impl LinkTask {
                     if let Some(entry) = entry {
                         entry.state().lease_failed();
                     }
-                    status.fail(
+                    status.slow(
                         format!(
                             "Redis at {address} took over {} ms to answer",
                             CALL_DEADLINE.as_millis()
