@@ -24,14 +24,18 @@
 //!   string) and inspected again; the recall after mutation per class and per operator.
 //!
 //! `--gate dev` checks the development corpus's targets (per class, false positives overall and
-//! per benign source, the envelopes, throughput), `--gate crs` the CRS corpus's (level-1 core
+//! per benign source, the envelopes), `--gate crs` the CRS corpus's (level-1 core
 //! rows per class in every envelope); both imply `--mutate` and `--loso` and check that recall
 //! after mutation stays within two points of the original and that every rule that fired is in
 //! the catalog. The exit status is 1 when a target is missed.
 //!
 //! Throughput comes from several whole passes over the prepared messages, reported against this
-//! thread's mean CPU time per pass (what a dedicated core does, even on a shared build machine)
-//! and against the wall time of the fastest pass; the target is checked on the CPU-time figure.
+//! thread's CPU time in the fastest pass and against the fastest pass's wall time, with the
+//! 50 MB/s target said met or missed. It is a printed figure, not a gate: on the shared virtual
+//! machines this runs on, the same binary's CPU-time figure moved from 57 to 36 MB/s within an
+//! hour with nothing else running, so a clock figure cannot fail a build (the project's rule:
+//! speed goals are met in benchmarks that print figures, never in timed tests). Cost changes are
+//! decided by instruction counts (docs/performance.md, "Detection cost").
 
 mod mutate;
 
@@ -62,20 +66,12 @@ const CRS_TARGET: f64 = 90.0;
 const FP_OVERALL: f64 = 0.05;
 /// Most false positives allowed per benign source: this share or one row, whichever is more.
 const FP_PER_SOURCE: f64 = 0.2;
-/// Least throughput (MB/s, single thread) on a machine of this project's kind running at its
-/// usual speed (see [`REFERENCE_NOMINAL_MBPS`]).
+/// Throughput target (MB/s, single thread, on-CPU): reported, not gated (see the module doc).
 const MIN_MBPS: f64 = 50.0;
-/// The reference pass's on-CPU speed (corpus MB per second) on this project's machines when the
-/// host is not slowed by its other tenants. Calibrated on 2026-12-06 over the development corpus
-/// without envelope: in five runs the detectors ran at 0.47-0.48 of the reference's speed, and at
-/// 57 MB/s when the machine ran at its usual speed, so the reference then runs at about 120. The machines are shared virtual
-/// machines whose speed moves by a third from one hour to the next (CPU time included), so the
-/// gate compares the detectors with the reference measured in the same run, not with a clock.
-const REFERENCE_NOMINAL_MBPS: f64 = 120.0;
 /// Passes over the corpus for the throughput figures (the fastest counts).
 const TIMING_PASSES: usize = 5;
 /// Timings of [`TIMING_PASSES`] passes when the CPU-time figure misses the target (best kept).
-const TIMING_ATTEMPTS: usize = 3;
+const TIMING_ATTEMPTS: usize = 6;
 /// Largest change an envelope may cause (percentage points).
 const ENVELOPE_TOLERANCE: f64 = 1.0;
 /// Largest drop of a class's recall under mutation (percentage points).
@@ -192,11 +188,8 @@ struct Report {
     bytes: usize,
     /// Wall-clock time of the fastest timing pass (`Duration::MAX` before timing).
     elapsed: Duration,
-    /// Mean on-CPU time of this thread per timing pass (None where the OS does not say).
+    /// On-CPU time of this thread in the fastest timing pass (None where the OS does not say).
     cpu: Option<Duration>,
-    /// Mean on-CPU time of a reference pass over the same bytes, measured between the timing
-    /// passes (see [`reference_pass`]).
-    reference_cpu: Option<Duration>,
 }
 
 impl Report {
@@ -226,28 +219,6 @@ impl Report {
 
     fn cpu_secs(&self) -> f64 {
         self.cpu.unwrap_or(self.elapsed).as_secs_f64().max(1e-9)
-    }
-
-    /// How fast this machine runs now against its usual speed: the reference pass's MB/s over
-    /// [`REFERENCE_NOMINAL_MBPS`] (1.0 when the OS gives no CPU time).
-    fn machine_speed(&self) -> f64 {
-        match self.reference_cpu {
-            Some(t) if !t.is_zero() => {
-                self.bytes as f64 / 1e6 / t.as_secs_f64() / REFERENCE_NOMINAL_MBPS
-            }
-            _ => 1.0,
-        }
-    }
-
-    /// [`Report::cpu_mbps`] at the machine's usual speed: what the gate compares with
-    /// [`MIN_MBPS`].
-    fn normalized_mbps(&self) -> f64 {
-        self.cpu_mbps() / self.machine_speed().max(1e-9)
-    }
-
-    /// Does the throughput meet [`MIN_MBPS`], as measured or at the machine's usual speed?
-    fn fast_enough(&self) -> bool {
-        self.cpu_mbps() >= MIN_MBPS || self.normalized_mbps() >= MIN_MBPS
     }
 
     fn print(&self, envelope: Envelope) {
@@ -306,7 +277,7 @@ impl Report {
         );
         println!(
             "throughput: {:.1} MB in {} messages, single thread, pipeline::evaluate, \
-             {TIMING_PASSES} passes: {:.1} MB/s and {:.0} messages/s on-CPU (mean), {:.1} MB/s \
+             {TIMING_PASSES} passes: {:.1} MB/s and {:.0} messages/s on-CPU (fastest pass), {:.1} MB/s \
              wall-clock (best pass)",
             self.bytes as f64 / 1e6,
             self.rows,
@@ -315,11 +286,9 @@ impl Report {
             self.mbps()
         );
         println!(
-            "machine speed: the reference pass ran at {:.2} of its usual speed, so the \
-             detectors' throughput at the usual speed is {:.1} MB/s (gate: {MIN_MBPS} MB/s \
-             measured or at the usual speed)",
-            self.machine_speed(),
-            self.normalized_mbps()
+            "throughput target {MIN_MBPS} MB/s on-CPU: {} (reported, not gated: the machines' speed \
+             varies by a third; cost is decided by instruction counts)",
+            if self.cpu_mbps() >= MIN_MBPS { "met" } else { "missed" }
         );
     }
 
@@ -350,14 +319,6 @@ impl Report {
                             c.hit, c.total
                         ));
                     }
-                }
-                if !self.fast_enough() {
-                    out.push(format!(
-                        "[{e}] throughput {:.1} MB/s (on-CPU), {:.1} MB/s at the machine's \
-                         usual speed, < {MIN_MBPS} MB/s",
-                        self.cpu_mbps(),
-                        self.normalized_mbps()
-                    ));
                 }
             }
             Gate::Crs => {
@@ -493,16 +454,16 @@ fn evaluate(
             }
         }
     }
-    // Throughput: whole passes over the prepared messages, timed as a block (wall clock and
-    // this thread's CPU time). The machine may be shared: the fastest pass counts for the wall
-    // clock, and a CPU-time figure under the target is measured again (up to TIMING_ATTEMPTS
-    // times, the best kept), since cache and memory-bus contention from other processes slow
-    // a thread's CPU time too.
+    // Throughput: whole passes over the prepared messages (wall clock and this thread's CPU
+    // time). The machine may be shared: the fastest pass counts, and a CPU-time figure under the
+    // target is measured again (up to TIMING_ATTEMPTS times, the best kept), since cache and
+    // memory-bus contention from other tenants slow a thread's CPU time too (the same binary
+    // ran at 57 and at 36 MB/s an hour apart on one quiet machine).
     report.rows = jobs.len();
     report.bytes = jobs.iter().map(|j| j.data.len()).sum();
     report.elapsed = Duration::MAX;
     for _ in 0..TIMING_ATTEMPTS {
-        let (wall, cpu, reference_cpu) = time_passes(&jobs, &mut scratch);
+        let (wall, cpu) = time_passes(&jobs, &mut scratch);
         let better = match (report.cpu, cpu) {
             (None, _) => true,
             (Some(old), Some(new)) => new < old,
@@ -511,27 +472,22 @@ fn evaluate(
         report.elapsed = report.elapsed.min(wall);
         if better {
             report.cpu = cpu;
-            report.reference_cpu = reference_cpu;
         }
-        if report.fast_enough() {
+        if report.cpu_mbps() >= MIN_MBPS {
             break;
         }
     }
     Ok(report)
 }
 
-/// Runs [`TIMING_PASSES`] passes of `pipeline::evaluate` over `jobs`, each followed by a
-/// [`reference_pass`] over the same bytes: the wall time of the fastest pass, the mean CPU
-/// time per pass, and the mean CPU time per reference pass.
-fn time_passes(
-    jobs: &[InspectJob],
-    scratch: &mut PipelineScratch,
-) -> (Duration, Option<Duration>, Option<Duration>) {
-    // The kernel accounts CPU time at scheduler ticks, so CPU time is summed over all passes
-    // (a fraction of a tick per pass would bias a minimum).
+/// Runs [`TIMING_PASSES`] passes of `pipeline::evaluate` over `jobs`: the wall time and the
+/// CPU time of the fastest pass.
+fn time_passes(jobs: &[InspectJob], scratch: &mut PipelineScratch) -> (Duration, Option<Duration>) {
+    // The scheduler's per-thread runtime (`schedstat`) is kept in nanoseconds, so each pass is
+    // timed on its own and the fastest counts: a pass slowed by the host's other tenants (cache,
+    // memory bus, a sibling hyperthread) says nothing about the code.
     let mut best_wall = Duration::MAX;
-    let mut cpu = Some(Duration::ZERO);
-    let mut reference = Some(Duration::ZERO);
+    let mut best_cpu: Option<Duration> = None;
     for _ in 0..TIMING_PASSES {
         let start = Instant::now();
         let cpu_start = thread_cpu_time();
@@ -539,66 +495,15 @@ fn time_passes(
             std::hint::black_box(pipeline::evaluate(job, scratch));
         }
         best_wall = best_wall.min(start.elapsed());
-        let cpu_mid = thread_cpu_time();
-        std::hint::black_box(reference_pass(jobs));
-        let cpu_end = thread_cpu_time();
-        cpu = add_span(cpu, cpu_start, cpu_mid);
-        reference = add_span(reference, cpu_mid, cpu_end);
-    }
-    let per_pass =
-        |t: Option<Duration>| t.filter(|t| !t.is_zero()).map(|t| t / TIMING_PASSES as u32);
-    (best_wall, per_pass(cpu), per_pass(reference))
-}
-
-/// `total` plus the CPU time between the readings `a` and `b` (None once a reading failed).
-fn add_span(total: Option<Duration>, a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
-    match (total, a, b) {
-        (Some(total), Some(a), Some(b)) => Some(total + b.saturating_sub(a)),
-        _ => None,
-    }
-}
-
-/// A fixed workload over the same bytes, to tell how fast the machine runs right now: a
-/// byte-at-a-time scan with a table lookup, a data-dependent branch and a multiply per byte,
-/// as a tokenizer does. Its speed moves with the host's load as the detectors' does; it does
-/// not change when the detectors do.
-fn reference_pass(jobs: &[InspectJob]) -> u64 {
-    static CLASS: [u8; 256] = {
-        let mut t = [0u8; 256];
-        let mut b = 0;
-        while b < 256 {
-            t[b] = match b as u8 {
-                b'a'..=b'z' | b'A'..=b'Z' => 1,
-                b'0'..=b'9' => 2,
-                b' ' | b'\t' | b'\n' => 3,
-                _ => 0,
-            };
-            b += 1;
-        }
-        t
-    };
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for _ in 0..REFERENCE_ROUNDS {
-        for job in jobs {
-            let mut words = 0u64;
-            let mut previous = 0u8;
-            for &b in job.data.iter() {
-                let class = CLASS[usize::from(b)];
-                if class != previous {
-                    words += u64::from(class == 1);
-                    previous = class;
-                }
-                h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        if let (Some(a), Some(b)) = (cpu_start, thread_cpu_time()) {
+            if b > a {
+                let pass = b - a;
+                best_cpu = Some(best_cpu.map_or(pass, |best| best.min(pass)));
             }
-            h ^= std::hint::black_box(words);
         }
     }
-    h
+    (best_wall, best_cpu)
 }
-
-/// Rounds of [`reference_pass`] over the corpus (a pass lasts about as long as a timing pass,
-/// so both see the same moments of the host).
-const REFERENCE_ROUNDS: usize = 4;
 
 /// CPU time this thread has used (Linux: `/proc/thread-self/schedstat`), if the OS says.
 fn thread_cpu_time() -> Option<Duration> {
