@@ -129,6 +129,19 @@ struct Pending {
 }
 
 impl Pending {
+    /// Only the XSS detector (the raw text of a JSON message).
+    const XSS_ONLY: Pending = Pending {
+        xss: true,
+        sqli: false,
+        cmdi: false,
+    };
+    /// Only the command detector (a lone word in a JSON string).
+    const CMDI_ONLY: Pending = Pending {
+        xss: false,
+        sqli: false,
+        cmdi: true,
+    };
+
     fn any(self) -> bool {
         self.xss || self.sqli || self.cmdi
     }
@@ -378,21 +391,13 @@ fn inspect_message(
             // One word can still be a whole command line (`whoami`, `systeminfo`);
             // nothing else any detector looks for fits in a plain token. A key is a
             // field name (`"id"`, `"type"`), not a value an application runs.
-            let mut only_cmdi = Pending {
-                xss: false,
-                sqli: false,
-                cmdi: true,
-            };
+            let mut only_cmdi = Pending::CMDI_ONLY;
             inspect_unit(unit, rules, &mut only_cmdi, view, next, decoded, findings);
             pending.cmdi &= only_cmdi.cmdi;
         }
     }
     if pending.xss && json.spans.len() > 1 && could_straddle(seen) {
-        let mut raw = Pending {
-            xss: true,
-            sqli: false,
-            cmdi: false,
-        };
+        let mut raw = Pending::XSS_ONLY;
         inspect_unit(data, rules, &mut raw, view, next, decoded, findings);
         pending.xss &= raw.xss;
     }
