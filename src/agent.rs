@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use crate::actors::connection::{ConnMsg, ConnectionContext};
 use crate::actors::detector::{DetectorPool, DETECTOR_QUEUE_CAPACITY};
 use crate::actors::router::{Registry, Router, RouterArgs, RouterMsg};
-use crate::actors::upgrades::UpgradeIps;
+use crate::actors::upgrades::UpgradeRequests;
 use crate::actors::{ReplyTarget, Responder};
 use crate::clock;
 use crate::compiler::{CompileLimits, Compiler};
@@ -130,8 +130,8 @@ struct Inner {
     /// The policy file SIGHUP reloads: `--policy-file`, or the last one a push named.
     policy_file: std::sync::Mutex<Option<std::path::PathBuf>>,
     ip_limiter: Arc<IpLimiter>,
-    /// Client IPs of upgrade requests, for WebSockets whose frames carry none.
-    upgrades: Arc<UpgradeIps>,
+    /// Client IPs and route ids of upgrade requests, for WebSockets whose frames carry none.
+    upgrades: Arc<UpgradeRequests>,
     /// Serializes configure events so that the same push on every pooled connection compiles
     /// once (the others find it unchanged).
     configuring: tokio::sync::Mutex<()>,
@@ -182,7 +182,7 @@ impl Agent {
         let policy = Arc::new(SharedPolicy::with_set(set));
         let detectors = Arc::new(DetectorPool::new(workers, DETECTOR_QUEUE_CAPACITY));
         let registry = Arc::new(Registry::default());
-        let upgrades = Arc::new(UpgradeIps::default());
+        let upgrades = Arc::new(UpgradeRequests::default());
         let context = Arc::new(ConnectionContext {
             policy: Arc::clone(&policy),
             detectors: Arc::clone(&detectors),
@@ -224,10 +224,11 @@ impl Agent {
         &self.inner.ip_limiter
     }
 
-    /// Remembers the client IP the proxy named in a RequestHeaders event, for the frames of the
-    /// WebSocket `correlation_id` if that request was its upgrade (their events may carry no IP:
-    /// gRPC v2's never do). Call it before answering the event. Bounded by `--max-connections`.
-    pub fn learn_client_ip(&self, correlation_id: &str, client_ip: &str) {
+    /// Remembers the client IP and route id the proxy named in a RequestHeaders event, for the
+    /// frames of the WebSocket `correlation_id` if that request was its upgrade (their events may
+    /// carry neither: gRPC v2's never do). Call it before answering the event. Bounded by
+    /// `--max-connections`.
+    pub fn learn_upgrade(&self, correlation_id: &str, client_ip: &str, route_id: Option<&str>) {
         let max = self
             .inner
             .policy
@@ -238,6 +239,7 @@ impl Agent {
         self.inner.upgrades.learn(
             correlation_id,
             client_ip,
+            route_id,
             usize::try_from(max).unwrap_or(usize::MAX),
             clock::now_nanos(),
         );

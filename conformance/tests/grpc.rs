@@ -178,6 +178,38 @@ mod raw {
             }
         }
 
+        /// Sends the RequestHeaders event of a WebSocket's upgrade request (as Zentinel does for
+        /// a route whose agent subscribes to request headers) and checks that it is allowed.
+        pub async fn upgrade(&mut self, cid: &str, ip: &str, route: Option<&str>) {
+            self.send(proxy_to_agent::Message::RequestHeaders(
+                RequestHeadersEvent {
+                    metadata: Some(RequestMetadata {
+                        correlation_id: cid.into(),
+                        request_id: format!("req-{cid}"),
+                        client_ip: ip.into(),
+                        client_port: 50_000,
+                        protocol: "HTTP/1.1".into(),
+                        route_id: route.map(str::to_string),
+                        ..Default::default()
+                    }),
+                    method: "GET".into(),
+                    uri: "/ws".into(),
+                    http_version: "HTTP/1.1".into(),
+                    headers: vec![Header {
+                        name: "upgrade".into(),
+                        value: "websocket".into(),
+                    }],
+                },
+            ))
+            .await;
+            let response = self.response().await;
+            assert_eq!(response.correlation_id, cid);
+            assert!(
+                matches!(response.decision, Some(agent_response::Decision::Allow(_))),
+                "request headers are allowed: {response:?}"
+            );
+        }
+
         pub async fn response(&mut self) -> AgentResponse {
             match self
                 .next_matching(|m| matches!(m, agent_to_proxy::Message::Response(_)))
@@ -396,39 +428,6 @@ async fn v2_stream_frames_are_held_to_the_ip_budget_of_their_upgrade_request() {
         .await
         .unwrap();
 
-    async fn upgrade(stream: &mut raw::Stream, cid: &str, ip: &str) {
-        stream
-            .send(raw::proxy_to_agent::Message::RequestHeaders(
-                raw::RequestHeadersEvent {
-                    metadata: Some(raw::RequestMetadata {
-                        correlation_id: cid.into(),
-                        request_id: format!("req-{cid}"),
-                        client_ip: ip.into(),
-                        client_port: 50_000,
-                        protocol: "HTTP/1.1".into(),
-                        ..Default::default()
-                    }),
-                    method: "GET".into(),
-                    uri: "/ws".into(),
-                    http_version: "HTTP/1.1".into(),
-                    headers: vec![raw::Header {
-                        name: "upgrade".into(),
-                        value: "websocket".into(),
-                    }],
-                },
-            ))
-            .await;
-        let response = stream.response().await;
-        assert_eq!(response.correlation_id, cid);
-        assert!(
-            matches!(
-                response.decision,
-                Some(raw::agent_response::Decision::Allow(_))
-            ),
-            "request headers are allowed: {response:?}"
-        );
-    }
-
     /// True when allowed; a refusal must be the per-IP close.
     async fn send(stream: &mut raw::Stream, cid: &str) -> bool {
         stream.send(raw::frame(cid, 1, b"hello")).await;
@@ -446,7 +445,7 @@ async fn v2_stream_frames_are_held_to_the_ip_budget_of_their_upgrade_request() {
         }
     }
 
-    upgrade(&mut stream, "ws-a", "198.51.100.20").await;
+    stream.upgrade("ws-a", "198.51.100.20", None).await;
     let mut allowed = 0;
     for _ in 0..5 {
         allowed += usize::from(send(&mut stream, "ws-a").await);
@@ -455,10 +454,10 @@ async fn v2_stream_frames_are_held_to_the_ip_budget_of_their_upgrade_request() {
     // The violation log line names the learned IP.
     agent.wait_for_log("client_ip=198.51.100.20", TIMEOUT);
     // Another WebSocket of the same IP: the same, spent budget.
-    upgrade(&mut stream, "ws-b", "198.51.100.20").await;
+    stream.upgrade("ws-b", "198.51.100.20", None).await;
     assert!(!send(&mut stream, "ws-b").await);
     // Another IP has its own.
-    upgrade(&mut stream, "ws-c", "198.51.100.21").await;
+    stream.upgrade("ws-c", "198.51.100.21", None).await;
     assert!(send(&mut stream, "ws-c").await);
     assert_eq!(
         agent
@@ -481,4 +480,69 @@ async fn v2_stream_frames_are_held_to_the_ip_budget_of_their_upgrade_request() {
         1,
         "logged once (at most once a second)"
     );
+}
+
+/// v2 gRPC frame events carry no route id either: a WebSocket whose upgrade request named its
+/// route gets that route's policy from the policy file, one whose upgrade was not seen gets the
+/// default policy.
+#[tokio::test]
+async fn v2_stream_frames_get_the_policy_of_their_upgrade_requests_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("routes.toml");
+    std::fs::write(
+        &policy,
+        r#"
+[[route]]
+match = "trading"
+xss-detection = false
+schema.client.text = { type = "object", required = ["order"] }
+
+[[route]]
+match = "telemetry"
+block-mode = false
+"#,
+    )
+    .unwrap();
+    let agent = grpc_agent(&["--policy-file", policy.to_str().unwrap()]);
+    let mut stream = raw::open(&agent.grpc_endpoint(), "").await;
+    stream
+        .next_matching(|m| matches!(m, raw::agent_to_proxy::Message::Handshake(h) if h.success))
+        .await
+        .unwrap();
+
+    async fn decide(stream: &mut raw::Stream, cid: &str, payload: &str) -> raw::AgentResponse {
+        stream.send(raw::frame(cid, 1, payload.as_bytes())).await;
+        let response = stream.response().await;
+        assert_eq!(response.correlation_id, cid);
+        response
+    }
+    fn closes(response: &raw::AgentResponse) -> bool {
+        matches!(response.decision, Some(raw::agent_response::Decision::Block(ref b)) if b.status == 1008)
+    }
+    fn allows(response: &raw::AgentResponse) -> bool {
+        matches!(
+            response.decision,
+            Some(raw::agent_response::Decision::Allow(_))
+        )
+    }
+
+    let order = r#"{"order": "<img src=x onerror=alert(1)>"}"#;
+    stream
+        .upgrade("ws-trading", "198.51.100.30", Some("trading"))
+        .await;
+    let response = decide(&mut stream, "ws-trading", order).await;
+    assert!(allows(&response), "trading has no XSS check: {response:?}");
+    let response = decide(&mut stream, "ws-trading", r#"{"fill": 1}"#).await;
+    assert!(closes(&response), "trading's client schema: {response:?}");
+
+    stream.upgrade("ws-telemetry", "", Some("telemetry")).await;
+    let response = decide(&mut stream, "ws-telemetry", order).await;
+    assert!(allows(&response), "telemetry is detect-only: {response:?}");
+    let tags = &response.audit.as_ref().unwrap().tags;
+    assert!(tags.contains(&"detect-only".to_string()), "{tags:?}");
+
+    // Neither a route nor an upgrade: the default policy.
+    stream.upgrade("ws-plain", "198.51.100.31", None).await;
+    assert!(closes(&decide(&mut stream, "ws-plain", order).await));
+    assert!(closes(&decide(&mut stream, "ws-unseen", order).await));
 }

@@ -20,7 +20,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::detector::DetectorPool;
 use super::reply::{LastTag, Responder};
-use super::upgrades::UpgradeIps;
+use super::upgrades::UpgradeRequests;
 use crate::clock;
 use crate::inspect::MessagePart;
 use crate::limits::reassembly::{Assembled, MessageKind, Reassembly, ReassemblyError};
@@ -75,13 +75,14 @@ pub struct ConnectionShared {
     pub frames: [AtomicU64; 2],
     /// Payload bytes seen, per direction.
     pub bytes: [AtomicU64; 2],
-    /// The proxy's route id from the connection's first frame (`None` inside when it had none):
-    /// fixed for the connection's life.
+    /// The proxy's route id from the connection's first frame, or learned from its upgrade
+    /// request ([`UpgradeRequests`]) when its frames carry none (`None` inside when neither
+    /// named one): fixed for the connection's life.
     route_id: OnceLock<Option<Arc<str>>>,
     /// The name of the policy that applies (`default` or the route's), for observers.
     policy_name: Mutex<Option<Arc<str>>>,
     /// The client's IP: from the first frame that carried one, or learned from the WebSocket's
-    /// upgrade request ([`UpgradeIps`]) when its frames carry none.
+    /// upgrade request ([`UpgradeRequests`]) when its frames carry none.
     pub client_ip: OnceLock<Arc<str>>,
     /// Bytes held for unfinished messages, both directions.
     pub reassembly_bytes: AtomicU64,
@@ -149,8 +150,8 @@ pub struct ConnectionContext {
     pub budget: Arc<ReassemblyBudget>,
     /// Per-client-IP budgets (shared through Redis when configured).
     pub ip_limiter: Arc<IpLimiter>,
-    /// Client IPs learned from upgrade requests, for frames that carry none.
-    pub upgrades: Arc<UpgradeIps>,
+    /// Client IPs and route ids learned from upgrade requests, for frames that carry none.
+    pub upgrades: Arc<UpgradeRequests>,
 }
 
 /// Start-up arguments of a connection actor.
@@ -281,18 +282,24 @@ impl ConnectionState {
         let dir = frame.direction.index();
         shared.frames[dir].fetch_add(1, Ordering::Relaxed);
         shared.bytes[dir].fetch_add(frame.payload.len() as u64, Ordering::Relaxed);
-        if shared.route_id.get().is_none() {
-            let _ = shared.route_id.set(frame.route_id.clone());
-        }
+        let mut upgrade_route = None;
         if !self.looked_up_upgrade {
-            // The upgrade request's IP (gRPC v2 frames carry none); taken even when the frame
-            // has its own, so that the entry does not wait for the sweep.
+            // The upgrade request's IP and route (gRPC v2 frames carry neither); taken even when
+            // the frame has its own, so that the entry does not wait for the sweep.
             self.looked_up_upgrade = true;
-            if let Some(ip) = self.context.upgrades.take(&frame.correlation_id) {
-                if frame.client_ip.as_ref().is_none_or(|ip| ip.is_empty()) {
-                    let _ = shared.client_ip.set(ip);
+            if let Some(upgrade) = self.context.upgrades.take(&frame.correlation_id) {
+                if let Some(ip) = upgrade.client_ip {
+                    if frame.client_ip.as_ref().is_none_or(|ip| ip.is_empty()) {
+                        let _ = shared.client_ip.set(ip);
+                    }
                 }
+                upgrade_route = upgrade.route_id;
             }
+        }
+        if shared.route_id.get().is_none() {
+            let _ = shared
+                .route_id
+                .set(frame.route_id.clone().or(upgrade_route));
         }
         if let Some(ip) = frame.client_ip.as_ref().filter(|ip| !ip.is_empty()) {
             let _ = shared.client_ip.set(Arc::clone(ip));

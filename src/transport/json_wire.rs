@@ -71,18 +71,38 @@ struct WireRequestMetadata<'a> {
     correlation_id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     client_ip: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    route_id: Option<Cow<'a, str>>,
 }
 
-/// `(correlation id, client IP)` of a JSON RequestHeaders event, when it names both.
-pub fn request_client_ip(json: &[u8]) -> Option<(Cow<'_, str>, Cow<'_, str>)> {
+/// What a JSON RequestHeaders event names about the WebSocket it may upgrade.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UpgradeRequest<'a> {
+    /// The request's (and so its WebSocket's) correlation id; never empty.
+    pub correlation_id: Cow<'a, str>,
+    /// The client IP (empty when the event has none).
+    pub client_ip: Cow<'a, str>,
+    /// The route the request matched, when the event names one.
+    pub route_id: Option<Cow<'a, str>>,
+}
+
+/// The correlation id, client IP and route of a JSON RequestHeaders event, when it names an id
+/// and at least one of the other two.
+pub fn upgrade_request(json: &[u8]) -> Option<UpgradeRequest<'_>> {
     let event: WireRequestHeaders<'_> = serde_json::from_slice(json).ok()?;
-    let id = event
-        .metadata
+    let metadata = event.metadata;
+    let correlation_id = metadata
         .correlation_id
         .filter(|id| !id.is_empty())
-        .or(event.correlation_id)?;
-    let ip = event.metadata.client_ip?;
-    (!id.is_empty() && !ip.is_empty()).then_some((id, ip))
+        .or(event.correlation_id)
+        .filter(|id| !id.is_empty())?;
+    let client_ip = metadata.client_ip.unwrap_or_default();
+    let route_id = metadata.route_id.filter(|route| !route.is_empty());
+    (!client_ip.is_empty() || route_id.is_some()).then_some(UpgradeRequest {
+        correlation_id,
+        client_ip,
+        route_id,
+    })
 }
 
 /// The top-level `correlation_id` of a JSON event, if it has one.
@@ -382,18 +402,29 @@ mod tests {
     }
 
     #[test]
-    fn request_headers_name_their_websockets_client_ip() {
+    fn request_headers_name_their_websockets_client_ip_and_route() {
         // As Sentinel's v1 and Zentinel's v2 UDS write it (v2 adds the top-level id).
         let v1 = br#"{"metadata":{"correlation_id":"trace-1","request_id":"r","client_ip":"198.51.100.4","client_port":1,"server_name":null,"protocol":"HTTP/1.1","tls_version":null,"tls_cipher":null,"route_id":"ws","upstream_id":null,"timestamp":"t"},"method":"GET","uri":"/","headers":{}}"#;
-        let (id, ip) = request_client_ip(v1).unwrap();
-        assert_eq!((&*id, &*ip), ("trace-1", "198.51.100.4"));
+        let request = upgrade_request(v1).unwrap();
+        assert_eq!(&*request.correlation_id, "trace-1");
+        assert_eq!(&*request.client_ip, "198.51.100.4");
+        assert_eq!(request.route_id.as_deref(), Some("ws"));
         let v2 = br#"{"correlation_id":"trace-2","metadata":{"correlation_id":"","client_ip":"198.51.100.5"}}"#;
-        let (id, ip) = request_client_ip(v2).unwrap();
-        assert_eq!((&*id, &*ip), ("trace-2", "198.51.100.5"));
-        assert!(
-            request_client_ip(br#"{"metadata":{"correlation_id":"x","client_ip":""}}"#).is_none()
+        let request = upgrade_request(v2).unwrap();
+        assert_eq!(
+            (&*request.correlation_id, &*request.client_ip),
+            ("trace-2", "198.51.100.5")
         );
-        assert!(request_client_ip(br#"{"metadata":{"client_ip":"198.51.100.5"}}"#).is_none());
-        assert!(request_client_ip(b"not json").is_none());
+        assert_eq!(request.route_id, None);
+        let route_only = br#"{"metadata":{"correlation_id":"x","client_ip":"","route_id":"chat"}}"#;
+        assert_eq!(
+            upgrade_request(route_only).unwrap().route_id.as_deref(),
+            Some("chat")
+        );
+        assert!(
+            upgrade_request(br#"{"metadata":{"correlation_id":"x","client_ip":""}}"#).is_none()
+        );
+        assert!(upgrade_request(br#"{"metadata":{"client_ip":"198.51.100.5"}}"#).is_none());
+        assert!(upgrade_request(b"not json").is_none());
     }
 }

@@ -190,10 +190,14 @@ async fn handle_request(
             }
         }
         "request_headers" => {
-            // An upgrade request names the client IP its WebSocket's frames may lack; learned
-            // before the answer, so before any of those frames. Allowed untouched.
-            if let Some((id, ip)) = json_wire::request_client_ip(request.payload.get().as_bytes()) {
-                agent.learn_client_ip(&id, &ip);
+            // An upgrade request names the client IP and route its WebSocket's frames may
+            // lack; learned before the answer, so before any of those frames. Allowed untouched.
+            if let Some(upgrade) = json_wire::upgrade_request(request.payload.get().as_bytes()) {
+                agent.learn_upgrade(
+                    &upgrade.correlation_id,
+                    &upgrade.client_ip,
+                    upgrade.route_id.as_deref(),
+                );
             }
             json_wire::encode_plain_response(out, V1_VERSION, WireDecision::Allow, &[], None);
         }

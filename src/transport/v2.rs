@@ -497,10 +497,14 @@ async fn read_loop<R: AsyncRead + Unpin>(
             message_type::REQUEST_HEADERS..=message_type::REQUEST_COMPLETE
             | message_type::GUARDRAIL_INSPECT => {
                 if kind[0] == message_type::REQUEST_HEADERS {
-                    // An upgrade request names the client IP its WebSocket's frames may lack;
-                    // learned before the answer, so before any of those frames.
-                    if let Some((id, ip)) = json_wire::request_client_ip(&payload) {
-                        agent.learn_client_ip(&id, &ip);
+                    // An upgrade request names the client IP and route its WebSocket's frames
+                    // may lack; learned before the answer, so before any of those frames.
+                    if let Some(upgrade) = json_wire::upgrade_request(&payload) {
+                        agent.learn_upgrade(
+                            &upgrade.correlation_id,
+                            &upgrade.client_ip,
+                            upgrade.route_id.as_deref(),
+                        );
                     }
                 }
                 // Not ours to inspect; answer at once so the proxy does not wait out its timeout.

@@ -38,10 +38,14 @@ impl V1Service {
         let event = match request.event {
             Some(agent_request::Event::WebsocketFrame(event)) => event,
             Some(agent_request::Event::RequestHeaders(headers)) => {
-                // Allowed; an upgrade request's client IP is remembered for its WebSocket first.
+                // Allowed; an upgrade request's client IP and route are remembered for its WebSocket
+                // first.
                 if let Some(metadata) = &headers.metadata {
-                    self.agent
-                        .learn_client_ip(&metadata.correlation_id, &metadata.client_ip);
+                    self.agent.learn_upgrade(
+                        &metadata.correlation_id,
+                        &metadata.client_ip,
+                        metadata.route_id.as_deref(),
+                    );
                 }
                 return response(None);
             }

@@ -154,11 +154,15 @@ pub(super) fn correlation_id_of(message: &proxy_to_agent::Message) -> &str {
     }
 }
 
-/// Remembers the client IP of a RequestHeaders event for the WebSocket it may upgrade (the v2
-/// frame event has no client IP); call it before answering the event.
-pub(super) fn learn_client_ip(agent: &Agent, event: &pb::RequestHeadersEvent) {
+/// Remembers the client IP and route of a RequestHeaders event for the WebSocket it may upgrade
+/// (the v2 frame event has neither); call it before answering the event.
+pub(super) fn learn_upgrade(agent: &Agent, event: &pb::RequestHeadersEvent) {
     if let Some(metadata) = &event.metadata {
-        agent.learn_client_ip(&metadata.correlation_id, &metadata.client_ip);
+        agent.learn_upgrade(
+            &metadata.correlation_id,
+            &metadata.client_ip,
+            metadata.route_id.as_deref(),
+        );
     }
 }
 

@@ -32,7 +32,7 @@ use crate::telemetry::throttle::LogThrottle;
 use crate::telemetry::Telemetry;
 use crate::transport::TransportContext;
 use messages::{
-    allow_response, correlation_id_of, frame, frame_response, handshake_response, learn_client_ip,
+    allow_response, correlation_id_of, frame, frame_response, handshake_response, learn_upgrade,
     pong,
 };
 
@@ -180,7 +180,7 @@ impl Service {
             // request's client IP is remembered for its WebSocket's frames first.
             http_event => {
                 if let proxy_to_agent::Message::RequestHeaders(event) = &http_event {
-                    learn_client_ip(&context.agent, event);
+                    learn_upgrade(&context.agent, event);
                 }
                 allow_response(correlation_id_of(&http_event))
             }

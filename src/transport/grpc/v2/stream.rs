@@ -11,7 +11,7 @@ use tonic::{Status, Streaming};
 
 use super::messages::{
     allow_response, correlation_id_of, frame, frame_response, handshake_response, health_message,
-    learn_client_ip, metrics_message, pong,
+    learn_upgrade, metrics_message, pong,
 };
 use super::{configure, configure_from_handshake};
 use crate::actors::{Answer, ReplyTarget};
@@ -161,7 +161,7 @@ pub(super) async fn run_stream(
             // request's client IP is remembered for its WebSocket's frames first.
             http_event => {
                 if let proxy_to_agent::Message::RequestHeaders(event) = &http_event {
-                    learn_client_ip(&context.agent, event);
+                    learn_upgrade(&context.agent, event);
                 }
                 allow_response(correlation_id_of(&http_event))
             }
