@@ -608,6 +608,70 @@ async fn with_redis_each_route_budget_leases_from_keys_of_its_own() {
     assert_eq!(seen, expected);
 }
 
+/// At low rates a lease still covers the IP's burst: with 1 message/s and a burst of 4 the first
+/// lease holds five messages, so of eight sent at once after it five are allowed (six if Redis
+/// refilled a token meanwhile), not the one token 0.2 s of the rate would be. An attempt during
+/// which the agent fell back to local counting (a late Redis answer on a busy host) proves
+/// nothing and is repeated with another IP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_a_lease_covers_the_burst_at_low_rates() {
+    let _shared = MACHINE.read().await;
+    let redis = RedisServer::start();
+    let agent = AgentConfig::default()
+        .args(["--redis-url", &redis.url()])
+        .args(["--ip-max-messages-per-sec", "1", "--ip-burst", "4"])
+        .with_metrics()
+        .start();
+    let mut stream = UnixStream::connect(agent.socket()).await.unwrap();
+    for attempt in 0..3 {
+        wait_for_metric(
+            &agent,
+            "ws_agent_redis_fallback",
+            0.0,
+            Duration::from_secs(10),
+        );
+        let fallbacks = agent
+            .metric("ws_agent_redis_fallbacks_total")
+            .unwrap_or(0.0);
+        let leases = agent.metric("ws_agent_ip_leases_total").unwrap_or(0.0);
+        let ip = format!("203.0.113.{}", 90 + attempt);
+        // The first frame is decided locally and asks for the IP's first lease.
+        assert!(send(&mut stream, &format!("first-{attempt}"), &ip).await);
+        // Until the lease is granted or the call failed (a fallback).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while agent.metric("ws_agent_ip_leases_total").unwrap_or(0.0) == leases
+            && agent
+                .metric("ws_agent_redis_fallbacks_total")
+                .unwrap_or(0.0)
+                == fallbacks
+        {
+            assert!(Instant::now() < deadline, "no lease:\n{}", agent.log());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut allowed = 0;
+        for n in 0..8 {
+            allowed += usize::from(send(&mut stream, &format!("burst-{attempt}-{n}"), &ip).await);
+        }
+        if agent
+            .metric("ws_agent_redis_fallbacks_total")
+            .unwrap_or(0.0)
+            != fallbacks
+        {
+            eprintln!("attempt {attempt}: the agent fell back to local counting; again");
+            continue;
+        }
+        assert!(
+            (5..=6).contains(&allowed),
+            "{allowed} of a burst of 8 allowed from the lease (1/s, burst 4)"
+        );
+        return;
+    }
+    panic!(
+        "every attempt fell back to local counting:\n{}",
+        agent.log()
+    );
+}
+
 /// The upgrade request's client IP applies to frames that carry none (v1 here, with an empty
 /// `client_ip`; gRPC v2 frames never carry one: tests/grpc.rs), and a frame with no IP at all is
 /// counted in `ws_agent_frames_without_client_ip_total` and logged, not silently skipped.

@@ -229,10 +229,14 @@ impl IpState {
     }
 
     /// Tokens that top the lease up to a block (both kinds in one call), when either kind is
-    /// below half its block; nothing otherwise.
+    /// below half its block; nothing otherwise. A message block covers at least the IP's burst
+    /// (`--ip-burst` messages at once, plus one): at low rates 0.2 s of the rate is a token or
+    /// two, and a burst would find nothing leased although Redis holds it for the IP.
     fn want(&self, limits: &IpLimits) -> LeaseWant {
         let block = |rate: f64, floor: f64| (rate * LEASE_WINDOW_SECS).ceil().max(1.0).max(floor);
-        let message_block = limits.message_bucket(1.0).map(|(rate, _)| block(rate, 1.0));
+        let message_block = limits
+            .message_bucket(1.0)
+            .map(|(rate, capacity)| block(rate, (f64::from(limits.burst) + 1.0).min(capacity)));
         let byte_block = limits
             .byte_bucket(1.0)
             .map(|(rate, capacity)| block(rate, self.shortfall_bytes.min(capacity)));
@@ -383,6 +387,41 @@ mod tests {
         let later = state.decide(message(1.0), &l, Counting::Shared, 1, 100 * MS);
         assert_eq!(later.over, Some(OverBudget::Messages));
         assert_eq!(later.lease.map(|w| w.messages), Some(20));
+    }
+
+    #[test]
+    fn a_lease_covers_the_burst_at_low_rates() {
+        let mut state = IpState::default();
+        let l = IpLimits {
+            messages_per_sec: 1,
+            bytes_per_sec: 0,
+            burst: 4,
+        };
+        let first = state.decide(message(1.0), &l, Counting::Shared, 1, 0);
+        assert_eq!(
+            first.lease.map(|w| w.messages),
+            Some(5),
+            "0.2 s of 1/s is one token; the burst asks for five"
+        );
+        assert_eq!(state.leased(5, 0), None);
+        let allowed = (0..8)
+            .filter(|_| {
+                state
+                    .decide(message(1.0), &l, Counting::Shared, 1, MS)
+                    .over
+                    .is_none()
+            })
+            .count();
+        assert_eq!(allowed, 5, "a burst of five spends the lease at once");
+        // At high rates 0.2 s of the rate is the larger block.
+        let l = IpLimits {
+            messages_per_sec: 1000,
+            bytes_per_sec: 0,
+            burst: 10,
+        };
+        let mut state = IpState::default();
+        let first = state.decide(message(1.0), &l, Counting::Shared, 1, 0);
+        assert_eq!(first.lease.map(|w| w.messages), Some(200));
     }
 
     #[test]

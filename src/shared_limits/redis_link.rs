@@ -323,8 +323,8 @@ impl LinkTask {
             match result {
                 Ok(Ok((messages, bytes))) => {
                     if let Some(entry) = entry {
-                        metrics.leases.increment(1);
                         let back = entry.state().leased(messages, bytes);
+                        metrics.leases.increment(1);
                         if let Some(tokens) = back {
                             // The budget was forgotten while the call ran: its tokens go back now.
                             let _ =
