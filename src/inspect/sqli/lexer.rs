@@ -204,21 +204,26 @@ impl<'a> Lexer<'a> {
     pub(super) fn string_body(&mut self, q: u8, backslash_escapes: bool, start: usize) -> Tok {
         let n = self.s.len();
         while self.i < n {
-            let c = self.s[self.i];
-            if c == b'\\' && backslash_escapes {
+            // Straight to the next byte that can end or escape the literal.
+            let rest = &self.s[self.i..];
+            let found = if backslash_escapes {
+                memchr::memchr2(q, b'\\', rest)
+            } else {
+                memchr::memchr(q, rest)
+            };
+            let Some(k) = found else { break };
+            self.i += k;
+            if self.s[self.i] == b'\\' {
                 self.i += 2;
                 continue;
             }
-            if c == q {
-                if self.peek(1) == q && backslash_escapes {
-                    // Doubled quote inside a literal.
-                    self.i += 2;
-                    continue;
-                }
-                self.i += 1;
-                return self.tok(Kind::Str, Kw::None, start);
+            if self.peek(1) == q && backslash_escapes {
+                // Doubled quote inside a literal.
+                self.i += 2;
+                continue;
             }
             self.i += 1;
+            return self.tok(Kind::Str, Kw::None, start);
         }
         self.i = n;
         self.tok(Kind::OpenStr, Kw::None, start)
@@ -251,10 +256,20 @@ impl<'a> Lexer<'a> {
         }
         let n = self.s.len();
         loop {
-            while self.i < n
-                && (is_space(self.s[self.i]) || self.s[self.i] == b'+' && self.plus_blank())
-            {
-                self.i += 1;
+            if self.plus_is_space {
+                while self.i < n
+                    && (is_space(self.s[self.i]) || self.s[self.i] == b'+' && self.plus_blank())
+                {
+                    self.i += 1;
+                }
+            } else {
+                self.i += self
+                    .s
+                    .get(self.i..)
+                    .unwrap_or_default()
+                    .iter()
+                    .take_while(|&&b| is_space(b))
+                    .count();
             }
             if self.i >= n {
                 return None;
@@ -433,9 +448,10 @@ impl<'a> Lexer<'a> {
                 }
             }
             c if is_word_byte(c) => {
-                while self.i < n && is_word_byte(self.s[self.i]) {
-                    self.i += 1;
-                }
+                self.i += self.s[self.i..]
+                    .iter()
+                    .take_while(|&&b| is_word_byte(b))
+                    .count();
                 self.word(start)
             }
             _ => self.tok(Kind::Other, Kw::None, start),

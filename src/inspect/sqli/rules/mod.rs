@@ -44,6 +44,29 @@ pub(super) struct Anchor {
     pub(super) hint: bool,
 }
 
+impl Anchor {
+    /// No token kept; every slot [`Tok::NONE`], which the rules read past `len`.
+    pub(super) const EMPTY: Anchor = Anchor {
+        toks: [Tok::NONE; ANCHOR_TOKENS],
+        comment_after: [false; ANCHOR_TOKENS],
+        trivial_comment_after: [false; ANCHOR_TOKENS],
+        len: 0,
+        complete: true,
+        hint: false,
+    };
+
+    /// Back to [`Anchor::EMPTY`], clearing only the slots the last pass filled.
+    pub(super) fn clear(&mut self) {
+        let used = self.len.min(ANCHOR_TOKENS);
+        self.toks[..used].fill(Tok::NONE);
+        self.comment_after[..used].fill(false);
+        self.trivial_comment_after[..used].fill(false);
+        self.len = 0;
+        self.complete = true;
+        self.hint = false;
+    }
+}
+
 /// The bytes of token `t`.
 pub(super) fn text<'a>(view: &'a [u8], t: &Tok) -> &'a [u8] {
     view.get(t.start()..t.end()).unwrap_or(&[])
