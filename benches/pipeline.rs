@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use bytes::Bytes;
 use criterion::Criterion;
+use metrics::{Key, Label, Level, Metadata, Recorder};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use sentinel_ws_agent::agent::Agent;
 use sentinel_ws_agent::inspect::MessagePart;
 use sentinel_ws_agent::limits::reassembly::{MessageKind, Reassembly};
@@ -28,6 +30,8 @@ use sentinel_ws_agent::model::{Direction, Frame, Opcode, Verdict};
 use sentinel_ws_agent::options::PolicyOptions;
 use sentinel_ws_agent::pipeline::{evaluate, InspectJob, PipelineScratch};
 use sentinel_ws_agent::policy::Policy;
+use sentinel_ws_agent::telemetry::series::{SeriesTable, TeeRecorder};
+use sentinel_ws_agent::telemetry::{histogram_bounds, names};
 use sentinel_ws_agent::testdata::pseudo_random_bytes;
 use sentinel_ws_agent::transport::json_wire::{decode_frame, encode_frame_response, FrameInterner};
 use serde::Deserialize;
@@ -427,6 +431,68 @@ fn oneshot_round_trip(send: impl Fn(AnswerSender) + Send + 'static) -> RoundTrip
     })
 }
 
+/// What the teed recorder costs a frame: a counter increment and a latency record through the
+/// Prometheus recorder alone (the baseline) and through [`TeeRecorder`] over it, which the agent
+/// installs (one more atomic add per increment, one bucket search per record).
+fn telemetry(c: &mut Criterion) {
+    let latency_bounds = histogram_bounds(names::DECISION_LATENCY).expect("latency buckets");
+    let prometheus = || {
+        PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full(names::DECISION_LATENCY.into()),
+                latency_bounds,
+            )
+            .expect("buckets")
+            .build_recorder()
+    };
+    let plain = prometheus();
+    let plain_handle = plain.handle();
+    let inner = prometheus();
+    let teed_handle = inner.handle();
+    let teed = TeeRecorder::new(inner, Arc::new(SeriesTable::default()), histogram_bounds);
+    let metadata = Metadata::new(module_path!(), Level::INFO, None);
+    let frames = Key::from_parts(
+        names::FRAMES,
+        vec![
+            Label::new("direction", "client_to_server"),
+            Label::new("opcode", "text"),
+            Label::new("decision", "allow"),
+        ],
+    );
+    let latency = Key::from_name(names::DECISION_LATENCY);
+    let (plain_counter, teed_counter) = (
+        plain.register_counter(&frames, &metadata),
+        teed.register_counter(&frames, &metadata),
+    );
+    let (plain_histogram, teed_histogram) = (
+        plain.register_histogram(&latency, &metadata),
+        teed.register_histogram(&latency, &metadata),
+    );
+    bench(c, "telemetry/counter_prometheus", || {
+        plain_counter.increment(1)
+    });
+    bench(c, "telemetry/counter_teed", || teed_counter.increment(1));
+    // Latencies spread over the buckets, 10 us .. 12 ms, as real ones are.
+    let samples: Vec<f64> = (0..64).map(|i| 1e-5 * 1.12f64.powi(i)).collect();
+    // Prometheus keeps raw samples until they are folded into its buckets (the agent's upkeep
+    // does it every 5 s); both runs fold every 4,096 records so that memory stays flat.
+    let mut k = 0usize;
+    bench(c, "telemetry/histogram_prometheus", || {
+        k = k.wrapping_add(1);
+        plain_histogram.record(samples[k % samples.len()]);
+        if k.is_multiple_of(4096) {
+            plain_handle.run_upkeep();
+        }
+    });
+    bench(c, "telemetry/histogram_teed", || {
+        k = k.wrapping_add(1);
+        teed_histogram.record(samples[k % samples.len()]);
+        if k.is_multiple_of(4096) {
+            teed_handle.run_upkeep();
+        }
+    });
+}
+
 /// Where a benchmark's answerer sends its verdict.
 type AnswerSender = tokio::sync::oneshot::Sender<Verdict>;
 
@@ -447,7 +513,9 @@ fn summary() {
         return;
     }
     let figure = |name: &str| samples.get(name).map(|v| median(v));
-    let baselines: [(&str, &str); 11] = [
+    let baselines: [(&str, &str); 13] = [
+        ("telemetry/counter_teed", "telemetry/counter_prometheus"),
+        ("telemetry/histogram_teed", "telemetry/histogram_prometheus"),
         ("decode/v1_frame_event_100B", "decode/v2_frame_event_100B"),
         ("decode/v2_frame_event_16KiB", "decode/v2_frame_event_100B"),
         ("encode/response_allow_v2", "encode/baseline_copy_prebuilt"),
@@ -505,6 +573,7 @@ fn main() {
     codec(&mut criterion);
     limits(&mut criterion);
     pipeline(&mut criterion);
+    telemetry(&mut criterion);
     actors(&mut criterion);
     criterion.final_summary();
     // `cargo bench` passes --bench; `cargo test` and `-- --test` run each routine once, which
