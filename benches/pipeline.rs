@@ -34,6 +34,7 @@ use sentinel_ws_agent::telemetry::series::{SeriesTable, TeeRecorder};
 use sentinel_ws_agent::telemetry::{histogram_bounds, names};
 use sentinel_ws_agent::testdata::pseudo_random_bytes;
 use sentinel_ws_agent::transport::json_wire::{decode_frame, encode_frame_response, FrameInterner};
+use sentinel_ws_agent::transport::v1::decode_frame_request;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -114,6 +115,12 @@ fn codec(c: &mut Criterion) {
         decode_frame(v2_event.as_bytes(), &mut interner, |_| Arc::clone(&id)).unwrap()
     });
     bench(c, "decode/v1_frame_event_100B", || {
+        decode_frame_request(v1_request.as_bytes(), &mut interner, |_| Arc::clone(&id))
+            .unwrap()
+            .unwrap()
+    });
+    // What the agent did before reading envelope and event in one pass.
+    bench(c, "decode/v1_frame_event_100B_two_passes", || {
         let request: V1Request<'_> = serde_json::from_slice(v1_request.as_bytes()).unwrap();
         decode_frame(request.payload.get().as_bytes(), &mut interner, |_| {
             Arc::clone(&id)
@@ -513,10 +520,14 @@ fn summary() {
         return;
     }
     let figure = |name: &str| samples.get(name).map(|v| median(v));
-    let baselines: [(&str, &str); 13] = [
+    let baselines: [(&str, &str); 14] = [
         ("telemetry/counter_teed", "telemetry/counter_prometheus"),
         ("telemetry/histogram_teed", "telemetry/histogram_prometheus"),
         ("decode/v1_frame_event_100B", "decode/v2_frame_event_100B"),
+        (
+            "decode/v1_frame_event_100B_two_passes",
+            "decode/v1_frame_event_100B",
+        ),
         ("decode/v2_frame_event_16KiB", "decode/v2_frame_event_100B"),
         ("encode/response_allow_v2", "encode/baseline_copy_prebuilt"),
         ("encode/response_close_v2", "encode/baseline_copy_prebuilt"),

@@ -21,7 +21,6 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use super::detector::DetectorPool;
 use super::reply::{LastTag, Responder};
 use super::upgrades::UpgradeRequests;
-use crate::clock;
 use crate::inspect::MessagePart;
 use crate::limits::reassembly::{Assembled, MessageKind, Reassembly, ReassemblyError};
 use crate::limits::utf8::Utf8Stream;
@@ -50,7 +49,7 @@ pub enum ConnMsg {
     },
     /// The router saw no frame since `idle_since`: park and stop unless that changed.
     Hibernate {
-        /// [`clock::now_nanos`] the router based its decision on.
+        /// [`crate::clock::now_nanos`] the router based its decision on.
         idle_since: u64,
     },
 }
@@ -67,7 +66,7 @@ pub struct ParkedState {
 /// Figures about one connection that the router and observers read without messaging the actor.
 #[derive(Debug, Default)]
 pub struct ConnectionShared {
-    /// [`clock::now_nanos`] of the last frame.
+    /// [`crate::clock::now_nanos`] of the last frame.
     pub last_seen_nanos: AtomicU64,
     /// When the state was created.
     pub created_nanos: AtomicU64,
@@ -276,7 +275,7 @@ impl ConnectionState {
     fn on_frame(&mut self, frame: Frame, mut reply: Responder) -> bool {
         #[cfg(feature = "fault-injection")]
         crate::fault_injection::maybe_crash_connection(frame.correlation_id.as_bytes());
-        let now = clock::now_nanos();
+        let now = reply.received_nanos();
         let shared = &self.shared;
         shared.last_seen_nanos.store(now, Ordering::Relaxed);
         let dir = frame.direction.index();

@@ -105,6 +105,13 @@ impl Responder {
         }
     }
 
+    /// When the frame was received ([`clock::now_nanos`]): the frame's time for its
+    /// connection's buckets and last-seen mark, so that the clock is read once per frame on the
+    /// way in.
+    pub fn received_nanos(&self) -> u64 {
+        self.meta.received_nanos
+    }
+
     /// Counts this frame under `policy`'s route, names the policy in its violation log line, and
     /// answers a failed inspection by that policy's `fail-open`.
     pub fn observe_policy(&mut self, policy: &Arc<Policy>) {

@@ -25,9 +25,11 @@ pub enum FrameDecodeError {
     Base64(String),
 }
 
-/// The frame event as the proxies write it (`WebSocketFrameEvent`, both crates).
+/// The frame event as the proxies write it (`WebSocketFrameEvent`, both crates), as read from
+/// the wire; [`FrameEvent::into_frame`] checks it and makes it a [`Frame`]. Public so that a
+/// codec whose envelope carries the event (v1) reads both in one pass.
 #[derive(Debug, Deserialize)]
-struct WireFrameEvent<'a> {
+pub struct FrameEvent<'a> {
     #[serde(borrow)]
     correlation_id: Cow<'a, str>,
     #[serde(borrow)]
@@ -146,33 +148,46 @@ pub fn decode_frame(
     interner: &mut FrameInterner,
     intern_id: impl FnOnce(&str) -> Arc<str>,
 ) -> Result<Frame, (Option<String>, FrameDecodeError)> {
-    let event: WireFrameEvent<'_> = serde_json::from_slice(json).map_err(|e| {
+    let event: FrameEvent<'_> = serde_json::from_slice(json).map_err(|e| {
         (
             correlation_id_of(json),
             FrameDecodeError::Json(e.to_string()),
         )
     })?;
-    let opcode = Opcode::from_name(&event.opcode).ok_or_else(|| {
-        (
-            Some(event.correlation_id.to_string()),
-            FrameDecodeError::Opcode(crate::util::cut(&event.opcode, 32).into_owned()),
-        )
-    })?;
-    let payload = decode_base64(event.data.as_bytes(), &mut interner.payloads).map_err(|e| {
-        (
-            Some(event.correlation_id.to_string()),
-            FrameDecodeError::Base64(e.to_string()),
-        )
-    })?;
-    Ok(Frame {
-        correlation_id: intern_id(&event.correlation_id),
-        direction: Direction::from_client_flag(event.client_to_server),
-        opcode,
-        fin: event.fin,
-        payload,
-        route_id: FrameInterner::intern(&mut interner.route_id, event.route_id),
-        client_ip: FrameInterner::intern(&mut interner.client_ip, event.client_ip),
-    })
+    event.into_frame(interner, intern_id)
+}
+
+impl FrameEvent<'_> {
+    /// The [`Frame`] of this event: the opcode must be one the proxy sends and `data` standard
+    /// base64 (decoded into `interner`'s payload buffer). On error the correlation id comes back
+    /// too, so that the request can still be answered.
+    pub fn into_frame(
+        self,
+        interner: &mut FrameInterner,
+        intern_id: impl FnOnce(&str) -> Arc<str>,
+    ) -> Result<Frame, (Option<String>, FrameDecodeError)> {
+        let opcode = Opcode::from_name(&self.opcode).ok_or_else(|| {
+            (
+                Some(self.correlation_id.to_string()),
+                FrameDecodeError::Opcode(crate::util::cut(&self.opcode, 32).into_owned()),
+            )
+        })?;
+        let payload = decode_base64(self.data.as_bytes(), &mut interner.payloads).map_err(|e| {
+            (
+                Some(self.correlation_id.to_string()),
+                FrameDecodeError::Base64(e.to_string()),
+            )
+        })?;
+        Ok(Frame {
+            correlation_id: intern_id(&self.correlation_id),
+            direction: Direction::from_client_flag(self.client_to_server),
+            opcode,
+            fin: self.fin,
+            payload,
+            route_id: FrameInterner::intern(&mut interner.route_id, self.route_id),
+            client_ip: FrameInterner::intern(&mut interner.client_ip, self.client_ip),
+        })
+    }
 }
 
 /// Decodes standard base64 into `buffer` and splits the result off as its own [`Bytes`].

@@ -1,8 +1,8 @@
 //! Protocol v1 over the Unix socket (Sentinel 0.4.x): 4-byte big-endian length + JSON
 //! `{"version":1,"event_type":...,"payload":...}`, strictly one request then one response, in
 //! order. Events: `web_socket_frame` (inspected), `configure` (applied; allow when valid),
-//! `request_headers` (allowed; its client IP is remembered for the WebSocket it may upgrade),
-//! every other known event is allowed untouched.
+//! `request_headers` (allowed; its client IP and route are remembered for the WebSocket it may
+//! upgrade), every other known event is allowed untouched.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -12,9 +12,9 @@ use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
 use super::framing::{self, FramingError, V1_MAX_MESSAGE};
-use super::json_wire::{self, FrameInterner, WireDecision};
+use super::json_wire::{self, FrameDecodeError, FrameEvent, FrameInterner, WireDecision};
 use crate::agent::Agent;
-use crate::model::Verdict;
+use crate::model::{Frame, Verdict};
 use crate::telemetry::Telemetry;
 use crate::util::{cut, for_log};
 
@@ -38,6 +38,17 @@ struct WireRequest<'a> {
     event_type: Cow<'a, str>,
     #[serde(borrow)]
     payload: &'a RawValue,
+}
+
+/// A frame request, the envelope and its event read in one pass (most requests are frames).
+#[derive(Debug, Deserialize)]
+struct WireFrameRequest<'a> {
+    #[serde(default)]
+    version: Option<u64>,
+    #[serde(borrow)]
+    event_type: Cow<'a, str>,
+    #[serde(borrow)]
+    payload: FrameEvent<'a>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,6 +134,57 @@ async fn write_message<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
+/// A `web_socket_frame` request read in one pass, envelope and event together (most requests
+/// are frames; the envelope is not read first and the event again). `None` when `json` is not a
+/// frame request of that shape: then the general path reads it and says what is wrong.
+pub fn decode_frame_request(
+    json: &[u8],
+    interner: &mut FrameInterner,
+    intern_id: impl FnOnce(&str) -> std::sync::Arc<str>,
+) -> Option<Result<Frame, (Option<String>, FrameDecodeError)>> {
+    let request = serde_json::from_slice::<WireFrameRequest<'_>>(json).ok()?;
+    if request.event_type != "web_socket_frame" {
+        return None;
+    }
+    note_version(request.version);
+    Some(request.payload.into_frame(interner, intern_id))
+}
+
+/// Logs a request whose version is not v1's (it is served anyway).
+fn note_version(version: Option<u64>) {
+    if version.is_some_and(|v| v != u64::from(V1_VERSION)) {
+        tracing::debug!(
+            ?version,
+            "v1 request with an unexpected version; serving it anyway"
+        );
+    }
+}
+
+/// Decides a decoded frame (or answers an undecodable one by `--fail-open`) into `out`.
+async fn answer_frame(
+    agent: &Agent,
+    decoded: Result<Frame, (Option<String>, FrameDecodeError)>,
+    out: &mut Vec<u8>,
+) {
+    let verdict = match decoded {
+        Ok(frame) => agent.decide(frame).await,
+        Err((correlation_id, error)) => {
+            Telemetry::get().record_protocol_error();
+            tracing::error!(
+                correlation_id = %for_log(correlation_id.as_deref().unwrap_or("")),
+                error = %for_log(&error.to_string()),
+                answer = crate::model::failure_answer(agent.policy().fail_open()),
+                "undecodable WebSocket frame; answered without inspection"
+            );
+            Verdict::failure(
+                agent.policy().fail_open(),
+                crate::model::ReasonCode::UndecodableFrame,
+            )
+        }
+    };
+    json_wire::encode_frame_response(out, V1_VERSION, &verdict, None);
+}
+
 /// Answers one request into `out`.
 async fn handle_request(
     agent: &Agent,
@@ -130,6 +192,12 @@ async fn handle_request(
     interner: &mut FrameInterner,
     out: &mut Vec<u8>,
 ) {
+    // Any other request, and a frame event that does not read in one pass, take the general
+    // path below (which reports what is wrong).
+    if let Some(decoded) = decode_frame_request(json, interner, |id| agent.intern(id)) {
+        answer_frame(agent, decoded, out).await;
+        return;
+    }
     let request: WireRequest<'_> = match serde_json::from_slice(json) {
         Ok(request) => request,
         Err(error) => {
@@ -137,32 +205,14 @@ async fn handle_request(
             return;
         }
     };
-    if request.version.is_some_and(|v| v != u64::from(V1_VERSION)) {
-        tracing::debug!(version = ?request.version, "v1 request with an unexpected version; serving it anyway");
-    }
+    note_version(request.version);
     match request.event_type.as_ref() {
         "web_socket_frame" => {
             let decoded =
                 json_wire::decode_frame(request.payload.get().as_bytes(), interner, |id| {
                     agent.intern(id)
                 });
-            let verdict = match decoded {
-                Ok(frame) => agent.decide(frame).await,
-                Err((correlation_id, error)) => {
-                    Telemetry::get().record_protocol_error();
-                    tracing::error!(
-                        correlation_id = %for_log(correlation_id.as_deref().unwrap_or("")),
-                        error = %for_log(&error.to_string()),
-                        answer = crate::model::failure_answer(agent.policy().fail_open()),
-                        "undecodable WebSocket frame; answered without inspection"
-                    );
-                    Verdict::failure(
-                        agent.policy().fail_open(),
-                        crate::model::ReasonCode::UndecodableFrame,
-                    )
-                }
-            };
-            json_wire::encode_frame_response(out, V1_VERSION, &verdict, None);
+            answer_frame(agent, decoded, out).await;
         }
         "configure" => {
             let result = configure(agent, request.payload.get()).await;
@@ -238,4 +288,61 @@ fn reject_malformed(agent: &Agent, out: &mut Vec<u8>, message: &str) {
         crate::model::ReasonCode::MalformedRequest,
     );
     json_wire::encode_frame_response(out, V1_VERSION, &verdict, None);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::model::{Direction, Opcode};
+
+    fn request(event_type: &str, payload: &str) -> String {
+        format!(r#"{{"payload":{payload},"version":1,"event_type":"{event_type}"}}"#)
+    }
+
+    const EVENT: &str = r#"{"client_ip":"203.0.113.9","client_to_server":false,"correlation_id":"trace-1","data":"aGk=","fin":true,"frame_index":3,"opcode":"text","route_id":"ws"}"#;
+
+    #[test]
+    fn a_frame_request_reads_in_one_pass_whatever_the_key_order() {
+        let json = request("web_socket_frame", EVENT);
+        let frame = decode_frame_request(json.as_bytes(), &mut FrameInterner::default(), |id| {
+            Arc::from(id)
+        })
+        .expect("a frame request")
+        .expect("a valid frame");
+        assert_eq!(&*frame.correlation_id, "trace-1");
+        assert_eq!(frame.direction, Direction::ServerToClient);
+        assert_eq!(frame.opcode, Opcode::Text);
+        assert_eq!(&frame.payload[..], b"hi");
+        assert_eq!(frame.route_id.as_deref(), Some("ws"));
+        assert_eq!(frame.client_ip.as_deref(), Some("203.0.113.9"));
+    }
+
+    #[test]
+    fn other_requests_and_unreadable_frames_are_left_to_the_general_path() {
+        let decode = |json: &str| {
+            decode_frame_request(json.as_bytes(), &mut FrameInterner::default(), |id| {
+                Arc::from(id)
+            })
+            .map(|decoded| decoded.is_ok())
+        };
+        assert_eq!(decode(&request("request_headers", EVENT)), None);
+        assert_eq!(decode(&request("configure", r#"{"config":{}}"#)), None);
+        assert_eq!(
+            decode(&request("web_socket_frame", r#"{"correlation_id":"x"}"#)),
+            None
+        );
+        assert_eq!(decode("not json"), None);
+        // It reads, but its opcode is not one the proxy sends: decoded to an error that keeps
+        // the correlation id, as the general path does.
+        let bad_opcode = EVENT.replace(r#""opcode":"text""#, r#""opcode":"bogus""#);
+        let json = request("web_socket_frame", &bad_opcode);
+        let (id, _) = decode_frame_request(json.as_bytes(), &mut FrameInterner::default(), |id| {
+            Arc::from(id)
+        })
+        .expect("a frame request")
+        .expect_err("an unknown opcode");
+        assert_eq!(id.as_deref(), Some("trace-1"));
+    }
 }
