@@ -1,6 +1,7 @@
 //! The JSON frame event v1 and v2 share (`transport::json_wire`): `decode_frame` and
 //! `correlation_id_of` on raw bytes (half the time) or on an event object built from the input,
-//! then the response encoders on what was decoded.
+//! the v1 one-pass read of the same event in its envelope (`decode_frame_request`, which must
+//! agree with the event alone), then the response encoders on what was decoded.
 //!
 //! Checked: no panic; a decoded frame carries exactly the event's fields (payload = the base64
 //! decoding of `data`); when decoding fails, the correlation id it hands back for the answer is
@@ -20,6 +21,7 @@ use sentinel_ws_agent::transport::json_wire::{
     correlation_id_of, decode_frame, encode_frame_response, encode_plain_response,
     FrameDecodeError, FrameInterner, WireDecision,
 };
+use sentinel_ws_agent::transport::v1::decode_frame_request;
 
 fuzz_target!(|data: &[u8]| {
     let mut input = common::Cursor::new(data);
@@ -34,6 +36,27 @@ fuzz_target!(|data: &[u8]| {
     // fields it ignores, which is harmless; the fields it reads are checked.
     let value: Option<serde_json::Value> =
         serde_json::from_str(&String::from_utf8_lossy(&json)).ok();
+    // The v1 codec reads envelope and event in one pass: it must decode exactly what the event
+    // alone decodes, and leave to the general path (None) or refuse what the event alone refuses.
+    let mut envelope = br#"{"version":1,"event_type":"web_socket_frame","payload":"#.to_vec();
+    envelope.extend_from_slice(&json);
+    envelope.push(b'}');
+    let one_pass = decode_frame_request(&envelope, &mut FrameInterner::default(), |s: &str| {
+        Arc::from(s)
+    });
+    let alone = decode_frame(&json, &mut FrameInterner::default(), |s: &str| Arc::from(s));
+    match (&one_pass, &alone) {
+        (Some(Ok(a)), Ok(b)) => {
+            assert_eq!(
+                (&a.correlation_id, a.opcode, &a.payload, a.direction, a.fin),
+                (&b.correlation_id, b.opcode, &b.payload, b.direction, b.fin)
+            );
+            assert_eq!((&a.route_id, &a.client_ip), (&b.route_id, &b.client_ip));
+        }
+        (Some(Err((a, _))), Err((b, _))) => assert_eq!(a, b),
+        (None, Err(_)) => {}
+        (one_pass, alone) => panic!("one pass {one_pass:?}, the event alone {alone:?}"),
+    }
     match decode_frame(&json, &mut interner, |s: &str| Arc::from(s)) {
         Ok(frame) => {
             let value = value.expect("a decoded event is JSON");
