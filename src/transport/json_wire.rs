@@ -190,6 +190,24 @@ impl FrameEvent<'_> {
     }
 }
 
+/// The answer to a frame event that could not be decoded (v1 and v2 UDS): counted as a protocol
+/// error, logged with the correlation id when it was read, and decided by `--fail-open`.
+pub fn undecodable_frame(
+    agent: &crate::agent::Agent,
+    correlation_id: Option<&str>,
+    error: &FrameDecodeError,
+) -> Verdict {
+    crate::telemetry::Telemetry::get().record_protocol_error();
+    let fail_open = agent.policy().fail_open();
+    tracing::error!(
+        correlation_id = %crate::util::for_log(correlation_id.unwrap_or("")),
+        error = %crate::util::for_log(&error.to_string()),
+        answer = crate::model::failure_answer(fail_open),
+        "undecodable WebSocket frame; answered without inspection"
+    );
+    Verdict::failure(fail_open, crate::model::ReasonCode::UndecodableFrame)
+}
+
 /// Decodes standard base64 into `buffer` and splits the result off as its own [`Bytes`].
 fn decode_base64(data: &[u8], buffer: &mut BytesMut) -> Result<Bytes, base64::DecodeSliceError> {
     let estimate = base64::decoded_len_estimate(data.len());

@@ -169,17 +169,7 @@ async fn answer_frame(
     let verdict = match decoded {
         Ok(frame) => agent.decide(frame).await,
         Err((correlation_id, error)) => {
-            Telemetry::get().record_protocol_error();
-            tracing::error!(
-                correlation_id = %for_log(correlation_id.as_deref().unwrap_or("")),
-                error = %for_log(&error.to_string()),
-                answer = crate::model::failure_answer(agent.policy().fail_open()),
-                "undecodable WebSocket frame; answered without inspection"
-            );
-            Verdict::failure(
-                agent.policy().fail_open(),
-                crate::model::ReasonCode::UndecodableFrame,
-            )
+            json_wire::undecodable_frame(agent, correlation_id.as_deref(), &error)
         }
     };
     json_wire::encode_frame_response(out, V1_VERSION, &verdict, None);

@@ -453,20 +453,11 @@ async fn read_loop<R: AsyncRead + Unpin>(
                         agent.submit(frame, target).await;
                     }
                     Err((correlation_id, error)) => {
-                        Telemetry::get().record_protocol_error();
-                        tracing::error!(
-                            correlation_id = %for_log(correlation_id.as_deref().unwrap_or("")),
-                            error = %for_log(&error.to_string()),
-                            answer = crate::model::failure_answer(agent.policy().fail_open()),
-                            "undecodable WebSocket frame; answered without inspection"
-                        );
                         // Always answered: with the id when it can be read, else with the empty
                         // id such a request carries (an empty body included), so that no peer
                         // waits out its timeout for an answer that never comes.
-                        let verdict = Verdict::failure(
-                            agent.policy().fail_open(),
-                            crate::model::ReasonCode::UndecodableFrame,
-                        );
+                        let verdict =
+                            json_wire::undecodable_frame(agent, correlation_id.as_deref(), &error);
                         let _ = answers.send(Answer {
                             correlation_id: Arc::from(correlation_id.unwrap_or_default()),
                             verdict,
