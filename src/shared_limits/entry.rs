@@ -308,6 +308,18 @@ mod tests {
         }
     }
 
+    /// How many of `frames` one-message frames the lease allows at once (1 ms in).
+    fn allowed_from_lease(state: &mut IpState, l: &IpLimits, frames: usize) -> usize {
+        (0..frames)
+            .filter(|_| {
+                state
+                    .decide(message(1.0), l, Counting::Shared, 1, MS)
+                    .over
+                    .is_none()
+            })
+            .count()
+    }
+
     fn message(bytes: f64) -> Charge {
         Charge {
             messages: 1.0,
@@ -368,14 +380,7 @@ mod tests {
             None
         );
         assert_eq!(state.leased(20, 0), None);
-        let allowed = (0..30)
-            .filter(|_| {
-                state
-                    .decide(message(1.0), &l, Counting::Shared, 1, MS)
-                    .over
-                    .is_none()
-            })
-            .count();
+        let allowed = allowed_from_lease(&mut state, &l, 30);
         assert_eq!(allowed, 20, "the lease, not the local bucket, decides");
         // Low, but the last call was under 100 ms ago: no call yet.
         assert_eq!(
@@ -404,14 +409,7 @@ mod tests {
             "0.2 s of 1/s is one token; the burst asks for five"
         );
         assert_eq!(state.leased(5, 0), None);
-        let allowed = (0..8)
-            .filter(|_| {
-                state
-                    .decide(message(1.0), &l, Counting::Shared, 1, MS)
-                    .over
-                    .is_none()
-            })
-            .count();
+        let allowed = allowed_from_lease(&mut state, &l, 8);
         assert_eq!(allowed, 5, "a burst of five spends the lease at once");
         // At high rates 0.2 s of the rate is the larger block.
         let l = IpLimits {
